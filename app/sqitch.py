@@ -1,0 +1,56 @@
+"""A thin wrapper around the sqitch CLI: the target comes from the settings, and
+pgmq's SQL-only install is loaded first where the server lacks the extension."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from urllib.parse import quote
+
+from psycopg.conninfo import conninfo_to_dict
+
+from app.pgmq_install import ensure_pgmq
+from app.settings import PROJECT_DIR
+
+COMMANDS = ("deploy", "revert", "verify", "status")
+
+
+class SqitchError(RuntimeError):
+    """sqitch is missing or exited non-zero."""
+
+
+def target(conninfo: str) -> tuple[str, dict[str, str]]:
+    """A sqitch target URI without the password, and the environment that carries it."""
+    parts = conninfo_to_dict(conninfo)
+    user = quote(str(parts.get("user", "postgres")), safe="")
+    host = parts.get("host", "127.0.0.1")
+    port = parts.get("port", "5432")
+    dbname = quote(str(parts.get("dbname", "postgres")), safe="")
+    env = {}
+    if parts.get("password"):
+        env["SQITCH_PASSWORD"] = str(parts["password"])
+    return f"db:pg://{user}@{host}:{port}/{dbname}", env
+
+
+def run(command: str, conninfo: str, *args: str, capture: bool = False) -> subprocess.CompletedProcess[str]:
+    if command not in COMMANDS:
+        raise SqitchError(f"unknown sqitch command {command!r}; use one of {', '.join(COMMANDS)}")
+    exe = shutil.which("sqitch")
+    if exe is None:
+        raise SqitchError("sqitch is not installed: apt-get install sqitch libdbd-pg-perl (bin/setup does it)")
+    if command == "deploy":
+        ensure_pgmq(conninfo)
+    uri, extra_env = target(conninfo)
+    env = {**os.environ, **extra_env}
+    # sqitch records who deployed; a CI box may have no name configured.
+    env.setdefault("SQITCH_FULLNAME", "whatsapp-handler")
+    env.setdefault("SQITCH_EMAIL", "whatsapp-handler@localhost")
+    cmd = [exe, command, *args, uri]
+    if command == "revert" and "-y" not in args:
+        cmd.insert(2, "-y")
+    result = subprocess.run(cmd, cwd=PROJECT_DIR, env=env, text=True, capture_output=capture, check=False)
+    if result.returncode != 0:
+        detail = (result.stderr or "").strip().splitlines()[-1:] if capture else []
+        raise SqitchError(f"sqitch {command} failed (exit {result.returncode}){': ' + detail[0] if detail else ''}")
+    return result

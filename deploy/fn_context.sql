@@ -1,0 +1,18 @@
+-- Deploy whatsapp_handler:fn_context to pg
+-- requires: schema_whatsapp_handler
+-- Request context read from settings that the relay sets per transaction
+-- (set_config('whatsapp_handler.correlation_id', id, true)).
+BEGIN;
+SET LOCAL ROLE whatsapp_handler_owner;
+
+CREATE FUNCTION whatsapp_handler.correlation_id()
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, whatsapp_handler, pg_temp
+AS $$
+    SELECT left(nullif(current_setting('whatsapp_handler.correlation_id', true), ''), 128)
+$$;
+COMMENT ON FUNCTION whatsapp_handler.correlation_id() IS
+    'The correlation id of the current request (setting whatsapp_handler.correlation_id, at most 128 characters), or NULL. Raises nothing.';
+
+COMMIT;

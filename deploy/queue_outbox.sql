@@ -1,0 +1,12 @@
+-- Deploy whatsapp_handler:queue_outbox to pg
+-- requires: extension_pgmq role_groups
+-- Created by the deployer (pgmq.create needs CREATE on schema pgmq), then handed to
+-- the owner so that the SECURITY DEFINER functions can pgmq.send into it.
+BEGIN;
+
+DO $$ BEGIN PERFORM pgmq.create('outbox'); END $$;
+ALTER TABLE pgmq.q_outbox OWNER TO whatsapp_handler_owner;
+ALTER TABLE pgmq.a_outbox OWNER TO whatsapp_handler_owner;
+COMMENT ON TABLE pgmq.q_outbox IS 'whatsapp-handler domain events (docs/events.md); grouped per aggregate by header x-pgmq-group.';
+
+COMMIT;

@@ -1,0 +1,17 @@
+-- Revert whatsapp_handler:extension_pgmq from pg
+-- The extension is dropped only when no queue is left in it (dropping it drops every
+-- queue). A SQL-only install is not this change's to remove: it was there before.
+BEGIN;
+
+REVOKE USAGE ON SCHEMA pgmq FROM whatsapp_handler_owner, whatsapp_handler_worker;
+
+DO $$
+BEGIN
+    IF EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'pgmq')
+       AND NOT EXISTS (SELECT FROM pgmq.meta) THEN
+        DROP EXTENSION pgmq;
+    END IF;
+END
+$$;
+
+COMMIT;

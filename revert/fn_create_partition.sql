@@ -1,0 +1,6 @@
+-- Revert whatsapp_handler:fn_create_partition from pg
+BEGIN;
+
+DROP FUNCTION whatsapp_handler.create_partition(regclass, timestamptz, timestamptz);
+
+COMMIT;

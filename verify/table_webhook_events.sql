@@ -1,0 +1,15 @@
+-- Verify whatsapp_handler:table_webhook_events on pg
+BEGIN;
+
+SELECT id, received_at, provider, channel_id, correlation_id, payload, outcome, error
+FROM whatsapp_handler.webhook_events WHERE FALSE;
+SELECT 1 / count(*) FROM pg_catalog.pg_partitioned_table WHERE partrelid = 'whatsapp_handler.webhook_events'::regclass;
+-- A default partition and at least one ranged partition.
+SELECT 1 / count(*) FROM pg_catalog.pg_partition_tree('whatsapp_handler.webhook_events') t
+JOIN pg_catalog.pg_class c ON c.oid = t.relid
+WHERE t.level = 1 AND c.relname IN ('webhook_events_default') HAVING count(*) = 1;
+SELECT 1 / count(*) FROM pg_catalog.pg_partition_tree('whatsapp_handler.webhook_events') t
+JOIN pg_catalog.pg_class c ON c.oid = t.relid
+WHERE t.level = 1 AND c.relname LIKE 'webhook\_events\_p%';
+
+ROLLBACK;
