@@ -51,6 +51,13 @@ def run(command: str, conninfo: str, *args: str, capture: bool = False) -> subpr
         cmd.insert(2, "-y")
     result = subprocess.run(cmd, cwd=PROJECT_DIR, env=env, text=True, capture_output=capture, check=False)
     if result.returncode != 0:
-        detail = (result.stderr or "").strip().splitlines()[-1:] if capture else []
-        raise SqitchError(f"sqitch {command} failed (exit {result.returncode}){': ' + detail[0] if detail else ''}")
+        raise SqitchError(f"sqitch {command} failed (exit {result.returncode}){_first_error(result.stderr)}")
     return result
+
+
+def _first_error(stderr: str | None) -> str:
+    """The line that says what went wrong (psql's ERROR, or sqitch's last word)."""
+    lines = [line.strip() for line in (stderr or "").splitlines() if line.strip()]
+    errors = [line for line in lines if "ERROR:" in line or "HINT:" in line]
+    picked = errors or lines[-1:]
+    return ": " + " ".join(picked) if picked else ""

@@ -7,7 +7,7 @@ SELECT 1 / count(*) FROM pg_catalog.pg_partitioned_table WHERE partrelid = 'what
 -- A default partition and at least one ranged partition.
 SELECT 1 / count(*) FROM pg_catalog.pg_partition_tree('whatsapp_handler.webhook_events') t
 JOIN pg_catalog.pg_class c ON c.oid = t.relid
-WHERE t.level = 1 AND c.relname IN ('webhook_events_default') HAVING count(*) = 1;
+WHERE t.level = 1 AND c.relname = 'webhook_events_default';
 SELECT 1 / count(*) FROM pg_catalog.pg_partition_tree('whatsapp_handler.webhook_events') t
 JOIN pg_catalog.pg_class c ON c.oid = t.relid
 WHERE t.level = 1 AND c.relname LIKE 'webhook\_events\_p%';

@@ -1,0 +1,127 @@
+"""One PostgreSQL cluster per test session, a template database deployed by the real
+sqitch, and a fresh database per test cloned from it.
+
+pg_cron can only be created in its own database (cron.database_name) and its
+launcher stays connected there, which would stop that database from serving as a
+template. So the session deploys the template while it is pg_cron's database, then
+restarts the cluster with pg_cron pointed at a clone (CRON_DB): the template is
+left unconnected and every test database is a copy with pg_cron's tables in it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import socket
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+from pytest_postgresql.janitor import DatabaseJanitor
+
+from app import sqitch
+from app.cluster import LocalCluster
+from app.settings import Settings
+
+TEMPLATE_DB = "wh_template"
+CRON_DB = "wh_cron"
+LOGIN_PASSWORD = "test-password"
+# A login user per group role, made once per session (roles are cluster-wide).
+LOGINS = {
+    "relay": "whatsapp_handler_relay",
+    "worker": "whatsapp_handler_worker",
+    "analyst": "whatsapp_handler_analyst",
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[LocalCluster]:
+    home = Path(tempfile.mkdtemp(prefix="wh-test-pg-"))
+    # Speed over durability: this cluster's data dies with the session (never benchmark on it).
+    fast = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off", "max_connections": "200"}
+    pg = LocalCluster(home=home, port=_free_port(), bindir=Settings().pg_bindir, settings=fast)
+    pg.init()
+    pg.configure(cron_database=TEMPLATE_DB)
+    pg.start()
+    try:
+        pg.ensure_database(TEMPLATE_DB)
+        sqitch.run("deploy", pg.url(TEMPLATE_DB), capture=True)
+        _create_logins(pg)
+        pg.stop()
+        pg.configure(cron_database=CRON_DB)
+        pg.start()
+        pg.ensure_database(CRON_DB, template=TEMPLATE_DB)
+        yield pg
+    finally:
+        pg.stop("immediate")
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _create_logins(pg: LocalCluster) -> None:
+    with psycopg.connect(pg.url("postgres"), autocommit=True) as conn:
+        for login, group in LOGINS.items():
+            conn.execute(f"CREATE ROLE wh_test_{login} LOGIN PASSWORD '{LOGIN_PASSWORD}' IN ROLE {group}")
+
+
+_db_numbers = itertools.count()
+
+
+@pytest.fixture
+def db_name(cluster: LocalCluster) -> Iterator[str]:
+    name = f"wh_test_{next(_db_numbers)}"
+    janitor = DatabaseJanitor(
+        user="postgres",
+        host="127.0.0.1",
+        port=cluster.port,
+        password=cluster.password(),
+        dbname=name,
+        template_dbname=TEMPLATE_DB,
+    )
+    with janitor:
+        yield name
+
+
+@pytest.fixture
+def db_url(cluster: LocalCluster, db_name: str) -> str:
+    """Superuser conninfo of this test's fresh database."""
+    return cluster.url(db_name)
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[psycopg.Connection]:
+    """A superuser connection in autocommit: each call commits, as a caller's would."""
+    with psycopg.connect(db_url, autocommit=True, row_factory=dict_row) as conn:
+        yield conn
+
+
+@pytest.fixture
+def connect_as(cluster: LocalCluster, db_name: str) -> Iterator:
+    """connect_as('relay') -> an autocommit connection as that role's login user."""
+    opened: list[psycopg.Connection] = []
+
+    def _connect(login: str) -> psycopg.Connection:
+        conn = psycopg.connect(
+            cluster.url(db_name, user=f"wh_test_{login}", password=LOGIN_PASSWORD), autocommit=True, row_factory=dict_row
+        )
+        opened.append(conn)
+        return conn
+
+    yield _connect
+    for conn in opened:
+        conn.close()
+
+
+@pytest.fixture
+def channel_id(db: psycopg.Connection) -> int:
+    return db.execute(
+        "SELECT whatsapp_handler.add_channel('meta', '1234567890', '+15550001111', 'Support') AS id"
+    ).fetchone()["id"]

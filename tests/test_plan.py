@@ -1,0 +1,116 @@
+"""The sqitch plan, driven by the real sqitch: deploy, verify, revert all, deploy again;
+verify scripts that fail when their object is wrong; clear errors on a server that
+lacks a prerequisite."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import psycopg
+import pytest
+
+from app import sqitch
+from app.pgmq_install import ensure_pgmq
+from app.settings import PROJECT_DIR
+from tests.conftest import CRON_DB
+
+PROJECT_ROLES = ("whatsapp_handler_owner", "whatsapp_handler_relay", "whatsapp_handler_worker", "whatsapp_handler_analyst")
+
+
+def plan_changes() -> list[str]:
+    lines = (PROJECT_DIR / "sqitch.plan").read_text().splitlines()
+    return [line.split()[0] for line in lines if line and not line.startswith(("%", "#", "@"))]
+
+
+def project_leftovers(conninfo: str) -> list[str]:
+    """Anything of the project still in the database: schema, queues, objects owned
+    by or privileges granted to its roles, default privileges."""
+    with psycopg.connect(conninfo) as conn:
+        found = conn.execute(
+            """
+            SELECT 'schema ' || nspname FROM pg_namespace WHERE nspname IN ('whatsapp_handler', 'analytics')
+            UNION ALL
+            SELECT 'queue table ' || relname FROM pg_class
+            WHERE relnamespace = to_regnamespace('pgmq') AND relname ~ '^[qa]_(outbox|outbound)'
+            UNION ALL
+            SELECT 'dependency of ' || r.rolname || ' on ' || d.classid::regclass
+            FROM pg_shdepend d JOIN pg_roles r ON r.oid = d.refobjid
+            WHERE d.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+              AND r.rolname = ANY (%s)
+            """,
+            (list(PROJECT_ROLES),),
+        ).fetchall()
+    return [row[0] for row in found]
+
+
+def test_every_change_has_three_scripts():
+    for change in plan_changes():
+        for kind in ("deploy", "revert", "verify"):
+            script = PROJECT_DIR / kind / f"{change}.sql"
+            assert script.is_file() and script.read_text().strip(), f"{kind}/{change}.sql missing or empty"
+            assert script.read_text().startswith(f"-- {kind.capitalize()} whatsapp_handler:{change}")
+
+
+def test_round_trip_leaves_nothing_behind(cluster):
+    # pg_cron can only be created in its own database, so the full cycle runs there.
+    url = cluster.url(CRON_DB)
+    sqitch.run("verify", url, capture=True)
+
+    sqitch.run("revert", url, capture=True)
+    assert project_leftovers(url) == []
+    with psycopg.connect(url) as conn:
+        remaining = conn.execute("SELECT extname FROM pg_extension WHERE extname IN ('pg_cron', 'pgcrypto')").fetchall()
+    assert remaining == []
+
+    sqitch.run("deploy", url, capture=True)
+    sqitch.run("verify", url, capture=True)
+    status = sqitch.run("status", url, capture=True).stdout
+    assert "Nothing to deploy (up-to-date)" in status
+
+
+@pytest.mark.parametrize(
+    ("breakage", "change"),
+    [
+        ("DROP FUNCTION whatsapp_handler.verify_otp(text, text)", "fn_verify_otp"),
+        ("GRANT EXECUTE ON FUNCTION whatsapp_handler.erase_user(bigint) TO PUBLIC", "fn_erase_user"),
+        ("ALTER TABLE whatsapp_handler.users DROP CONSTRAINT users_phone_e164", "table_users"),
+        ("GRANT INSERT ON pgmq.q_outbound TO whatsapp_handler_worker", "queue_outbound"),
+        ("ALTER FUNCTION whatsapp_handler.request_otp(text, bigint) SECURITY INVOKER", "fn_request_otp"),
+        ("ALTER FUNCTION whatsapp_handler.register_user(text, bigint, text) RESET search_path", "fn_register_user"),
+    ],
+)
+def test_verify_fails_when_an_object_is_wrong(db, db_url, breakage, change):
+    sqitch.run("verify", db_url, capture=True)
+    db.execute(breakage)
+    with pytest.raises(sqitch.SqitchError):
+        sqitch.run("verify", db_url, capture=True)
+    result = _sqitch("verify", "--from", change, "--to", change, url=db_url)
+    assert result.returncode != 0, result.stdout
+    assert "not ok" in result.stdout
+
+
+def test_plain_sqitch_explains_a_missing_pgmq(cluster, db):
+    db.execute("CREATE DATABASE wh_no_pgmq")
+    url = cluster.url("wh_no_pgmq")
+    result = _sqitch("deploy", "--to", "extension_pgmq", url=url)
+    assert result.returncode != 0
+    # pg_cron comes first in the plan and this is not pg_cron's database: its hint shows.
+    assert "cron.database_name" in result.stderr
+
+
+def _sqitch(*args: str, url: str) -> subprocess.CompletedProcess[str]:
+    """Plain sqitch, as a DBA runs it, against url."""
+    uri, env = sqitch.target(url)
+    return subprocess.run(
+        ["sqitch", *args, uri], cwd=PROJECT_DIR, env={**os.environ, **env}, capture_output=True, text=True, check=False
+    )
+
+
+def test_wrapper_loads_pgmq_sql_only_install_once(cluster, db):
+    db.execute("CREATE DATABASE wh_pgmq_only")
+    url = cluster.url("wh_pgmq_only")
+    assert ensure_pgmq(url) is True
+    assert ensure_pgmq(url) is False  # found the second time: never loaded twice
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT to_regprocedure('pgmq.send(text,jsonb)') IS NOT NULL").fetchone()[0]
