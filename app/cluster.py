@@ -147,7 +147,17 @@ class LocalCluster:
         if self.is_running():
             return
         try:
-            self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_file), "-w", "-t", "60", "start")
+            self._run(
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.log_file),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            )
         except ClusterError as exc:
             raise ClusterError(f"{exc} (server log: {self.log_file})") from None
 

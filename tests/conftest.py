@@ -110,7 +110,9 @@ def connect_as(cluster: LocalCluster, db_name: str) -> Iterator:
 
     def _connect(login: str) -> psycopg.Connection:
         conn = psycopg.connect(
-            cluster.url(db_name, user=f"wh_test_{login}", password=LOGIN_PASSWORD), autocommit=True, row_factory=dict_row
+            cluster.url(db_name, user=f"wh_test_{login}", password=LOGIN_PASSWORD),
+            autocommit=True,
+            row_factory=dict_row,
         )
         opened.append(conn)
         return conn

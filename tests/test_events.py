@@ -23,7 +23,9 @@ CHANGES = [
 
 @pytest.fixture
 def uid(db, channel_id) -> int:
-    return db.execute("SELECT user_id FROM whatsapp_handler.register_user(%s, %s)", (PHONE, channel_id)).fetchone()["user_id"]
+    return db.execute("SELECT user_id FROM whatsapp_handler.register_user(%s, %s)", (PHONE, channel_id)).fetchone()[
+        "user_id"
+    ]
 
 
 def _count(db) -> int:

@@ -12,25 +12,35 @@ PHONE = "+447700900123"
 def seed_history(db, channel_id) -> int:
     """A user with preferences, an OTP challenge, an inbound message from a raw
     webhook, an outbound message with a status, and an archived event."""
-    uid = db.execute("SELECT user_id FROM whatsapp_handler.register_user(%s, %s, 'Ana')", (PHONE, channel_id)).fetchone()["user_id"]
-    db.execute("SELECT whatsapp_handler.set_user_preferences(%s, '{\"language\": \"pt-BR\"}')", (uid,))
+    uid = db.execute(
+        "SELECT user_id FROM whatsapp_handler.register_user(%s, %s, 'Ana')", (PHONE, channel_id)
+    ).fetchone()["user_id"]
+    db.execute('SELECT whatsapp_handler.set_user_preferences(%s, \'{"language": "pt-BR"}\')', (uid,))
     db.execute("SELECT whatsapp_handler.request_otp(%s, %s)", (PHONE, channel_id))
     wh = db.execute(
-        "INSERT INTO whatsapp_handler.webhook_events (provider, channel_id, payload) VALUES ('meta', %s, %s) RETURNING id",
+        "INSERT INTO whatsapp_handler.webhook_events (provider, channel_id, payload)"
+        " VALUES ('meta', %s, %s) RETURNING id",
         (channel_id, json.dumps({"from": PHONE, "text": "hello, my secret"})),
     ).fetchone()["id"]
-    for direction, pmid, body, status in (("inbound", "wamid.IN1", "hello, my secret", "received"), ("outbound", "wamid.OUT1", "welcome", "sent")):
+    for direction, pmid, body, status in (
+        ("inbound", "wamid.IN1", "hello, my secret", "received"),
+        ("outbound", "wamid.OUT1", "welcome", "sent"),
+    ):
         mid = db.execute(
-            """INSERT INTO whatsapp_handler.messages (channel_id, user_id, direction, provider_message_id, message_type, body, status, webhook_event_id)
+            """INSERT INTO whatsapp_handler.messages
+                   (channel_id, user_id, direction, provider_message_id, message_type, body, status, webhook_event_id)
                VALUES (%s, %s, %s, %s, 'text', %s, %s, %s) RETURNING id, created_at""",
             (channel_id, uid, direction, pmid, body, status, wh if direction == "inbound" else None),
         ).fetchone()
         db.execute(
-            "INSERT INTO whatsapp_handler.message_keys VALUES (%s, %s, %s, %s)", (channel_id, pmid, mid["id"], mid["created_at"])
+            "INSERT INTO whatsapp_handler.message_keys VALUES (%s, %s, %s, %s)",
+            (channel_id, pmid, mid["id"], mid["created_at"]),
         )
     db.execute(
-        """INSERT INTO whatsapp_handler.message_status_events (channel_id, provider_message_id, status, occurred_at, errors)
-           VALUES (%s, 'wamid.OUT1', 'failed', now(), '[{"code": 131026, "title": "undeliverable to +447700900123"}]')""",
+        """INSERT INTO whatsapp_handler.message_status_events
+               (channel_id, provider_message_id, status, occurred_at, errors)
+           VALUES (%s, 'wamid.OUT1', 'failed', now(),
+                   '[{"code": 131026, "title": "undeliverable to +447700900123"}]')""",
         (channel_id,),
     )
     # A consumer already handled the first event: it sits in the archive.
@@ -59,8 +69,13 @@ def test_erase_removes_personal_data_and_keeps_anonymous_history(db, channel_id)
 
     u = db.execute("SELECT * FROM whatsapp_handler.users WHERE id = %s", (uid,)).fetchone()
     assert (u["phone"], u["display_name"]) == (None, None) and u["erased_at"] is not None
-    msgs = db.execute("SELECT direction, message_type, status, body, media FROM whatsapp_handler.messages ORDER BY id").fetchall()
-    assert [(m["direction"], m["message_type"], m["status"]) for m in msgs] == [("inbound", "text", "received"), ("outbound", "text", "sent")]
+    msgs = db.execute(
+        "SELECT direction, message_type, status, body, media FROM whatsapp_handler.messages ORDER BY id"
+    ).fetchall()
+    assert [(m["direction"], m["message_type"], m["status"]) for m in msgs] == [
+        ("inbound", "text", "received"),
+        ("outbound", "text", "sent"),
+    ]
     assert all(m["body"] is None and m["media"] is None for m in msgs)
     for table in ("webhook_events", "otp_challenges", "user_preferences"):
         assert db.execute(f"SELECT count(*) AS n FROM whatsapp_handler.{table}").fetchone()["n"] == 0, table
@@ -75,7 +90,9 @@ def test_erase_removes_personal_data_and_keeps_anonymous_history(db, channel_id)
            WHERE n.nspname IN ('whatsapp_handler', 'pgmq') AND c.relkind = 'r' AND c.relname <> 'q_outbox'"""
     ).fetchall()
     for row in tables:
-        n = db.execute(f"SELECT count(*) AS n FROM {row['t']} x WHERE x::text LIKE %s", (f"%{PHONE[1:]}%",)).fetchone()["n"]
+        n = db.execute(f"SELECT count(*) AS n FROM {row['t']} x WHERE x::text LIKE %s", (f"%{PHONE[1:]}%",)).fetchone()[
+            "n"
+        ]
         assert n == 0, row["t"]
     assert outbox_events(db)[-1]["type"] == "user.erased"
 

@@ -109,7 +109,10 @@ def test_wrong_codes_count_and_the_fifth_locks(db, channel_id):
 def test_expired_code_is_refused(db, channel_id):
     request(db, channel_id)
     code = latest_code(db)
-    db.execute("UPDATE whatsapp_handler.otp_challenges SET created_at = now() - interval '11 minutes', expires_at = now() - interval '1 minute'")
+    db.execute(
+        "UPDATE whatsapp_handler.otp_challenges"
+        " SET created_at = now() - interval '11 minutes', expires_at = now() - interval '1 minute'"
+    )
     assert verify(db, code) == "expired"
     assert verify(db, code) == "expired"
     assert challenges(db)[0]["status"] == "expired"

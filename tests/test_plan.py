@@ -15,7 +15,12 @@ from app.pgmq_install import ensure_pgmq
 from app.settings import PROJECT_DIR
 from tests.conftest import CRON_DB
 
-PROJECT_ROLES = ("whatsapp_handler_owner", "whatsapp_handler_relay", "whatsapp_handler_worker", "whatsapp_handler_analyst")
+PROJECT_ROLES = (
+    "whatsapp_handler_owner",
+    "whatsapp_handler_relay",
+    "whatsapp_handler_worker",
+    "whatsapp_handler_analyst",
+)
 
 
 def plan_changes() -> list[str]:

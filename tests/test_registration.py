@@ -28,9 +28,13 @@ def test_register_creates_user_preferences_conversation_and_one_event(db, channe
     assert row["created"] is True
     u = user(db, row["user_id"])
     assert (u["phone"], u["display_name"], u["registered_at"]) == (PHONE, "Ana", None)
-    prefs = db.execute("SELECT * FROM whatsapp_handler.user_preferences WHERE user_id = %s", (row["user_id"],)).fetchone()
+    prefs = db.execute(
+        "SELECT * FROM whatsapp_handler.user_preferences WHERE user_id = %s", (row["user_id"],)
+    ).fetchone()
     assert (prefs["language"], prefs["notifications_enabled"], prefs["timezone"]) == ("en-GB", True, "UTC")
-    convs = db.execute("SELECT state FROM whatsapp_handler.conversations WHERE user_id = %s", (row["user_id"],)).fetchall()
+    convs = db.execute(
+        "SELECT state FROM whatsapp_handler.conversations WHERE user_id = %s", (row["user_id"],)
+    ).fetchall()
     assert convs == [{"state": "new"}]
 
     [event] = outbox_events(db)
@@ -52,10 +56,14 @@ def test_register_again_is_idempotent(db, channel_id):
 
 
 def test_register_on_a_second_channel_adds_a_conversation(db, channel_id):
-    other = db.execute("SELECT whatsapp_handler.add_channel('twilio', 'whatsapp:+15550002222', '+15550002222', 'Sales') AS id").fetchone()["id"]
+    other = db.execute(
+        "SELECT whatsapp_handler.add_channel('twilio', 'whatsapp:+15550002222', '+15550002222', 'Sales') AS id"
+    ).fetchone()["id"]
     uid = register(db, channel_id=channel_id)["user_id"]
     register(db, channel_id=other)
-    n = db.execute("SELECT count(*) AS n FROM whatsapp_handler.conversations WHERE user_id = %s", (uid,)).fetchone()["n"]
+    n = db.execute("SELECT count(*) AS n FROM whatsapp_handler.conversations WHERE user_id = %s", (uid,)).fetchone()[
+        "n"
+    ]
     assert n == 2
 
 
@@ -67,7 +75,9 @@ def test_concurrent_registrations_make_one_user(db_url, db, channel_id):
         try:
             with psycopg.connect(db_url, autocommit=True) as conn:
                 barrier.wait()
-                results.append(conn.execute("SELECT * FROM whatsapp_handler.register_user(%s, %s)", (PHONE, channel_id)).fetchone())
+                results.append(
+                    conn.execute("SELECT * FROM whatsapp_handler.register_user(%s, %s)", (PHONE, channel_id)).fetchone()
+                )
         except Exception as exc:  # surfaced by the assertion below
             errors.append(exc)
 
@@ -85,7 +95,16 @@ def test_concurrent_registrations_make_one_user(db_url, db, channel_id):
 
 @pytest.mark.parametrize(
     "phone",
-    ["447700900123", "+0447700900123", "+44 7700 900123", "+44770090012345678", "+12345", "", "whatsapp:+447700900123", None],
+    [
+        "447700900123",
+        "+0447700900123",
+        "+44 7700 900123",
+        "+44770090012345678",
+        "+12345",
+        "",
+        "whatsapp:+447700900123",
+        None,
+    ],
 )
 def test_register_rejects_malformed_phones(db, channel_id, phone):
     with raises_sqlstate("WH001"):
@@ -170,9 +189,11 @@ def test_set_preferences_partial_update_and_event_with_changes(db, channel_id):
         "auto_claim": False,
     }
     [event] = outbox_events(db, "user.preferences_updated")
-    assert event["payload"] == {"changed": {"language": "pt-BR", "timezone": "America/Sao_Paulo", "delay_threshold_minutes": 30}}
+    assert event["payload"] == {
+        "changed": {"language": "pt-BR", "timezone": "America/Sao_Paulo", "delay_threshold_minutes": 30}
+    }
     # The same values again change nothing and announce nothing.
-    db.execute("SELECT whatsapp_handler.set_user_preferences(%s, '{\"language\": \"pt-BR\"}')", (uid,))
+    db.execute('SELECT whatsapp_handler.set_user_preferences(%s, \'{"language": "pt-BR"}\')', (uid,))
     assert len(outbox_events(db, "user.preferences_updated")) == 1
 
 
@@ -187,15 +208,17 @@ def test_set_preferences_partial_update_and_event_with_changes(db, channel_id):
         '{"delay_threshold_minutes": -1}',
         '{"delay_threshold_minutes": 1441}',
         '{"delay_threshold_minutes": 2.5}',
-        '[]',
-        'null',
+        "[]",
+        "null",
     ],
 )
 def test_set_preferences_rejects_bad_input_without_writing(db, channel_id, changes):
     uid = register(db, channel_id=channel_id)["user_id"]
     with raises_sqlstate("WH008"):
         db.execute("SELECT whatsapp_handler.set_user_preferences(%s, %s::jsonb)", (uid, changes))
-    prefs = db.execute("SELECT language, delay_threshold_minutes FROM whatsapp_handler.user_preferences WHERE user_id = %s", (uid,)).fetchone()
+    prefs = db.execute(
+        "SELECT language, delay_threshold_minutes FROM whatsapp_handler.user_preferences WHERE user_id = %s", (uid,)
+    ).fetchone()
     assert prefs == {"language": "en-GB", "delay_threshold_minutes": 15}
     assert outbox_events(db, "user.preferences_updated") == []
 
