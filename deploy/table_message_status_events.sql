@@ -25,14 +25,7 @@ COMMENT ON COLUMN whatsapp_handler.message_status_events.occurred_at IS 'The pro
 CREATE INDEX message_status_events_key_idx ON whatsapp_handler.message_status_events (channel_id, provider_message_id);
 
 CREATE TABLE whatsapp_handler.message_status_events_default PARTITION OF whatsapp_handler.message_status_events DEFAULT;
-DO $$
-BEGIN
-    PERFORM whatsapp_handler.create_partition('whatsapp_handler.message_status_events', m, m + interval '1 month')
-    FROM generate_series(date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC',
-                         date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' + interval '2 months',
-                         interval '1 month') AS m;
-END
-$$;
+DO $$ BEGIN PERFORM whatsapp_handler.create_partitions('whatsapp_handler.message_status_events', 'month', 2); END $$;
 
 
 COMMIT;

@@ -47,14 +47,7 @@ CREATE INDEX messages_user_created_idx ON whatsapp_handler.messages (user_id, cr
 CREATE INDEX messages_webhook_event_idx ON whatsapp_handler.messages (webhook_event_id) WHERE webhook_event_id IS NOT NULL;
 
 CREATE TABLE whatsapp_handler.messages_default PARTITION OF whatsapp_handler.messages DEFAULT;
-DO $$
-BEGIN
-    PERFORM whatsapp_handler.create_partition('whatsapp_handler.messages', m, m + interval '1 month')
-    FROM generate_series(date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC',
-                         date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' + interval '2 months',
-                         interval '1 month') AS m;
-END
-$$;
+DO $$ BEGIN PERFORM whatsapp_handler.create_partitions('whatsapp_handler.messages', 'month', 2); END $$;
 
 
 COMMIT;

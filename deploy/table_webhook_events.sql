@@ -23,14 +23,7 @@ COMMENT ON COLUMN whatsapp_handler.webhook_events.outcome IS 'stored: kept raw; 
 -- A catch-all so that a missing partition can never lose a webhook; the maintenance
 -- job creates partitions ahead so it stays empty.
 CREATE TABLE whatsapp_handler.webhook_events_default PARTITION OF whatsapp_handler.webhook_events DEFAULT;
-DO $$
-BEGIN
-    PERFORM whatsapp_handler.create_partition('whatsapp_handler.webhook_events', d, d + interval '1 day')
-    FROM generate_series(date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC',
-                         date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' + interval '7 days',
-                         interval '1 day') AS d;
-END
-$$;
+DO $$ BEGIN PERFORM whatsapp_handler.create_partitions('whatsapp_handler.webhook_events', 'day', 7); END $$;
 
 
 COMMIT;
