@@ -1,0 +1,181 @@
+"""The `whatsapp-handler` command: deploy the database, run the embedded cluster, serve HTTP."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from importlib.util import find_spec
+
+import psycopg
+from pydantic import ValidationError
+
+from app import database, sqitch
+from app.cluster import ClusterError
+from app.settings import Settings, get_settings
+
+PROG = "whatsapp-handler"
+URL_VAR = "WHATSAPP_HANDLER_DATABASE_URL"
+EXIT_RUNTIME = 1
+EXIT_USAGE = 2
+EXIT_NOT_RUNNING = 3
+
+log = logging.getLogger(PROG)
+
+
+class UsageError(Exception):
+    """The command line asks for something the command refuses to do."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        # argparse would print the whole usage block; one line is easier to spot in logs.
+        sys.stderr.write(f"{PROG}: error: {message} (see `{self.prog} --help`)\n")
+        sys.exit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
+        description="Database-first WhatsApp webhook relay. Settings come from WHATSAPP_HANDLER_* variables "
+        f"(or .env); with no {URL_VAR} the service runs on an embedded PostgreSQL cluster.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{db,cluster,serve}")
+
+    db = commands.add_parser("db", help="deploy, revert, verify or inspect the sqitch plan")
+    db_commands = db.add_subparsers(dest="action", required=True, metavar="{deploy,revert,verify,status}")
+    to_help = "stop at this change (sqitch's --to)"
+    deploy = db_commands.add_parser("deploy", help="deploy the plan (loads SQL-only pgmq first when needed)")
+    deploy.add_argument("--to", metavar="CHANGE", help=to_help)
+    revert = db_commands.add_parser("revert", help="revert changes; without --to, every change")
+    revert.add_argument("--to", metavar="CHANGE", help="revert the changes after this one")
+    revert.add_argument("--yes", action="store_true", help="confirm: revert runs without asking")
+    verify = db_commands.add_parser("verify", help="run every deployed change's verify script")
+    verify.add_argument("--to", metavar="CHANGE", help=to_help)
+    db_commands.add_parser("status", help="show the deployed change and what is left to deploy")
+
+    cluster = commands.add_parser("cluster", help="manage the embedded PostgreSQL cluster")
+    cluster_commands = cluster.add_subparsers(dest="action", required=True, metavar="{start,stop,status}")
+    cluster_commands.add_parser("start", help="create (first time) and start the cluster; prints its conninfo")
+    cluster_commands.add_parser("stop", help="stop the cluster (fast shutdown)")
+    cluster_commands.add_parser(
+        "status", help=f"say whether the cluster runs; exit {EXIT_NOT_RUNNING} when it does not"
+    )
+
+    commands.add_parser(
+        "serve",
+        help="resolve the database, deploy the plan, then serve HTTP",
+        description="Start the embedded cluster when no database URL is set, deploy the plan, "
+        "and serve the HTTP app with granian on WHATSAPP_HANDLER_HTTP_HOST:WHATSAPP_HANDLER_HTTP_PORT.",
+    )
+    return parser
+
+
+def db_command(settings: Settings, action: str, to: str | None, yes: bool) -> int:
+    if action == "revert" and not yes:
+        raise UsageError("revert needs --yes (without --to it reverts every change of the plan)")
+    conninfo = database.resolve_conninfo(settings)
+    # Fail on an unreachable server with psycopg's one clear message, before sqitch prints its own.
+    with psycopg.connect(conninfo, connect_timeout=10):
+        pass
+    extra = ("--to", to) if to else ()
+    result = sqitch.run(action, conninfo, *extra, capture=True)
+    sys.stdout.write(result.stdout)
+    sys.stderr.write(result.stderr)
+    return 0
+
+
+def cluster_command(settings: Settings, action: str) -> int:
+    if settings.database_url is not None:
+        shown = database.mask(settings.database_url.get_secret_value())
+        if action == "status":
+            print(f"no embedded cluster: an external database is configured ({shown})")
+            return 0
+        raise ClusterError(f"an external database is configured ({URL_VAR}={shown}); there is no cluster to {action}")
+    cluster = database.embedded_cluster(settings)
+    if action == "start":
+        print(database.mask(database.resolve_conninfo(settings)))
+        return 0
+    if action == "stop":
+        cluster.stop()
+        print(f"embedded cluster in {cluster.home} is stopped")
+        return 0
+    if not (cluster.data_dir / "PG_VERSION").exists():
+        print(f"no embedded cluster in {cluster.home} (`{PROG} cluster start` creates it)")
+        return EXIT_NOT_RUNNING
+    running = cluster.is_running()
+    print(f"embedded cluster in {cluster.home} on 127.0.0.1:{cluster.port}: {'running' if running else 'stopped'}")
+    return 0 if running else EXIT_NOT_RUNNING
+
+
+def serve(settings: Settings) -> int:
+    from granian import Granian
+    from granian.constants import Interfaces, Loops
+    from granian.log import LogLevels
+
+    conninfo = database.resolve_conninfo(settings)
+    for line in sqitch.run("deploy", conninfo, capture=True).stdout.splitlines():
+        log.info("%s", line)
+    # The app runs in granian's worker processes and never starts a cluster itself:
+    # it finds the database that was resolved here in its environment.
+    os.environ.setdefault(URL_VAR, conninfo)
+    server = Granian(
+        "app.web:create_app",
+        address=settings.http_host,
+        port=settings.http_port,
+        interface=Interfaces.ASGI,
+        factory=True,
+        workers=1,
+        loop=Loops.uvloop if find_spec("uvloop") else Loops.asyncio,
+        log_level=LogLevels(settings.log_level.lower()),
+    )
+    server.serve()
+    return 0
+
+
+def _one_line(exc: BaseException, settings: Settings | None) -> str:
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    url = settings.database_url.get_secret_value() if settings and settings.database_url else None
+    if url:
+        message = message.replace(url, database.mask(url))
+        secret = database.password_of(url)
+        if secret:
+            message = message.replace(secret, database.MASK)
+    return message
+
+
+def _settings_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    field = "_".join(str(part) for part in first["loc"]).upper()
+    # The input value is left out on purpose: it may be a secret.
+    return f"invalid setting WHATSAPP_HANDLER_{field}: {first['msg']}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format=f"{PROG}: %(message)s", stream=sys.stderr)
+    settings: Settings | None = None
+    try:
+        settings = get_settings()
+        logging.getLogger().setLevel(settings.log_level)
+        if args.command == "db":
+            return db_command(settings, args.action, getattr(args, "to", None), getattr(args, "yes", False))
+        if args.command == "cluster":
+            return cluster_command(settings, args.action)
+        return serve(settings)
+    except UsageError as exc:
+        sys.stderr.write(f"{PROG}: error: {exc}\n")
+        return EXIT_USAGE
+    except ValidationError as exc:
+        sys.stderr.write(f"{PROG}: error: {_settings_error(exc)}\n")
+        return EXIT_RUNTIME
+    except (sqitch.SqitchError, ClusterError, psycopg.Error, OSError) as exc:
+        sys.stderr.write(f"{PROG}: error: {_one_line(exc, settings)}\n")
+        return EXIT_RUNTIME
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
