@@ -23,5 +23,7 @@ END
 $$;
 
 GRANT USAGE ON SCHEMA pgmq TO whatsapp_handler_owner, whatsapp_handler_worker;
+-- The owner lists queues (pgmq.meta) to report their depth.
+GRANT SELECT ON pgmq.meta TO whatsapp_handler_owner;
 
 COMMIT;

@@ -9,7 +9,7 @@ CREATE TABLE whatsapp_handler.conversations (
     channel_id     bigint NOT NULL REFERENCES whatsapp_handler.channels (id),
     state          text NOT NULL DEFAULT 'new'
                    CONSTRAINT conversations_state_known
-                   CHECK (state IN ('new', 'awaiting_terms', 'active', 'awaiting_delete_confirmation', 'opted_out')),
+                   CHECK (state IN ('new', 'awaiting_terms', 'active', 'awaiting_delete_confirmation', 'opted_out', 'closed')),
     context        jsonb NOT NULL DEFAULT '{}'
                    CONSTRAINT conversations_context_object CHECK (jsonb_typeof(context) = 'object'),
     state_changed_at timestamptz NOT NULL DEFAULT now(),
@@ -18,7 +18,7 @@ CREATE TABLE whatsapp_handler.conversations (
     CONSTRAINT conversations_user_channel_unique UNIQUE (user_id, channel_id)
 );
 COMMENT ON TABLE whatsapp_handler.conversations IS 'The state machine of one user on one channel (one row per pair).';
-COMMENT ON COLUMN whatsapp_handler.conversations.state IS 'new → awaiting_terms → active; awaiting_delete_confirmation after DELETE; opted_out after STOP.';
+COMMENT ON COLUMN whatsapp_handler.conversations.state IS 'new → awaiting_terms → active; opted_out after STOP (until START); awaiting_delete_confirmation after DELETE; closed once the user is erased.';
 COMMENT ON COLUMN whatsapp_handler.conversations.context IS 'State-specific data (e.g. what a confirmation refers to). Never personal data beyond ids.';
 
 -- Lookups by channel (webhooks arrive per channel); (user_id, channel_id) is covered by the unique constraint.

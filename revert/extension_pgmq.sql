@@ -3,6 +3,7 @@
 -- queue). A SQL-only install is not this change's to remove: it was there before.
 BEGIN;
 
+REVOKE SELECT ON pgmq.meta FROM whatsapp_handler_owner;
 REVOKE USAGE ON SCHEMA pgmq FROM whatsapp_handler_owner, whatsapp_handler_worker;
 
 DO $$

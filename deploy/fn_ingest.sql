@@ -1,0 +1,97 @@
+-- Deploy whatsapp_handler:fn_ingest to pg
+-- requires: fn_normalise_meta fn_normalise_twilio fn_normalise_evolution table_webhook_events queue_inbound_dlq fn_context
+-- The relay's one call per webhook. The raw body is stored first; normalising it
+-- runs in a savepoint, so content that cannot be understood (or a bug) leaves the
+-- raw event committed with a dead letter pointing at it, and the provider gets its
+-- 200 (a retry would only bring the same body again).
+BEGIN;
+SET LOCAL ROLE whatsapp_handler_owner;
+
+CREATE FUNCTION whatsapp_handler._normalise(p_provider whatsapp_handler.provider, p_payload jsonb, p_webhook_event_id bigint)
+RETURNS jsonb
+LANGUAGE sql
+SET search_path = pg_catalog, whatsapp_handler, pg_temp
+AS $$
+    SELECT CASE p_provider
+        WHEN 'meta' THEN _normalise_meta(p_payload, p_webhook_event_id)
+        WHEN 'twilio' THEN _normalise_twilio(p_payload, p_webhook_event_id)
+        WHEN 'evolution' THEN _normalise_evolution(p_payload, p_webhook_event_id)
+    END
+$$;
+REVOKE ALL ON FUNCTION whatsapp_handler._normalise(whatsapp_handler.provider, jsonb, bigint) FROM PUBLIC;
+COMMENT ON FUNCTION whatsapp_handler._normalise(whatsapp_handler.provider, jsonb, bigint) IS
+    'Internal: the provider''s normaliser for a stored webhook body; returns its counts. Raises what the normaliser raises.';
+
+CREATE FUNCTION whatsapp_handler._ingest(p_provider whatsapp_handler.provider, p_payload jsonb, p_correlation_id text)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, whatsapp_handler, pg_temp
+AS $$
+DECLARE
+    v_id       bigint;
+    v_at       timestamptz;
+    v_counts   jsonb;
+    v_sqlstate text;
+    v_error    text;
+BEGIN
+    PERFORM set_config('whatsapp_handler.correlation_id', coalesce(left(p_correlation_id, 128), ''), true);
+    INSERT INTO webhook_events (provider, channel_id, correlation_id, payload, outcome)
+    VALUES (p_provider,
+            (SELECT id FROM channels WHERE provider = p_provider AND provider_ref = CASE p_provider
+                WHEN 'meta' THEN jsonb_path_query_first(p_payload, '$.entry[0].changes[0].value.metadata.phone_number_id') #>> '{}'
+                WHEN 'twilio' THEN p_payload ->> CASE WHEN coalesce(p_payload ->> 'MessageStatus', 'received') <> 'received'
+                                                      THEN 'From' ELSE 'To' END
+                WHEN 'evolution' THEN p_payload ->> 'instance' END),
+            correlation_id(), p_payload, 'processed')
+    RETURNING id, received_at INTO v_id, v_at;
+
+    BEGIN
+        v_counts := _normalise(p_provider, p_payload, v_id);
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS v_sqlstate = RETURNED_SQLSTATE, v_error = MESSAGE_TEXT;
+        UPDATE webhook_events SET outcome = 'failed', error = v_sqlstate || ': ' || left(v_error, 500)
+        WHERE id = v_id AND received_at = v_at;
+        PERFORM pgmq.send('inbound_dlq',
+            jsonb_build_object('webhook_event_id', v_id, 'received_at', v_at, 'provider', p_provider,
+                               'sqlstate', v_sqlstate, 'error', left(v_error, 500), 'correlation_id', correlation_id()));
+        RETURN jsonb_build_object('webhook_event_id', v_id, 'outcome', 'failed',
+                                  'messages', 0, 'duplicates', 0, 'statuses', 0, 'registrations', 0);
+    END;
+    IF v_counts ->> 'outcome' = 'stored' THEN
+        UPDATE webhook_events SET outcome = 'stored' WHERE id = v_id AND received_at = v_at;
+    END IF;
+    RETURN jsonb_build_object('webhook_event_id', v_id, 'outcome', coalesce(v_counts ->> 'outcome', 'processed'))
+           || (v_counts - 'outcome');
+END
+$$;
+REVOKE ALL ON FUNCTION whatsapp_handler._ingest(whatsapp_handler.provider, jsonb, text) FROM PUBLIC;
+COMMENT ON FUNCTION whatsapp_handler._ingest(whatsapp_handler.provider, jsonb, text) IS
+    'Internal: stores a raw webhook, normalises it in a savepoint, and on any failure marks it failed and queues a dead letter on inbound_dlq. Returns {webhook_event_id, outcome, messages, duplicates, statuses, registrations}. Raises only when the raw event itself cannot be stored.';
+
+CREATE FUNCTION whatsapp_handler.ingest_meta(p_payload jsonb, p_correlation_id text DEFAULT NULL)
+RETURNS jsonb LANGUAGE sql SECURITY DEFINER
+SET search_path = pg_catalog, whatsapp_handler, pg_temp
+AS $$ SELECT _ingest('meta', p_payload, p_correlation_id) $$;
+
+CREATE FUNCTION whatsapp_handler.ingest_twilio(p_params jsonb, p_correlation_id text DEFAULT NULL)
+RETURNS jsonb LANGUAGE sql SECURITY DEFINER
+SET search_path = pg_catalog, whatsapp_handler, pg_temp
+AS $$ SELECT _ingest('twilio', p_params, p_correlation_id) $$;
+
+CREATE FUNCTION whatsapp_handler.ingest_evolution(p_payload jsonb, p_correlation_id text DEFAULT NULL)
+RETURNS jsonb LANGUAGE sql SECURITY DEFINER
+SET search_path = pg_catalog, whatsapp_handler, pg_temp
+AS $$ SELECT _ingest('evolution', p_payload, p_correlation_id) $$;
+
+REVOKE ALL ON FUNCTION whatsapp_handler.ingest_meta(jsonb, text), whatsapp_handler.ingest_twilio(jsonb, text),
+                       whatsapp_handler.ingest_evolution(jsonb, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION whatsapp_handler.ingest_meta(jsonb, text), whatsapp_handler.ingest_twilio(jsonb, text),
+                          whatsapp_handler.ingest_evolution(jsonb, text) TO whatsapp_handler_relay;
+COMMENT ON FUNCTION whatsapp_handler.ingest_meta(jsonb, text) IS
+    'The relay''s one call for a verified Meta webhook body: stores it, records its messages and statuses once each, runs the conversations, queues replies and events, all in this transaction. Returns {webhook_event_id, outcome: processed|failed, messages, duplicates, statuses, registrations}. Content it cannot understand is dead-lettered (inbound_dlq), not raised.';
+COMMENT ON FUNCTION whatsapp_handler.ingest_twilio(jsonb, text) IS
+    'The relay''s one call for a verified Twilio webhook (form fields as a JSON object of strings): as ingest_meta.';
+COMMENT ON FUNCTION whatsapp_handler.ingest_evolution(jsonb, text) IS
+    'The relay''s one call for an authenticated Evolution API webhook: as ingest_meta; events other than MESSAGES_UPSERT and MESSAGES_UPDATE are kept raw (outcome stored).';
+
+COMMIT;

@@ -1,0 +1,66 @@
+-- Deploy whatsapp_handler:fn_record_inbound to pg
+-- requires: fn_converse fn_record_message
+BEGIN;
+SET LOCAL ROLE whatsapp_handler_owner;
+
+CREATE FUNCTION whatsapp_handler._record_inbound(
+    p_channel_id bigint, p_phone text, p_name text, p_provider_message_id text, p_type text,
+    p_body text, p_media jsonb, p_reply_id text, p_webhook_event_id bigint)
+RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, whatsapp_handler, pg_temp
+AS $$
+DECLARE
+    v_id      bigint := nextval('whatsapp_handler.messages_id_seq');
+    v_user_id bigint;
+    v_created boolean;
+    v_conv_id bigint;
+BEGIN
+    -- The claim on (channel, provider id) comes first: a retry or a concurrent duplicate
+    -- waits here for the first one's commit, then finds the key taken and does nothing.
+    INSERT INTO message_keys (channel_id, provider_message_id, message_id, message_created_at)
+    VALUES (p_channel_id, p_provider_message_id, v_id, now())
+    ON CONFLICT DO NOTHING;
+    IF NOT FOUND THEN
+        RETURN 'duplicate';
+    END IF;
+
+    SELECT r.user_id, r.created INTO v_user_id, v_created FROM register_user(p_phone, p_channel_id, p_name) r;
+    SELECT id INTO STRICT v_conv_id FROM conversations
+    WHERE user_id = v_user_id AND channel_id = p_channel_id FOR UPDATE;
+    INSERT INTO messages (id, created_at, channel_id, user_id, conversation_id, direction, provider_message_id,
+                          message_type, body, media, status, webhook_event_id, correlation_id)
+    OVERRIDING SYSTEM VALUE
+    VALUES (v_id, now(), p_channel_id, v_user_id, v_conv_id, 'inbound', p_provider_message_id,
+            p_type, p_body, p_media, 'received', p_webhook_event_id, correlation_id());
+    PERFORM touch_user_activity(v_user_id);
+    PERFORM _emit_event('message.received', v_user_id,
+        jsonb_build_object('message_id', v_id, 'channel_id', p_channel_id, 'conversation_id', v_conv_id,
+                           'provider_message_id', p_provider_message_id, 'type', p_type, 'body', p_body,
+                           'media', p_media, 'reply_id', p_reply_id));
+    PERFORM _converse(v_conv_id, p_body, p_reply_id);
+    RETURN CASE WHEN v_created THEN 'new_user' ELSE 'new' END;
+END
+$$;
+REVOKE ALL ON FUNCTION whatsapp_handler._record_inbound(bigint, text, text, text, text, text, jsonb, text, bigint) FROM PUBLIC;
+COMMENT ON FUNCTION whatsapp_handler._record_inbound(bigint, text, text, text, text, text, jsonb, text, bigint) IS
+    'Internal: records one inbound message once per (channel, provider id): registers the sender on first contact, stores the message, touches activity, emits message.received and runs the conversation. Returns new, new_user or duplicate. Raises WH001 for a malformed sender phone.';
+
+CREATE FUNCTION whatsapp_handler._tally(p_counts jsonb, p_outcome text)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, whatsapp_handler, pg_temp
+AS $$
+    SELECT p_counts || CASE p_outcome
+        WHEN 'new' THEN jsonb_build_object('messages', (p_counts ->> 'messages')::int + 1)
+        WHEN 'new_user' THEN jsonb_build_object('messages', (p_counts ->> 'messages')::int + 1,
+                                                'registrations', (p_counts ->> 'registrations')::int + 1)
+        WHEN 'duplicate' THEN jsonb_build_object('duplicates', (p_counts ->> 'duplicates')::int + 1)
+        WHEN 'status' THEN jsonb_build_object('statuses', (p_counts ->> 'statuses')::int + 1)
+    END
+$$;
+REVOKE ALL ON FUNCTION whatsapp_handler._tally(jsonb, text) FROM PUBLIC;
+COMMENT ON FUNCTION whatsapp_handler._tally(jsonb, text) IS
+    'Internal: adds one outcome (new, new_user, duplicate, status) to an ingestion''s counts. Raises nothing.';
+
+COMMIT;

@@ -1,0 +1,10 @@
+-- Revert whatsapp_handler:fn_ingest from pg
+BEGIN;
+
+DROP FUNCTION whatsapp_handler.ingest_evolution(jsonb, text);
+DROP FUNCTION whatsapp_handler.ingest_twilio(jsonb, text);
+DROP FUNCTION whatsapp_handler.ingest_meta(jsonb, text);
+DROP FUNCTION whatsapp_handler._ingest(whatsapp_handler.provider, jsonb, text);
+DROP FUNCTION whatsapp_handler._normalise(whatsapp_handler.provider, jsonb, bigint);
+
+COMMIT;

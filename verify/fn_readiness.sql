@@ -1,0 +1,8 @@
+-- Verify whatsapp_handler:fn_readiness on pg
+BEGIN;
+
+SELECT whatsapp_handler._assert_function('whatsapp_handler.readiness(text)', '{whatsapp_handler_relay,whatsapp_handler_worker}');
+SELECT whatsapp_handler._assert_function('whatsapp_handler.queue_metrics()', '{whatsapp_handler_relay,whatsapp_handler_worker}');
+SELECT 1 / ((whatsapp_handler.readiness('role_groups') ->> 'plan')::boolean)::int;
+
+ROLLBACK;
