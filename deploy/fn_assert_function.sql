@@ -13,9 +13,15 @@ AS $$
 DECLARE
     v_role text;
 BEGIN
-    IF NOT EXISTS (SELECT FROM pg_proc WHERE oid = p_fn AND proowner = 'whatsapp_handler_owner'::regrole
-                   AND proconfig @> ARRAY['search_path=pg_catalog, whatsapp_handler, pg_temp']) THEN
-        RAISE EXCEPTION '% is not owned by whatsapp_handler_owner with the fixed search_path', p_fn;
+    IF NOT EXISTS (SELECT FROM pg_proc WHERE oid = p_fn AND proowner = 'whatsapp_handler_owner'::regrole) THEN
+        RAISE EXCEPTION '% is not owned by whatsapp_handler_owner', p_fn;
+    END IF;
+    -- Internal SQL helpers may omit it so that they are inlined; everything else fixes it.
+    IF NOT EXISTS (SELECT FROM pg_proc WHERE oid = p_fn
+                   AND (proconfig @> ARRAY['search_path=pg_catalog, whatsapp_handler, pg_temp']
+                        OR (cardinality(p_callers) = 0 AND prolang = (SELECT oid FROM pg_language WHERE lanname = 'sql')
+                            AND NOT prosecdef))) THEN
+        RAISE EXCEPTION '% has no fixed search_path', p_fn;
     END IF;
     IF obj_description(p_fn, 'pg_proc') IS NULL THEN
         RAISE EXCEPTION '% has no COMMENT', p_fn;
@@ -35,6 +41,6 @@ END
 $$;
 REVOKE ALL ON FUNCTION whatsapp_handler._assert_function(regprocedure, text[]) FROM PUBLIC;
 COMMENT ON FUNCTION whatsapp_handler._assert_function(regprocedure, text[]) IS
-    'Verify scripts: raises unless the function is owned by the owner with the fixed search_path, commented, not executable by PUBLIC, SECURITY DEFINER when it has callers, and executable by exactly the listed project roles.';
+    'Verify scripts: raises unless the function is owned by the owner, has the fixed search_path (internal SQL helpers may omit it to be inlined), is commented, not executable by PUBLIC, SECURITY DEFINER when it has callers, and executable by exactly the listed project roles.';
 
 COMMIT;

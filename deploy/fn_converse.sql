@@ -8,11 +8,13 @@ SET LOCAL ROLE whatsapp_handler_owner;
 
 CREATE FUNCTION whatsapp_handler._set_state(p_conversation_id bigint, p_state text, p_context jsonb DEFAULT '{}')
 RETURNS void
-LANGUAGE sql
+LANGUAGE plpgsql
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
 AS $$
+BEGIN
     UPDATE conversations SET state = p_state, context = p_context, state_changed_at = now(), updated_at = now()
     WHERE id = p_conversation_id;
+END
 $$;
 REVOKE ALL ON FUNCTION whatsapp_handler._set_state(bigint, text, jsonb) FROM PUBLIC;
 COMMENT ON FUNCTION whatsapp_handler._set_state(bigint, text, jsonb) IS 'Internal: moves a conversation to a state with its context. Raises 23514 for an unknown state.';

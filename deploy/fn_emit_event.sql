@@ -16,8 +16,12 @@ BEGIN
         RAISE EXCEPTION 'malformed event type %', p_type USING ERRCODE = 'WH008';
     END IF;
     -- The envelope is documented in docs/events.md; bump "version" when a payload changes shape.
-    SELECT pgmq.send(
-        'outbox',
+    -- This is what pgmq.send('outbox', message, headers) does, written out: its dynamic
+    -- SQL is planned on every call, a static INSERT once per session. Triggers pgmq adds
+    -- to the table (enable_notify_insert) still fire.
+    INSERT INTO pgmq.q_outbox (vt, message, headers)
+    VALUES (
+        clock_timestamp(),
         jsonb_build_object(
             'event_id', gen_random_uuid(),
             'type', p_type,
@@ -29,7 +33,7 @@ BEGIN
             'payload', coalesce(p_payload, '{}')),
         -- pgmq's grouped reads keep one user's events in order.
         jsonb_build_object('x-pgmq-group', 'user:' || p_user_id))
-    INTO v_msg_id;
+    RETURNING msg_id INTO v_msg_id;
     RETURN v_msg_id;
 END
 $$;

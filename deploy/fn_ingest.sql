@@ -4,19 +4,23 @@
 -- runs in a savepoint, so content that cannot be understood (or a bug) leaves the
 -- raw event committed with a dead letter pointing at it, and the provider gets its
 -- 200 (a retry would only bring the same body again).
+-- Every function on this path is plpgsql or an inlinable SQL helper: a SQL function
+-- that is not inlined is planned again on each call, which costs more than its work.
 BEGIN;
 SET LOCAL ROLE whatsapp_handler_owner;
 
 CREATE FUNCTION whatsapp_handler._normalise(p_provider whatsapp_handler.provider, p_payload jsonb, p_webhook_event_id bigint)
 RETURNS jsonb
-LANGUAGE sql
+LANGUAGE plpgsql
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
 AS $$
-    SELECT CASE p_provider
+BEGIN
+    RETURN CASE p_provider
         WHEN 'meta' THEN _normalise_meta(p_payload, p_webhook_event_id)
         WHEN 'twilio' THEN _normalise_twilio(p_payload, p_webhook_event_id)
         WHEN 'evolution' THEN _normalise_evolution(p_payload, p_webhook_event_id)
-    END
+    END;
+END
 $$;
 REVOKE ALL ON FUNCTION whatsapp_handler._normalise(whatsapp_handler.provider, jsonb, bigint) FROM PUBLIC;
 COMMENT ON FUNCTION whatsapp_handler._normalise(whatsapp_handler.provider, jsonb, bigint) IS
@@ -69,19 +73,19 @@ COMMENT ON FUNCTION whatsapp_handler._ingest(whatsapp_handler.provider, jsonb, t
     'Internal: stores a raw webhook, normalises it in a savepoint, and on any failure marks it failed and queues a dead letter on inbound_dlq. Returns {webhook_event_id, outcome, messages, duplicates, statuses, registrations}. Raises only when the raw event itself cannot be stored.';
 
 CREATE FUNCTION whatsapp_handler.ingest_meta(p_payload jsonb, p_correlation_id text DEFAULT NULL)
-RETURNS jsonb LANGUAGE sql SECURITY DEFINER
+RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
-AS $$ SELECT _ingest('meta', p_payload, p_correlation_id) $$;
+AS $$ BEGIN RETURN _ingest('meta', p_payload, p_correlation_id); END $$;
 
 CREATE FUNCTION whatsapp_handler.ingest_twilio(p_params jsonb, p_correlation_id text DEFAULT NULL)
-RETURNS jsonb LANGUAGE sql SECURITY DEFINER
+RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
-AS $$ SELECT _ingest('twilio', p_params, p_correlation_id) $$;
+AS $$ BEGIN RETURN _ingest('twilio', p_params, p_correlation_id); END $$;
 
 CREATE FUNCTION whatsapp_handler.ingest_evolution(p_payload jsonb, p_correlation_id text DEFAULT NULL)
-RETURNS jsonb LANGUAGE sql SECURITY DEFINER
+RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
-AS $$ SELECT _ingest('evolution', p_payload, p_correlation_id) $$;
+AS $$ BEGIN RETURN _ingest('evolution', p_payload, p_correlation_id); END $$;
 
 REVOKE ALL ON FUNCTION whatsapp_handler.ingest_meta(jsonb, text), whatsapp_handler.ingest_twilio(jsonb, text),
                        whatsapp_handler.ingest_evolution(jsonb, text) FROM PUBLIC;

@@ -54,12 +54,14 @@ COMMENT ON FUNCTION whatsapp_handler._lock_user(bigint, boolean) IS
 
 CREATE FUNCTION whatsapp_handler._complete_registration(p_user_id bigint)
 RETURNS void
-LANGUAGE sql
+LANGUAGE plpgsql
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
 AS $$
+BEGIN
     UPDATE users SET registered_at = now()
     WHERE id = p_user_id AND registered_at IS NULL
       AND verified_at IS NOT NULL AND terms_accepted_at IS NOT NULL;
+END
 $$;
 REVOKE ALL ON FUNCTION whatsapp_handler._complete_registration(bigint) FROM PUBLIC;
 COMMENT ON FUNCTION whatsapp_handler._complete_registration(bigint) IS
