@@ -87,6 +87,47 @@ RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
 AS $$ BEGIN RETURN _ingest('evolution', p_payload, p_correlation_id); END $$;
 
+-- The relay's call under load: the webhooks that arrived while the previous call ran,
+-- in one transaction, each with its own savepoint and result. One commit and one round
+-- trip for all of them is what lets ingestion keep up with thousands a second.
+CREATE FUNCTION whatsapp_handler.ingest_batch(p_provider text, p_payloads jsonb[], p_correlation_ids text[])
+RETURNS jsonb[]
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, whatsapp_handler, pg_temp
+AS $$
+DECLARE
+    v_results jsonb[] := array_fill(NULL::jsonb, ARRAY[coalesce(cardinality(p_payloads), 0)]);
+    v_index   integer;
+BEGIN
+    IF p_provider IS NULL OR p_provider NOT IN ('meta', 'twilio', 'evolution') THEN
+        RAISE EXCEPTION 'unknown provider %', coalesce(p_provider, 'NULL')
+            USING ERRCODE = 'WH008', HINT = 'The provider is one of meta, twilio, evolution.';
+    END IF;
+    IF coalesce(cardinality(p_payloads), 0) > 1000
+       OR coalesce(cardinality(p_payloads), 0) <> coalesce(cardinality(p_correlation_ids), 0) THEN
+        RAISE EXCEPTION 'a batch holds 0 to 1000 payloads, each with its correlation id'
+            USING ERRCODE = 'WH008', HINT = 'Pass two arrays of the same length, at most 1000 long.';
+    END IF;
+    -- Taken in sender order, so that two batches at once lock conversations in the
+    -- same order and cannot deadlock on them; one sender's webhooks keep their order.
+    FOR v_index IN
+        SELECT i FROM generate_subscripts(p_payloads, 1) i
+        ORDER BY coalesce(
+            jsonb_path_query_first(p_payloads[i], '$.entry[0].changes[0].value.messages[0].from') #>> '{}',
+            p_payloads[i] ->> 'From',
+            jsonb_path_query_first(p_payloads[i], '$.data.key.remoteJid') #>> '{}', ''), i
+    LOOP
+        v_results[v_index] := _ingest(p_provider::provider, p_payloads[v_index], p_correlation_ids[v_index]);
+    END LOOP;
+    RETURN v_results;
+END
+$$;
+
+REVOKE ALL ON FUNCTION whatsapp_handler.ingest_batch(text, jsonb[], text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION whatsapp_handler.ingest_batch(text, jsonb[], text[]) TO whatsapp_handler_relay;
+COMMENT ON FUNCTION whatsapp_handler.ingest_batch(text, jsonb[], text[]) IS
+    'The relay''s call for several verified webhooks of one provider at once: each is ingested as by ingest_<provider> (own savepoint, own dead letter), all in this one transaction. Returns their results in the order given. Raises WH008 for an unknown provider, arrays of different lengths, or more than 1000 payloads.';
+
 REVOKE ALL ON FUNCTION whatsapp_handler.ingest_meta(jsonb, text), whatsapp_handler.ingest_twilio(jsonb, text),
                        whatsapp_handler.ingest_evolution(jsonb, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION whatsapp_handler.ingest_meta(jsonb, text), whatsapp_handler.ingest_twilio(jsonb, text),

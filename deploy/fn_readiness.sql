@@ -7,6 +7,9 @@ BEGIN;
 -- sqitch's registry is there while sqitch deploys (schema sqitch, its default).
 GRANT USAGE ON SCHEMA sqitch TO whatsapp_handler_owner;
 GRANT SELECT ON sqitch.changes TO whatsapp_handler_owner;
+-- Without it, other sessions' backend_type reads as NULL, and the pg_cron launcher is
+-- invisible. The owner never logs in; callers get readiness()'s booleans only.
+GRANT pg_read_all_stats TO whatsapp_handler_owner;
 
 SET LOCAL ROLE whatsapp_handler_owner;
 

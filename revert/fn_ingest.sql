@@ -1,6 +1,7 @@
 -- Revert whatsapp_handler:fn_ingest from pg
 BEGIN;
 
+DROP FUNCTION whatsapp_handler.ingest_batch(text, jsonb[], text[]);
 DROP FUNCTION whatsapp_handler.ingest_evolution(jsonb, text);
 DROP FUNCTION whatsapp_handler.ingest_twilio(jsonb, text);
 DROP FUNCTION whatsapp_handler.ingest_meta(jsonb, text);

@@ -11,7 +11,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from tests import payloads as p
-from tests.helpers import outbox_events
+from tests.helpers import outbox_events, raises_sqlstate
 
 USER = "+447700900123"
 WA_ID = USER[1:]
@@ -302,3 +302,33 @@ def test_relay_role_can_ingest(connect_as, db, channels):
         "SELECT whatsapp_handler.ingest_meta(%s, 'cid') AS r", (Jsonb(p.meta_text(WA_ID, "wamid.R1")),)
     ).fetchone()["r"]
     assert result["messages"] == 1
+
+
+def test_a_batch_ingests_each_webhook_on_its_own(db, channels):
+    bodies = [
+        p.meta_text(WA_ID, "wamid.B1"),
+        {"object": "nonsense"},
+        p.meta_text("447700900999", "wamid.B2"),
+        p.meta_text(WA_ID, "wamid.B1"),
+    ]
+    results = db.execute(
+        "SELECT whatsapp_handler.ingest_batch('meta', %s::jsonb[], %s) AS r",
+        ([Jsonb(b) for b in bodies], ["c1", "c2", "c3", "c4"]),
+    ).fetchone()["r"]
+    assert [(r["outcome"], r["messages"], r["duplicates"]) for r in results] == [
+        ("processed", 1, 0), ("failed", 0, 0), ("processed", 1, 0), ("processed", 0, 1)
+    ]  # fmt: skip
+    ids = [r["webhook_event_id"] for r in results]
+    stored = db.execute("SELECT id, correlation_id FROM whatsapp_handler.webhook_events").fetchall()
+    assert {(s["id"], s["correlation_id"]) for s in stored} == set(zip(ids, ["c1", "c2", "c3", "c4"], strict=True))
+    assert len(dead_letters(db)) == 1 and len(inbound(db)) == 2
+
+
+@pytest.mark.parametrize(
+    ("provider", "payloads", "cids"),
+    [("telegram", [], []), ("meta", ["{}"], []), ("meta", ["{}"] * 1001, ["c"] * 1001)],
+)
+def test_a_malformed_batch_is_refused_whole(db, channels, provider, payloads, cids):
+    with raises_sqlstate("WH008"):
+        db.execute("SELECT whatsapp_handler.ingest_batch(%s, %s::jsonb[], %s)", (provider, payloads, cids))
+    assert db.execute("SELECT count(*) AS n FROM whatsapp_handler.webhook_events").fetchone()["n"] == 0
