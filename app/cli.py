@@ -5,18 +5,22 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import sys
+import tempfile
 from importlib.util import find_spec
 
 import psycopg
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
-from app import database, sqitch
+from app import channels, database, logs, sqitch
 from app.cluster import ClusterError
 from app.settings import Settings, get_settings
 
 PROG = "whatsapp-handler"
 URL_VAR = "WHATSAPP_HANDLER_DATABASE_URL"
+METRICS_DIR_VAR = "PROMETHEUS_MULTIPROC_DIR"
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
 EXIT_NOT_RUNNING = 3
@@ -114,23 +118,37 @@ def serve(settings: Settings) -> int:
     from granian.constants import Interfaces, Loops
     from granian.log import LogLevels
 
+    # A server's log is read by machines: JSON lines from here on, as the app's.
+    logs.configure(settings.log_level)
     conninfo = database.resolve_conninfo(settings)
     for line in sqitch.run("deploy", conninfo, capture=True).stdout.splitlines():
         log.info("%s", line)
+    # Deployed with the admin URL: only the owner may add channels; the relay's own login may not.
+    channels.register(conninfo, settings.channels)
     # The app runs in granian's worker processes and never starts a cluster itself:
     # it finds the database that was resolved here in its environment.
     os.environ.setdefault(URL_VAR, conninfo)
+    metrics_dir = None
+    if settings.http_workers > 1 and not os.environ.get(METRICS_DIR_VAR):
+        # Worker processes share their counters through prometheus_client's multiprocess files.
+        metrics_dir = tempfile.mkdtemp(prefix="whatsapp-handler-metrics-")
+        os.environ[METRICS_DIR_VAR] = metrics_dir
     server = Granian(
         "app.web:create_app",
         address=settings.http_host,
         port=settings.http_port,
         interface=Interfaces.ASGI,
         factory=True,
-        workers=1,
+        workers=settings.http_workers,
         loop=Loops.uvloop if find_spec("uvloop") else Loops.asyncio,
         log_level=LogLevels(settings.log_level.lower()),
+        log_dictconfig=logs.dict_config(settings.log_level),
     )
-    server.serve()
+    try:
+        server.serve()
+    finally:
+        if metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 
@@ -146,9 +164,11 @@ def _one_line(exc: BaseException, settings: Settings | None) -> str:
 
 
 def _settings_error(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    field = "_".join(str(part) for part in first["loc"]).upper()
+    first = exc.errors(include_input=False, include_url=False)[0]
     # The input value is left out on purpose: it may be a secret.
+    field = "_".join(str(part) for part in first["loc"]).upper()
+    if not field:
+        return f"invalid settings: {first['msg']}"
     return f"invalid setting WHATSAPP_HANDLER_{field}: {first['msg']}"
 
 
@@ -169,6 +189,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except ValidationError as exc:
         sys.stderr.write(f"{PROG}: error: {_settings_error(exc)}\n")
+        return EXIT_RUNTIME
+    except SettingsError as exc:
+        # A variable that is not valid JSON (WHATSAPP_HANDLER_CHANNELS); the message names it, not its value.
+        sys.stderr.write(f"{PROG}: error: invalid settings: {_one_line(exc, None)}\n")
         return EXIT_RUNTIME
     except (sqitch.SqitchError, ClusterError, psycopg.Error, OSError) as exc:
         sys.stderr.write(f"{PROG}: error: {_one_line(exc, settings)}\n")

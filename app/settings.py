@@ -1,13 +1,41 @@
-"""Settings from environment variables prefixed WHATSAPP_HANDLER_ (see .env.example)."""
+"""Settings from environment variables prefixed WHATSAPP_HANDLER_ (see .env.example and docs/configuration.md)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+E164 = r"^\+[1-9][0-9]{6,14}$"
+MIB = 1024 * 1024
+
+
+class ChannelConfig(BaseModel):
+    """One business number on one provider, and the secret its webhooks are checked with."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    provider: Literal["meta", "twilio", "evolution"]
+    # Meta phone_number_id, Twilio sender "whatsapp:+E164", Evolution instance name (the DB's shape rule).
+    ref: str = Field(pattern=r"^[A-Za-z0-9_:+.@-]{1,128}$")
+    phone: str = Field(pattern=E164)
+    name: str = Field(min_length=1, max_length=100)
+    # Meta app secret, Twilio auth token (or SharedKey secret), Evolution instance apikey.
+    secret: SecretStr = Field(min_length=1)
+    # Meta's GET handshake only.
+    verify_token: SecretStr | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _provider_rules(self) -> ChannelConfig:
+        if self.provider == "twilio" and not self.ref.startswith("whatsapp:+"):
+            raise ValueError("a Twilio channel's ref is its sender, whatsapp:+E164")
+        if self.verify_token is not None and self.provider != "meta":
+            raise ValueError("verify_token is for Meta channels only")
+        return self
 
 
 class Settings(BaseSettings):
@@ -15,6 +43,8 @@ class Settings(BaseSettings):
 
     # With no URL the service runs on an embedded, project-local cluster it manages itself.
     database_url: SecretStr | None = Field(default=None, description="postgresql:// URL of an existing server")
+    # The HTTP app's own login (granted whatsapp_handler_relay); unset = the URL above.
+    relay_database_url: SecretStr | None = None
     embedded_dir: Path = Field(default=PROJECT_DIR / ".local" / "postgres", description="embedded cluster's home")
     embedded_port: int = Field(default=54329, ge=1024, le=65535)
     embedded_database: str = Field(default="whatsapp_handler", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
@@ -22,7 +52,63 @@ class Settings(BaseSettings):
 
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=1, le=65535)
+    # Metrics are per process: more than one worker splits the counters between them.
+    http_workers: int = Field(default=1, ge=1, le=64)
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+
+    channels: list[ChannelConfig] = Field(default_factory=list)
+    # The URL providers post to, as they see it (Twilio signs it); the relay usually sits behind a proxy.
+    public_base_url: str | None = None
+    otp_api_keys: list[SecretStr] = Field(default_factory=list)
+    # Meta sends up to 3 MB.
+    max_body_bytes: int = Field(default=4 * MIB, ge=1024, le=64 * MIB)
+
+    pool_min_size: int = Field(default=2, ge=1, le=100)
+    pool_max_size: int = Field(default=10, ge=1, le=100)
+    # How long a request waits for a free connection before it is answered 503.
+    pool_timeout: float = Field(default=2.0, gt=0, le=60)
+    # How long the pool retries a lost connection (backing off) before it gives up and lets the next
+    # request try at once: it bounds how long the relay takes to notice that the database is back.
+    pool_reconnect_timeout: float = Field(default=10.0, ge=1, le=300)
+    # Concurrent ingest calls per provider and worker; webhooks arriving while all are busy wait
+    # and go together, up to ingest_batch_max in one call (1 = never together).
+    ingest_slots: int = Field(default=4, ge=1, le=100)
+    ingest_batch_max: int = Field(default=100, ge=1, le=1000)
+    # Per statement on the relay's connections; 0 keeps the server's setting.
+    statement_timeout_ms: int = Field(default=5000, ge=0)
+    # Off behind a transaction-mode pooler (pgbouncer), which cannot keep them.
+    prepared_statements: bool = True
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError("must be an http(s) URL without query or fragment, such as https://hooks.example.com")
+        return value.rstrip("/")
+
+    @field_validator("otp_api_keys")
+    @classmethod
+    def _strong_keys(cls, keys: list[SecretStr]) -> list[SecretStr]:
+        if any(len(key.get_secret_value()) < 16 for key in keys):
+            raise ValueError("every OTP API key needs at least 16 characters")
+        return keys
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.pool_max_size < self.pool_min_size:
+            raise ValueError("pool_max_size must be at least pool_min_size")
+        seen: set[tuple[str, str]] = set()
+        for channel in self.channels:
+            key = (channel.provider, channel.ref)
+            if key in seen:
+                raise ValueError(f"channel {channel.provider} {channel.ref} is configured twice")
+            seen.add(key)
+        if self.public_base_url is None and any(c.provider == "twilio" for c in self.channels):
+            raise ValueError("Twilio channels need public_base_url: Twilio signs the URL it posts to")
+        return self
 
 
 def get_settings() -> Settings:

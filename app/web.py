@@ -2,134 +2,81 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from http import HTTPStatus
-from pathlib import Path
-from typing import Any
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
-import psycopg
-from litestar import Litestar, Request, Response, get
+from litestar import Litestar
 from litestar.datastructures import State
-from litestar.exceptions import HTTPException
-from psycopg_pool import AsyncConnectionPool
+from litestar.openapi import OpenAPIConfig
 
-from app.database import resolve_conninfo
+from app import __version__, health, logs, metrics, otp, webhooks
+from app.batching import PROVIDERS, Batcher
+from app.channels import Channels
+from app.context import request_context
+from app.errors import EXCEPTION_HANDLERS
+from app.health import last_change
+from app.pool import relay_pool
 from app.settings import PROJECT_DIR, get_settings
+from app.signatures import twilio_base_urls
 
-log = logging.getLogger(__name__)
-
-PROBLEM_JSON = "application/problem+json"
-RETRY_AFTER = "5"
-GETCONN_TIMEOUT = 2.0
-PROJECT = "whatsapp_handler"
+__all__ = ["create_app", "last_change"]
 
 
-class NotReady(Exception):
-    """A readiness check failed; carries every check's result."""
-
-    def __init__(self, checks: dict[str, bool]) -> None:
-        super().__init__("not ready: " + ", ".join(name for name, ok in checks.items() if not ok))
-        self.checks = checks
-
-
-def last_change(plan: Path) -> str:
-    """The name of the plan's last change (pragmas, comments and tags skipped)."""
-    names = [
-        line.split()[0]
-        for line in plan.read_text(encoding="utf-8").splitlines()
-        if line.strip() and not line.lstrip().startswith(("%", "#", "@"))
-    ]
-    if not names:
-        raise ValueError(f"{plan} has no changes")
-    return names[-1]
-
-
-async def readiness(pool: AsyncConnectionPool, change: str) -> dict[str, bool]:
+@asynccontextmanager
+async def _pool(app: Litestar) -> AsyncIterator[None]:
+    pool = app.state.pool
+    # wait=False: the app starts (and /health answers) while the database is still down.
+    await pool.open(wait=False)
     try:
-        async with pool.connection(timeout=GETCONN_TIMEOUT) as conn:
-            database = (await (await conn.execute("SELECT 1")).fetchone()) == (1,)
-            registry = await (await conn.execute("SELECT to_regclass('sqitch.changes') IS NOT NULL")).fetchone()
-            deployed = bool(registry and registry[0])
-            if deployed:
-                query = "SELECT 1 FROM sqitch.changes WHERE change = %s AND project = %s"
-                deployed = await (await conn.execute(query, (change, PROJECT))).fetchone() is not None
-            query = "SELECT 1 FROM pg_stat_activity WHERE backend_type = 'pg_cron launcher'"
-            cron = await (await conn.execute(query)).fetchone() is not None
-    except psycopg.OperationalError:
-        # An unreachable database is a probe result, not an error of the probe.
-        return {"database": False, "plan": False, "pg_cron": False}
-    return {"database": database, "plan": deployed, "pg_cron": cron}
-
-
-@get("/health")
-async def health() -> dict[str, str]:
-    return {"status": "ok"}
-
-
-@get("/ready")
-async def ready(state: State) -> dict[str, Any]:
-    checks = await readiness(state.pool, state.last_change)
-    if not all(checks.values()):
-        raise NotReady(checks)
-    return {"status": "ready", "checks": checks}
-
-
-def problem(status: int, title: str, detail: str, headers: dict[str, str] | None = None, **extra: Any) -> Response:
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
-    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
-
-
-def _not_ready(request: Request, exc: NotReady) -> Response:
-    detail = f"{exc} (the plan's last change is {request.app.state.last_change})"
-    return problem(503, "Service Unavailable", detail, {"Retry-After": RETRY_AFTER}, checks=exc.checks)
-
-
-def _database_unavailable(_: Request, exc: psycopg.OperationalError) -> Response:
-    log.warning("database unavailable: %s", " ".join(str(exc).split()))
-    return problem(503, "Service Unavailable", "the database is unavailable", {"Retry-After": RETRY_AFTER})
-
-
-def _http_error(_: Request, exc: HTTPException) -> Response:
-    extra = {"errors": exc.extra} if exc.extra else {}
-    return problem(exc.status_code, HTTPStatus(exc.status_code).phrase, exc.detail, exc.headers, **extra)
-
-
-def _unexpected(request: Request, exc: Exception) -> Response:
-    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return problem(500, "Internal Server Error", "an unexpected error occurred; it has been logged")
-
-
-def _pool(conninfo: str) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
-    @asynccontextmanager
-    async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        pool = AsyncConnectionPool(conninfo, min_size=1, max_size=10, open=False)
-        # wait=False: the app starts (and /health answers) while the database is still down.
-        await pool.open(wait=False)
-        app.state.pool = pool
-        try:
-            yield
-        finally:
-            await pool.close()
-
-    return lifespan
+        yield
+    finally:
+        await pool.close()
 
 
 def create_app() -> Litestar:
     settings = get_settings()
-    if settings.database_url is None:
+    url = settings.relay_database_url or settings.database_url
+    if url is None:
         raise RuntimeError(
-            "WHATSAPP_HANDLER_DATABASE_URL is not set: start the app with `whatsapp-handler serve`, which provides it"
+            "neither WHATSAPP_HANDLER_RELAY_DATABASE_URL nor WHATSAPP_HANDLER_DATABASE_URL is set:"
+            " start the app with `whatsapp-handler serve`, which provides it"
         )
+    logs.configure(settings.log_level)
+    pool = relay_pool(url.get_secret_value(), settings)
+    # True prepares on first use; None leaves it to psycopg (never, when prepared statements are off).
+    prepare = True if settings.prepared_statements else None
+    app_metrics = metrics.Metrics()
+    batchers = {
+        provider: Batcher(
+            pool,
+            provider,
+            slots=settings.ingest_slots,
+            max_batch=settings.ingest_batch_max,
+            prepare=prepare,
+            sizes=app_metrics.ingest_batch_size.labels(provider),
+        )
+        for provider in PROVIDERS
+    }
+    state = State(
+        {
+            "last_change": last_change(PROJECT_DIR / "sqitch.plan"),
+            "pool": pool,
+            "prepare": prepare,
+            "batchers": batchers,
+            "channels": Channels(settings.channels),
+            "twilio_base_urls": twilio_base_urls(settings.public_base_url) if settings.public_base_url else (),
+            "otp_api_keys": [key.get_secret_value().encode() for key in settings.otp_api_keys],
+            "metrics": app_metrics,
+        }
+    )
     return Litestar(
-        route_handlers=[health, ready],
-        lifespan=[_pool(resolve_conninfo(settings))],
-        state=State({"last_change": last_change(PROJECT_DIR / "sqitch.plan")}),
-        exception_handlers={
-            NotReady: _not_ready,
-            psycopg.OperationalError: _database_unavailable,
-            HTTPException: _http_error,
-            Exception: _unexpected,
-        },
+        route_handlers=[*health.ROUTES, *webhooks.ROUTES, *otp.ROUTES, metrics.metrics],
+        lifespan=[_pool],
+        state=state,
+        middleware=[request_context],
+        exception_handlers=EXCEPTION_HANDLERS,
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(title="whatsapp-handler", version=__version__, path="/schema"),
+        # Logging is ours (JSON, with the correlation id): Litestar must not install its own.
+        logging_config=None,
     )

@@ -127,3 +127,54 @@ def channel_id(db: psycopg.Connection) -> int:
     return db.execute(
         "SELECT whatsapp_handler.add_channel('meta', '1234567890', '+15550001111', 'Support') AS id"
     ).fetchone()["id"]
+
+
+@pytest.fixture
+def relay_db_url(cluster: LocalCluster, db_name: str) -> str:
+    """Conninfo of this test's database as the relay's login (granted whatsapp_handler_relay)."""
+    return cluster.url(db_name, user="wh_test_relay", password=LOGIN_PASSWORD)
+
+
+@pytest.fixture
+def http_server(tmp_path: Path) -> Iterator:
+    """http_server.start(env, via_cli=False) -> base URL of the app on a free loopback port, given
+    only these WHATSAPP_HANDLER_* variables; http_server.log_text() -> what the servers logged.
+    via_cli runs `whatsapp-handler serve` (deploy, register the channels, then granian);
+    otherwise granian itself, as a process manager would."""
+    from tests.relay import Servers
+
+    servers = Servers(tmp_path)
+    yield servers
+    servers.stop_all()
+
+
+@pytest.fixture
+def relay(db: psycopg.Connection, relay_db_url: str, http_server) -> Iterator:
+    """relay(**settings) -> base URL of the relay on this test's database, connected as the relay's
+    login, with tests/relay.py's channels added to the database and configured. Keyword arguments
+    override settings: relay(public_base_url="https://hooks.example.com:443", max_body_bytes=2048)."""
+    from tests.relay import CHANNELS, relay_environment
+
+    def _start(**settings: object) -> str:
+        for c in CHANNELS:
+            db.execute(
+                "SELECT whatsapp_handler.add_channel(%s, %s, %s, %s)", (c["provider"], c["ref"], c["phone"], c["name"])
+            )
+        return http_server.start(relay_environment(relay_db_url, **settings))
+
+    yield _start
+
+
+@pytest.fixture(scope="session")
+def pg_cron_running(cluster: LocalCluster) -> None:
+    """Wait for pg_cron's launcher: it retries a few seconds after CRON_DB appears, so the first
+    tests of a session can run before it does."""
+    import time
+
+    deadline = time.monotonic() + 30
+    with psycopg.connect(cluster.url("postgres"), autocommit=True) as conn:
+        query = "SELECT 1 FROM pg_stat_activity WHERE backend_type = 'pg_cron launcher'"
+        while conn.execute(query).fetchone() is None:
+            if time.monotonic() > deadline:
+                pytest.fail(f"pg_cron's launcher did not start; see {cluster.log_file}")
+            time.sleep(0.2)

@@ -12,10 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
+import psycopg
 import pytest
 
 from app.cluster import LocalCluster
-from app.settings import Settings
+from app.settings import PROJECT_DIR, Settings
+from tests import payloads
+from tests.relay import CHANNELS, META_SECRET, Servers, post_meta, relay_environment
 
 CLI = Path(sys.executable).parent / "whatsapp-handler"
 SECRET = "s3cret-never-shown"
@@ -160,3 +163,45 @@ def test_embedded_cluster_start_status_stop(embedded_home: Path, tmp_path: Path)
     assert run_cli("cluster", "stop", url=None, cwd=tmp_path, **env).returncode == 0
     stopped = run_cli("cluster", "status", url=None, cwd=tmp_path, **env)
     assert (stopped.returncode, "stopped" in stopped.stdout) == (3, True)
+
+
+def test_serve_registers_the_channels_and_serves_as_the_relays_login(
+    http_server: Servers, test_url: str, relay_db_url: str, db: psycopg.Connection
+) -> None:
+    env = relay_environment(relay_db_url) | {"WHATSAPP_HANDLER_DATABASE_URL": test_url}
+    base = http_server.start(env, via_cli=True)
+    rows = db.execute("SELECT provider::text, provider_ref, phone, name FROM whatsapp_handler.channels").fetchall()
+    registered = {(r["provider"], r["provider_ref"], r["phone"], r["name"]) for r in rows}
+    assert registered == {(c["provider"], c["ref"], c["phone"], c["name"]) for c in CHANNELS}
+    assert post_meta(base, payloads.meta_text("447700900123", "wamid.CLI")).status_code == 200
+    sessions = db.execute(
+        "SELECT DISTINCT usename FROM pg_stat_activity WHERE application_name = 'whatsapp-handler-relay'"
+    ).fetchall()
+    assert sessions == [{"usename": "wh_test_relay"}]
+    assert META_SECRET not in http_server.log_text()
+
+
+@pytest.mark.parametrize(
+    ("channels", "says"),
+    [
+        (f'[{{"provider": "meta", "ref": "1", "phone": "555", "name": "x", "secret": "{SECRET}"}}]',
+         "CHANNELS_0_PHONE"),
+        (f'[{{"provider": "meta", "ref": "1", "phone": "+15550001111", "name": "x", "secret": "{SECRET}"', "channels"),
+        (f'[{{"provider": "twilio", "ref": "whatsapp:+15550001111", "phone": "+15550001111", "name": "x",'
+         f' "secret": "{SECRET}"}}]', "public_base_url"),
+    ],
+    ids=["bad-phone", "not-json", "twilio-without-public-url"],
+)  # fmt: skip
+def test_invalid_channels_are_one_line_without_the_secret(channels: str, says: str, tmp_path: Path) -> None:
+    result = run_cli("serve", url=CLOSED_URL, cwd=tmp_path, WHATSAPP_HANDLER_CHANNELS=channels)
+    line = assert_one_line_error(result, code=1)
+    assert says in line
+    assert SECRET not in result.stderr + result.stdout
+
+
+def test_every_setting_is_in_env_example_and_docs() -> None:
+    example = (PROJECT_DIR / ".env.example").read_text()
+    docs = (PROJECT_DIR / "docs" / "configuration.md").read_text()
+    for name in Settings.model_fields:
+        assert f"WHATSAPP_HANDLER_{name.upper()}=" in example, name
+        assert f"`{name.upper()}`" in docs, name

@@ -2,13 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -19,65 +12,11 @@ import pytest
 from app.cluster import LocalCluster
 from app.settings import PROJECT_DIR
 from app.web import last_change
-
-BIN = Path(sys.executable).parent
-STARTUP_SECONDS = 30
+from tests.relay import Servers, assert_problem, free_port, relay_environment
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for_health(proc: subprocess.Popen[bytes], base: str, log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"server exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    pytest.fail(f"server did not answer /health within {STARTUP_SECONDS} s:\n{log.read_text()}")
-
-
-@pytest.fixture
-def serve(tmp_path: Path) -> Iterator[Callable[..., str]]:
-    """serve(url, via_cli=False) -> base URL of the app running against that database.
-    via_cli runs `whatsapp-handler serve` (deploy, then granian); otherwise granian itself."""
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def _serve(url: str, via_cli: bool = False) -> str:
-        port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("WHATSAPP_HANDLER_", "GRANIAN_"))}
-        env |= {"WHATSAPP_HANDLER_DATABASE_URL": url, "WHATSAPP_HANDLER_HTTP_PORT": str(port)}
-        if via_cli:
-            cmd = [str(BIN / "whatsapp-handler"), "serve"]
-        else:
-            cmd = [str(BIN / "granian"), "--interface", "asgi", "--factory", "--workers", "1"]
-            cmd += ["--host", "127.0.0.1", "--port", str(port), "app.web:create_app"]
-        log = tmp_path / f"server-{port}.log"
-        with log.open("wb") as out:
-            # A session of its own, so that teardown reaches granian's worker processes too.
-            proc = subprocess.Popen(
-                cmd, env=env, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        procs.append(proc)
-        base = f"http://127.0.0.1:{port}"
-        _wait_for_health(proc, base, log)
-        return base
-
-    yield _serve
-    for proc in procs:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+def database_env(url: str) -> dict[str, str]:
+    return {"WHATSAPP_HANDLER_DATABASE_URL": url}
 
 
 @pytest.fixture
@@ -85,19 +24,9 @@ def test_url(cluster: LocalCluster, db_name: str) -> str:
     return f"postgresql://postgres:{quote(cluster.password(), safe='')}@127.0.0.1:{cluster.port}/{db_name}"
 
 
-def assert_problem(response: httpx.Response, status: int) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body = response.json()
-    assert body["status"] == status
-    assert body["title"]
-    assert body["detail"]
-    assert "Traceback" not in response.text
-    return body
-
-
-def test_health_and_ready_on_a_deployed_database(serve: Callable[..., str], test_url: str) -> None:
-    base = serve(test_url, via_cli=True)
+@pytest.mark.usefixtures("pg_cron_running")
+def test_health_and_ready_on_a_deployed_database(http_server: Servers, test_url: str) -> None:
+    base = http_server.start(database_env(test_url), via_cli=True)
     health = httpx.get(f"{base}/health")
     assert (health.status_code, health.json()) == (200, {"status": "ok"})
     ready = httpx.get(f"{base}/ready", timeout=10)
@@ -105,14 +34,33 @@ def test_health_and_ready_on_a_deployed_database(serve: Callable[..., str], test
     assert ready.json() == {"status": "ready", "checks": {"database": True, "plan": True, "pg_cron": True}}
 
 
-def test_unknown_route_and_method_are_problem_json(serve: Callable[..., str], test_url: str) -> None:
-    base = serve(test_url)
+@pytest.mark.usefixtures("pg_cron_running")
+def test_ready_as_the_relays_own_login(http_server: Servers, relay_db_url: str) -> None:
+    base = http_server.start(relay_environment(relay_db_url))
+    ready = httpx.get(f"{base}/ready", timeout=10)
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["checks"] == {"database": True, "plan": True, "pg_cron": True}
+
+
+def test_openapi_describes_the_api(http_server: Servers, relay_db_url: str) -> None:
+    base = http_server.start(relay_environment(relay_db_url))
+    schema = httpx.get(f"{base}/schema/openapi.json").json()
+    assert schema["info"]["title"] == "whatsapp-handler"
+    assert {"/webhooks/meta", "/webhooks/twilio", "/webhooks/evolution", "/v1/otp", "/v1/otp/verify"} <= set(
+        schema["paths"]
+    )
+    assert "OtpRequest" in schema["components"]["schemas"]
+
+
+def test_unknown_route_and_method_are_problem_json(http_server: Servers, test_url: str) -> None:
+    base = http_server.start(database_env(test_url))
     assert_problem(httpx.get(f"{base}/no-such-route"), 404)
     assert_problem(httpx.post(f"{base}/health"), 405)
 
 
-def test_unreachable_database_keeps_health_and_fails_ready(serve: Callable[..., str]) -> None:
-    base = serve(f"postgresql://postgres:never-shown@127.0.0.1:{free_port()}/whatsapp_handler")
+def test_unreachable_database_keeps_health_and_fails_ready(http_server: Servers) -> None:
+    unreachable = f"postgresql://postgres:never-shown@127.0.0.1:{free_port()}/whatsapp_handler"
+    base = http_server.start(database_env(unreachable))
     assert httpx.get(f"{base}/health").status_code == 200
     ready = httpx.get(f"{base}/ready", timeout=10)
     body = assert_problem(ready, 503)
@@ -121,8 +69,9 @@ def test_unreachable_database_keeps_health_and_fails_ready(serve: Callable[..., 
     assert "never-shown" not in ready.text
 
 
+@pytest.mark.usefixtures("pg_cron_running")
 def test_ready_fails_when_the_last_plan_change_is_not_deployed(
-    serve: Callable[..., str], test_url: str, db: psycopg.Connection
+    http_server: Servers, test_url: str, db: psycopg.Connection
 ) -> None:
     gone = db.execute(
         "DELETE FROM sqitch.changes WHERE change_id = (SELECT change_id FROM sqitch.changes"
@@ -130,7 +79,7 @@ def test_ready_fails_when_the_last_plan_change_is_not_deployed(
     ).fetchone()["change"]
     # sqitch's registry and the app's reading of sqitch.plan agree on which change is last.
     assert gone == last_change(PROJECT_DIR / "sqitch.plan")
-    base = serve(test_url)
+    base = http_server.start(database_env(test_url))
     ready = httpx.get(f"{base}/ready", timeout=10)
     body = assert_problem(ready, 503)
     assert ready.headers["retry-after"] == "5"
@@ -157,6 +106,7 @@ def test_create_app_without_a_database_url_says_how_to_start(monkeypatch: pytest
     from app.web import create_app
 
     monkeypatch.delenv("WHATSAPP_HANDLER_DATABASE_URL", raising=False)
+    monkeypatch.delenv("WHATSAPP_HANDLER_RELAY_DATABASE_URL", raising=False)
     monkeypatch.chdir(tmp_path)
     with pytest.raises(RuntimeError, match="whatsapp-handler serve"):
         create_app()

@@ -1,0 +1,58 @@
+"""Probes: /health (the process answers) and /ready (database reachable, plan deployed, pg_cron running)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from litestar import get
+from litestar.datastructures import State
+from psycopg_pool import AsyncConnectionPool
+
+from app.errors import NotReady
+
+READINESS = "SELECT whatsapp_handler.readiness(%s)"
+GETCONN_TIMEOUT = 2.0
+
+
+def last_change(plan: Path) -> str:
+    """The name of the plan's last change (pragmas, comments and tags skipped): the change this build expects."""
+    names = [
+        line.split()[0]
+        for line in plan.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.lstrip().startswith(("%", "#", "@"))
+    ]
+    if not names:
+        raise ValueError(f"{plan} has no changes")
+    return names[-1]
+
+
+async def readiness(pool: AsyncConnectionPool, change: str) -> dict[str, bool]:
+    try:
+        async with pool.connection(timeout=GETCONN_TIMEOUT) as conn:
+            row = await (await conn.execute(READINESS, (change,))).fetchone()
+    except psycopg.OperationalError:
+        # An unreachable database is a probe result, not an error of the probe.
+        return {"database": False, "plan": False, "pg_cron": False}
+    except psycopg.Error:
+        # Reachable, but without readiness() (a plan older than this build) or without the right to call it.
+        return {"database": True, "plan": False, "pg_cron": False}
+    checks = row[0] if row else {}
+    return {"database": True, "plan": bool(checks.get("plan")), "pg_cron": bool(checks.get("pg_cron"))}
+
+
+@get("/health", sync_to_thread=False)
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@get("/ready")
+async def ready(state: State) -> dict[str, Any]:
+    checks = await readiness(state.pool, state.last_change)
+    if not all(checks.values()):
+        raise NotReady(checks)
+    return {"status": "ready", "checks": checks}
+
+
+ROUTES = [health, ready]

@@ -1,0 +1,113 @@
+"""Prometheus metrics: counters kept by the relay, and pgmq queue gauges read at scrape time."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Iterable
+
+import psycopg
+from litestar import Request, Response, get
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from psycopg_pool import AsyncConnectionPool
+
+log = logging.getLogger(__name__)
+# The *_created series double the output and no dashboard reads them.
+disable_created_metrics()
+
+QUEUE_METRICS = "SELECT queue_name, depth, oldest_age_seconds FROM whatsapp_handler.queue_metrics()"
+# A scrape must answer even when the database does not.
+QUEUE_TIMEOUT_SECONDS = 1.0
+# Webhooks answer in milliseconds; the tail up to Twilio's 15 s timeout still counts.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000)
+OTP_OUTCOMES = ("verified", "invalid", "expired", "locked", "no_challenge")
+
+
+class Metrics:
+    """One registry per app, so that two apps in one process (tests) do not collide.
+
+    With several granian workers (`serve` sets PROMETHEUS_MULTIPROC_DIR), each worker writes its
+    counts to files in that directory and a scrape, whichever worker answers it, sums them all."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r: CollectorRegistry | None = self.registry
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            MultiProcessCollector(self.registry)
+            r = None
+        self.webhook_requests = Counter(
+            "whatsapp_webhook_requests",
+            "Webhooks answered, by provider and outcome",
+            ["provider", "outcome"],
+            registry=r,
+        )
+        self.webhook_duration = Histogram(
+            "whatsapp_webhook_duration_seconds",
+            "Time to answer a webhook",
+            ["provider"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.ingest_batch_size = Histogram(
+            "whatsapp_ingest_batch_size",
+            "Webhooks per ingest call (more than one when they arrive faster than the slots answer)",
+            ["provider"],
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
+        self.registrations = Counter("whatsapp_user_registrations", "Users registered on first contact", registry=r)
+        self.otp_sent = Counter("whatsapp_otp_sent", "OTP codes issued through the API", registry=r)
+        self.otp_verified = Counter("whatsapp_otp_verified", "OTP verifications, by outcome", ["outcome"], registry=r)
+        for outcome in OTP_OUTCOMES:
+            self.otp_verified.labels(outcome)
+
+
+class _Families:
+    """A one-off collector, so that scrape-time gauges need no shared mutable state."""
+
+    def __init__(self, families: Iterable[Metric]) -> None:
+        self._families = list(families)
+
+    def collect(self) -> Iterable[Metric]:
+        return self._families
+
+
+async def _queue_rows(pool: AsyncConnectionPool) -> list[tuple[str, int, float | None]] | None:
+    try:
+        async with asyncio.timeout(QUEUE_TIMEOUT_SECONDS), pool.connection(timeout=QUEUE_TIMEOUT_SECONDS) as conn:
+            return await (await conn.execute(QUEUE_METRICS, prepare=True)).fetchall()
+    except (psycopg.Error, TimeoutError) as exc:
+        log.warning("queue metrics unavailable: %s", " ".join(str(exc).split()) or type(exc).__name__)
+        return None
+
+
+def _queue_families(rows: list[tuple[str, int, float | None]] | None) -> list[Metric]:
+    up = GaugeMetricFamily("whatsapp_queue_metrics_up", "Whether the queue gauges could be read from the database")
+    up.add_metric([], 0 if rows is None else 1)
+    depth = GaugeMetricFamily("whatsapp_queue_depth", "Messages in a pgmq queue", labels=["queue"])
+    age = GaugeMetricFamily(
+        "whatsapp_queue_oldest_message_age_seconds", "Age of the oldest message in a pgmq queue", labels=["queue"]
+    )
+    for name, count, oldest in rows or ():
+        depth.add_metric([name], count)
+        age.add_metric([name], oldest or 0.0)
+    return [up, depth, age]
+
+
+@get("/metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    state = request.app.state
+    rows = await _queue_rows(state.pool)
+    text = generate_latest(state.metrics.registry) + generate_latest(_Families(_queue_families(rows)))  # type: ignore[arg-type]
+    return Response(text, media_type=CONTENT_TYPE_LATEST)

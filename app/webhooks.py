@@ -1,0 +1,149 @@
+"""Provider webhooks: authenticate, bound, route to a channel, then one SQL call.
+
+The answer (200) goes out only after that call returned, i.e. after its transaction
+committed: the connections are in autocommit, so the call is its own transaction.
+Under load, webhooks arriving together share the call (app/batching.py).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from litestar import Request, Response, get, post
+from litestar.exceptions import ClientException, NotAuthorizedException, NotFoundException, PermissionDeniedException
+
+from app import signatures
+from app.channels import Channel
+from app.context import OUTCOME_KEY
+from app.envelopes import evolution_envelope, form_pairs, json_object, meta_envelope
+from app.logs import CORRELATION_ID
+
+FORM = "application/x-www-form-urlencoded"
+EMPTY_TWIML = b'<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+MAX_CHALLENGE = 256
+
+
+async def _ingest(request: Request, provider: str, payload: str) -> dict[str, Any]:
+    state = request.app.state
+    result = await state.batchers[provider].ingest(payload, CORRELATION_ID.get())
+    request.scope["state"][OUTCOME_KEY] = result.get("outcome")
+    if registrations := result.get("registrations"):
+        state.metrics.registrations.inc(registrations)
+    return result
+
+
+def _text(body: bytes) -> str:
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ClientException("the body is not UTF-8") from None
+
+
+def _channel(request: Request, provider: str, ref: object) -> Channel:
+    channel = request.app.state.channels.get(provider, ref)
+    if channel is None:
+        raise NotFoundException(f"no {provider} channel is configured for {ref}")
+    return channel
+
+
+@get("/webhooks/meta", media_type="text/plain", sync_to_thread=False)
+def meta_handshake(request: Request) -> Response:
+    """Meta's subscription handshake: echo hub.challenge when hub.verify_token is a Meta channel's."""
+    query = request.query_params
+    challenge = query.get("hub.challenge")
+    if not challenge or len(challenge) > MAX_CHALLENGE:
+        raise ClientException(f"hub.challenge is missing or longer than {MAX_CHALLENGE} characters")
+    if query.get("hub.mode") != "subscribe":
+        raise PermissionDeniedException("hub.mode is not subscribe")
+    token = query.get("hub.verify_token")
+    matched = False
+    for expected in request.app.state.channels.meta_verify_tokens:
+        matched |= signatures.same(expected, token)
+    if not matched:
+        raise PermissionDeniedException("hub.verify_token matches no Meta channel")
+    return Response(challenge, media_type="text/plain", headers={"X-Content-Type-Options": "nosniff"})
+
+
+@post("/webhooks/meta", status_code=200, opt={"provider": "meta"})
+async def meta_webhook(request: Request) -> Response:
+    """Meta Cloud API events, signed with the app secret (X-Hub-Signature-256)."""
+    signature = request.headers.get("x-hub-signature-256")
+    if signature is None:
+        raise NotAuthorizedException("X-Hub-Signature-256 is missing")
+    body = await request.body()
+    ids = sorted(meta_envelope(body).phone_number_ids())
+    channels = [_channel(request, "meta", phone_number_id) for phone_number_id in ids]
+    secrets = {channel.secret for channel in channels}
+    if len(secrets) != 1:
+        raise NotAuthorizedException("the body names channels of different apps (different app secrets)")
+    if not signatures.meta_valid(secrets.pop(), body, signature):
+        raise NotAuthorizedException("X-Hub-Signature-256 does not match the body")
+    return Response(await _ingest(request, "meta", _text(body)))
+
+
+def _twilio_url(request: Request) -> list[str]:
+    """The URL Twilio posted to, as it saw it: the public base URL, then path and query as received."""
+    raw = request.scope.get("raw_path") or request.scope["path"].encode()
+    path = raw.decode("latin-1").split("?", 1)[0]
+    query = request.scope["query_string"].decode("latin-1")
+    tail = path + (f"?{query}" if query else "")
+    return [base + tail for base in request.app.state.twilio_base_urls]
+
+
+@post("/webhooks/twilio", status_code=200, media_type="text/xml", opt={"provider": "twilio"})
+async def twilio_webhook(request: Request) -> Response:
+    """Twilio messages and status callbacks, signed with the auth token (X-Twilio-Signature)."""
+    signature = request.headers.get("x-twilio-signature")
+    if not signature:
+        raise PermissionDeniedException("X-Twilio-Signature is missing")
+    body = await request.body()
+    body_hash = request.query_params.get("bodySHA256")
+    if body_hash is not None:
+        # A JSON body: the signature covers the URL (with the body's hash in it) and no parameters.
+        fields, signed, payload = json_object(body), [], _text(body)
+    else:
+        if request.headers.get("content-type", "").split(";", 1)[0].strip().lower() != FORM:
+            raise ClientException(f"expected {FORM}")
+        signed = form_pairs(body)
+        fields = {}
+        for name, value in signed:
+            fields.setdefault(name, value)
+        payload = json.dumps(fields)
+    # Status callbacks come from the business number; inbound messages are sent to it.
+    ref_field = "From" if fields.get("MessageStatus", "received") != "received" else "To"
+    if not fields.get(ref_field):
+        raise ClientException(f"the body has no {ref_field}")
+    channel = _channel(request, "twilio", fields[ref_field])
+    algorithm = signatures.twilio_algorithm(request.headers.get("x-twilio-webhooks-signature-settings"))
+    valid = signatures.twilio_valid(channel.secret, _twilio_url(request), signed, signature, algorithm)
+    if body_hash is not None:
+        valid &= signatures.body_sha256_valid(body, body_hash)
+    if not valid:
+        raise PermissionDeniedException("X-Twilio-Signature does not match the request")
+    await _ingest(request, "twilio", payload)
+    return Response(EMPTY_TWIML, media_type="text/xml")
+
+
+def _bearer(header: str | None) -> str | None:
+    scheme, _, token = (header or "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+@post("/webhooks/evolution", status_code=200, opt={"provider": "evolution"})
+async def evolution_webhook(request: Request) -> Response:
+    """Evolution API events, authenticated by the instance's apikey (body, apikey header or Bearer)."""
+    envelope, payload = evolution_envelope(await request.body())
+    channel = _channel(request, "evolution", envelope.instance)
+    presented = (envelope.apikey, request.headers.get("apikey"), _bearer(request.headers.get("authorization")))
+    matched = False
+    for candidate in presented:
+        matched |= signatures.same(channel.secret, candidate)
+    if not matched:
+        raise NotAuthorizedException("no apikey matching the instance's was presented")
+    # The apikey is a credential: it is not stored with the raw event.
+    payload.pop("apikey", None)
+    return Response(await _ingest(request, "evolution", json.dumps(payload)))
+
+
+ROUTES = [meta_handshake, meta_webhook, twilio_webhook, evolution_webhook]

@@ -1,0 +1,222 @@
+"""Relay benchmark (issue 3): signed Meta webhooks over loopback against a durable
+PostgreSQL (fsync and synchronous_commit on), next to the SQL-only rate of the same
+ingest function under pgbench. Run by hand; results go to bench/RESULTS.md.
+
+    .venv/bin/python bench/relay_bench.py [--duration 20] [--rate 2000]
+
+Needs wrk and pgbench (Debian packages wrk, postgresql-client-15).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from app import sqitch  # noqa: E402
+from app.cluster import LocalCluster  # noqa: E402
+from app.settings import Settings  # noqa: E402
+
+BENCH = Path(__file__).resolve().parent
+SECRET = "bench-app-secret"
+PHONE_NUMBER_ID = "1234567890"
+RELAY_PASSWORD = "bench-relay-password"
+USERS = 100_000
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def meta_body(n: int) -> bytes:
+    wa_id = str(447700000000 + n % USERS)
+    value = {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "15550001111", "phone_number_id": PHONE_NUMBER_ID},
+        "contacts": [{"profile": {"name": "Ana"}, "wa_id": wa_id}],
+        "messages": [{"from": wa_id, "id": f"wamid.{uuid.uuid4().hex}", "timestamp": "1700000000",
+                      "type": "text", "text": {"body": "hello"}}],
+    }  # fmt: skip
+    body = {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": value}]}]}
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def signature(body: bytes) -> str:
+    return "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+
+
+def start_database(home: Path) -> LocalCluster:
+    pg = LocalCluster(home=home, port=free_port(), bindir=Settings().pg_bindir,
+                      settings={"max_connections": "200", "shared_buffers": "512MB"})  # fmt: skip
+    pg.init()
+    pg.configure(cron_database="bench")
+    pg.start()
+    pg.ensure_database("bench")
+    sqitch.run("deploy", pg.url("bench"), capture=True)
+    with psycopg.connect(pg.url("bench"), autocommit=True) as conn:
+        conn.execute("SELECT whatsapp_handler.add_channel('meta', %s, '+15550001111', 'Bench')", (PHONE_NUMBER_ID,))
+        # One statement at a time: the file ends in a VACUUM, which no transaction may hold.
+        for statement in (BENCH / "known_users.sql").read_text().split(";"):
+            if statement.strip() and not statement.strip().startswith("--") or "INSERT" in statement:
+                conn.execute(statement)
+        conn.execute(f"CREATE ROLE bench_relay LOGIN PASSWORD '{RELAY_PASSWORD}' IN ROLE whatsapp_handler_relay")
+    return pg
+
+
+def pgbench(pg: LocalCluster, duration: int, clients: int = 8) -> float:
+    out = subprocess.run(
+        ["pgbench", "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres", "-n", "-c", str(clients), "-j", "2",
+         "-T", str(duration), "-f", str(BENCH / "ingest_meta.pgbench"), "bench"],
+        env={**os.environ, "PGPASSWORD": pg.password()}, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return float(re.search(r"tps = ([\d.]+)", out).group(1))
+
+
+def start_relay(pg: LocalCluster, log: Path) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WHATSAPP_HANDLER_")}
+    env |= {
+        "WHATSAPP_HANDLER_DATABASE_URL": pg.url("bench", user="bench_relay", password=RELAY_PASSWORD),
+        "WHATSAPP_HANDLER_CHANNELS": json.dumps([{"provider": "meta", "ref": PHONE_NUMBER_ID, "phone": "+15550001111",
+                                                  "name": "Bench", "secret": SECRET}]),
+        "WHATSAPP_HANDLER_POOL_MAX_SIZE": "16",
+        "WHATSAPP_HANDLER_LOG_LEVEL": "WARNING",
+    }  # fmt: skip
+    granian = Path(sys.executable).parent / "granian"
+    cmd = [str(granian), "--interface", "asgi", "--factory", "--workers", "1", "--loop", "uvloop",
+           "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "app.web:create_app"]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    answer = "no answer"
+    for _ in range(300):
+        try:
+            ready = httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1)
+            if ready.status_code == 200:
+                return proc, port
+            answer = ready.text
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"relay did not become ready ({answer}); see {log}")
+
+
+def wrk(port: int, bodies: Path, duration: int, connections: int) -> dict[str, float]:
+    out = subprocess.run(
+        ["wrk", "-t", "1", "-c", str(connections), "-d", f"{duration}s", "--latency", "-s",
+         str(BENCH / "signed_bodies.lua"), f"http://127.0.0.1:{port}"],
+        env={**os.environ, "BODIES": str(bodies)}, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50_ms": _ms(re.search(r"50%\s+([\d.]+\w+)", out).group(1)),
+        "p99_ms": _ms(re.search(r"99%\s+([\d.]+\w+)", out).group(1)),
+        "non_2xx": float(non2xx.group(1)) if non2xx else 0.0,
+    }
+
+
+def _ms(value: str) -> float:
+    number, unit = re.match(r"([\d.]+)(\w+)", value).groups()
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+async def open_loop(port: int, requests: list[bytes], rate: float) -> dict[str, float]:
+    """Send at a fixed rate whatever the answers do; latency counts from the scheduled
+    send time, so a stall shows in the percentiles instead of slowing the sender."""
+    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    latencies: list[float] = []
+    errors = 0
+
+    async def one(request: bytes, scheduled: float) -> None:
+        nonlocal errors
+        conn = idle.pop() if idle else await asyncio.open_connection("127.0.0.1", port)
+        reader, writer = conn
+        writer.write(request)
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(re.search(rb"(?i)content-length: (\d+)", head).group(1))
+        await reader.readexactly(length)
+        latencies.append(time.perf_counter() - scheduled)
+        errors += not head.startswith(b"HTTP/1.1 200")
+        idle.append(conn)
+
+    tasks = []
+    start = time.perf_counter()
+    for i, request in enumerate(requests):
+        scheduled = start + i / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(request, scheduled)))
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - start
+    latencies.sort()
+    return {
+        "sent_per_s": len(requests) / elapsed,
+        "p50_ms": 1000 * statistics.median(latencies),
+        "p99_ms": 1000 * latencies[int(0.99 * len(latencies)) - 1],
+        "over_1s": sum(lat > 1 for lat in latencies) / len(latencies),
+        "errors": errors,
+    }
+
+
+def http_request(body: bytes) -> bytes:
+    head = (f"POST /webhooks/meta HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+            f"X-Hub-Signature-256: {signature(body)}\r\nContent-Length: {len(body)}\r\n\r\n")  # fmt: skip
+    return head.encode() + body
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=20)
+    parser.add_argument("--rate", type=float, default=2000)
+    parser.add_argument("--connections", type=int, default=32)
+    args = parser.parse_args()
+
+    home = Path(tempfile.mkdtemp(prefix="wh-bench-"))
+    pg = start_database(home)
+    relay = None
+    try:
+        sql_rate = pgbench(pg, args.duration)
+        relay, port = start_relay(pg, home.parent / f"{home.name}-relay.log")
+        bodies = home.parent / f"{home.name}-bodies.tsv"
+        with bodies.open("w") as f:
+            for n in range(int(args.duration * 8000)):
+                body = meta_body(n)
+                f.write(f"{signature(body)}\t{body.decode()}\n")
+        peak = wrk(port, bodies, args.duration, args.connections)
+        fixed = asyncio.run(open_loop(port, [http_request(meta_body(n)) for n in range(int(args.rate * args.duration))],
+                                      args.rate))  # fmt: skip
+        with psycopg.connect(pg.url("bench")) as conn:
+            stored = conn.execute("SELECT count(*) FROM whatsapp_handler.messages").fetchone()[0]
+        print(json.dumps({"sql_only_tps": round(sql_rate), "relay_peak": peak, "relay_fixed_rate": fixed,
+                          "ratio_relay_to_sql": round(peak["rps"] / sql_rate, 2), "messages_stored": stored},
+                         indent=2))  # fmt: skip
+    finally:
+        if relay is not None:
+            os.killpg(relay.pid, signal.SIGTERM)
+            relay.wait(timeout=10)
+        pg.stop("immediate")
+        shutil.rmtree(home, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,170 @@
+"""POST/GET /webhooks/meta over real HTTP, the relay connected as its own login."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import httpx
+import psycopg
+import pytest
+
+from tests import payloads as p
+from tests.relay import (
+    META_OTHER_APP_REF,
+    META_OTHER_SECRET,
+    META_SAME_APP_REF,
+    VERIFY_TOKEN,
+    assert_problem,
+    count,
+    meta_signature,
+    post_meta,
+)
+
+WA_ID = "447700900123"
+
+
+def handshake(base: str, **params: str) -> httpx.Response:
+    return httpx.get(f"{base}/webhooks/meta", params=params)
+
+
+def test_handshake_echoes_the_challenge_for_a_channels_verify_token(relay: Callable[..., str]) -> None:
+    base = relay()
+    ok = handshake(base, **{"hub.mode": "subscribe", "hub.verify_token": VERIFY_TOKEN, "hub.challenge": "1158201444"})
+    assert (ok.status_code, ok.text) == (200, "1158201444")
+    assert ok.headers["content-type"].startswith("text/plain")
+    wrong = {"hub.mode": "subscribe", "hub.verify_token": "not-it", "hub.challenge": "1"}
+    assert_problem(handshake(base, **wrong), 403)
+    assert_problem(handshake(base, **{**wrong, "hub.verify_token": VERIFY_TOKEN, "hub.mode": "unsubscribe"}), 403)
+    assert_problem(handshake(base, **{"hub.mode": "subscribe", "hub.challenge": "1"}), 403)
+    assert_problem(handshake(base, **{"hub.mode": "subscribe", "hub.verify_token": VERIFY_TOKEN}), 400)
+
+
+def test_signed_text_message_is_stored_once_even_when_posted_twice(
+    relay: Callable[..., str], db: psycopg.Connection
+) -> None:
+    base = relay()
+    body = json.dumps(p.meta_text(WA_ID, "wamid.RELAY1", body="hello relay")).encode()
+    first = post_meta(base, body)
+    assert first.status_code == 200, first.text
+    assert first.json()["outcome"] == "processed"
+    assert (first.json()["messages"], first.json()["registrations"]) == (1, 1)
+    again = post_meta(base, body)
+    assert again.status_code == 200, again.text
+    assert (again.json()["messages"], again.json()["duplicates"]) == (0, 1)
+    rows = db.execute(
+        "SELECT body, channel_id FROM whatsapp_handler.messages WHERE provider_message_id = 'wamid.RELAY1'"
+    ).fetchall()
+    assert [r["body"] for r in rows] == ["hello relay"]
+    # Both deliveries are kept raw, exactly as sent.
+    raw = db.execute("SELECT payload::text AS t FROM whatsapp_handler.webhook_events ORDER BY id").fetchall()
+    assert [json.loads(r["t"]) for r in raw] == [json.loads(body)] * 2
+
+
+def test_two_channels_of_one_app_in_one_body(relay: Callable[..., str], db: psycopg.Connection) -> None:
+    base = relay()
+    body = p.meta_body(
+        p.meta_value([p.meta_message(WA_ID, "wamid.ONE")], contacts=[(WA_ID, "Ana")]),
+        p.meta_value(
+            [p.meta_message(WA_ID, "wamid.TWO")], contacts=[(WA_ID, "Ana")], phone_number_id=META_SAME_APP_REF
+        ),
+    )
+    response = post_meta(base, body)
+    assert response.status_code == 200, response.text
+    assert count(db, "webhook_events") == 1
+
+
+@pytest.mark.parametrize(
+    ("headers", "secret"),
+    [
+        ({"X-Hub-Signature-256": "sha256=" + "0" * 64}, None),
+        ({"X-Hub-Signature-256": "sha1=abc"}, None),
+        ({"X-Hub-Signature-256": "sha256=ünïcode".encode("latin-1")}, None),
+        ({}, META_OTHER_SECRET),
+    ],
+    ids=["wrong-hmac", "wrong-scheme", "non-ascii", "another-apps-secret"],
+)
+def test_bad_signature_is_401_and_nothing_is_stored(
+    relay: Callable[..., str], db: psycopg.Connection, headers: dict[str, str | bytes], secret: str | None
+) -> None:
+    base = relay()
+    body = json.dumps(p.meta_text(WA_ID, "wamid.BAD")).encode()
+    sent = {"Content-Type": "application/json", "X-Hub-Signature-256": meta_signature(body, secret or "x"), **headers}
+    response = httpx.post(f"{base}/webhooks/meta", content=body, headers=sent)
+    assert_problem(response, 401)
+    assert count(db, "webhook_events") == 0
+
+
+def test_missing_signature_is_401_before_the_body_is_read(relay: Callable[..., str], db: psycopg.Connection) -> None:
+    base = relay()
+    response = httpx.post(f"{base}/webhooks/meta", content=b"not even json")
+    assert_problem(response, 401)
+    assert count(db, "webhook_events") == 0
+
+
+def test_a_body_naming_channels_of_two_apps_is_401(relay: Callable[..., str], db: psycopg.Connection) -> None:
+    base = relay()
+    body = p.meta_body(
+        p.meta_value([p.meta_message(WA_ID, "wamid.A")]),
+        p.meta_value([p.meta_message(WA_ID, "wamid.B")], phone_number_id=META_OTHER_APP_REF),
+    )
+    assert_problem(post_meta(base, body), 401)
+    assert count(db, "webhook_events") == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{not json",
+        b"[]",
+        b'{"object": "page", "entry": []}',
+        b'{"object": "whatsapp_business_account", "entry": []}',
+        b'{"object": "whatsapp_business_account", "entry": [{"changes": [{"value": {}}]}]}',
+        b'{"object": "whatsapp_business_account", "entry": [{"changes": [{"value": {"metadata":'
+        b' {"phone_number_id": 1234567890}}}]}]}',
+        b"\xff\xfe",
+    ],
+    ids=["syntax", "array", "other-object", "no-entries", "no-metadata", "numeric-id", "not-utf8"],
+)
+def test_malformed_body_is_400(relay: Callable[..., str], db: psycopg.Connection, body: bytes) -> None:
+    base = relay()
+    assert_problem(post_meta(base, body), 400)
+    assert count(db, "webhook_events") == 0
+
+
+def test_unknown_phone_number_id_is_404(relay: Callable[..., str], db: psycopg.Connection) -> None:
+    base = relay()
+    body = p.meta_text(WA_ID, "wamid.X", phone_number_id="9999999999")
+    problem = assert_problem(post_meta(base, body), 404)
+    assert "9999999999" in problem["detail"]
+    assert count(db, "webhook_events") == 0
+
+
+def test_body_over_the_limit_is_413(relay: Callable[..., str], db: psycopg.Connection) -> None:
+    base = relay(max_body_bytes=4096)
+    body = p.meta_text(WA_ID, "wamid.BIG", body="x" * 5000)
+    assert_problem(post_meta(base, body), 413)
+    # Streamed without a Content-Length, the limit holds on the bytes received.
+    raw = json.dumps(body).encode()
+    chunks = (raw[i : i + 1000] for i in range(0, len(raw), 1000))
+    headers = {"X-Hub-Signature-256": meta_signature(raw)}
+    assert_problem(httpx.post(f"{base}/webhooks/meta", content=chunks, headers=headers), 413)
+    small = post_meta(base, p.meta_text(WA_ID, "wamid.SMALL"))
+    assert small.status_code == 200, small.text
+    assert count(db, "webhook_events") == 1
+
+
+def test_a_three_megabyte_body_is_accepted_by_default(relay: Callable[..., str], db: psycopg.Connection) -> None:
+    base = relay()
+    body = p.meta_text(WA_ID, "wamid.LARGE", body="y" * 3_000_000)
+    response = post_meta(base, body)
+    assert response.status_code == 200, response.text
+    assert count(db, "webhook_events") == 1
+
+
+def test_json_postgres_cannot_store_is_400_not_500(relay: Callable[..., str], db: psycopg.Connection) -> None:
+    base = relay()
+    body = json.dumps(p.meta_text(WA_ID, "wamid.NUL", body="a\u0000b")).encode()
+    assert b"\\u0000" in body
+    assert_problem(post_meta(base, body), 400)
+    assert count(db, "webhook_events") == 0

@@ -1,0 +1,81 @@
+"""The relay's signature checks against twilio's own RequestValidator and plain hmac, without a server."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable
+from urllib.parse import urlparse
+
+import pytest
+from twilio.request_validator import RequestValidator, add_port, remove_port
+
+from app import signatures
+
+TOKEN = "12345"
+PARAMS = {"To": "whatsapp:+15550002222", "Body": "héllo & bye", "MediaUrl0": "https://x/y?z=1", "Empty": ""}
+
+
+@pytest.mark.parametrize(
+    "configured",
+    ["https://hooks.example.com", "https://hooks.example.com:443", "http://h.example.com:8080/prefix",
+     "https://user@h.example.com/a"],
+)  # fmt: skip
+@pytest.mark.parametrize("variant", [add_port, remove_port])
+def test_twilio_accepts_both_forms_twilio_signs(configured: str, variant: Callable[..., str]) -> None:
+    url = f"{configured}/webhooks/twilio?a=1"
+    signature = RequestValidator(TOKEN).compute_signature(variant(urlparse(url)), PARAMS)
+    assert RequestValidator(TOKEN).validate(url, PARAMS, signature)
+    urls = [f"{base}/webhooks/twilio?a=1" for base in signatures.twilio_base_urls(configured)]
+    assert signatures.twilio_valid(TOKEN.encode(), urls, list(PARAMS.items()), signature)
+    assert not signatures.twilio_valid(b"other", urls, list(PARAMS.items()), signature)
+    assert not signatures.twilio_valid(TOKEN.encode(), urls, [*PARAMS.items(), ("x", "1")], signature)
+
+
+def test_twilio_base_urls_drop_and_add_the_port() -> None:
+    assert signatures.twilio_base_urls("https://h.example.com") == (
+        "https://h.example.com",
+        "https://h.example.com:443",
+    )
+    assert signatures.twilio_base_urls("http://h.example.com:80/p") == (
+        "http://h.example.com/p",
+        "http://h.example.com:80/p",
+    )
+
+
+def test_twilio_repeated_parameters_sign_like_twilios_validator() -> None:
+    class Multi(dict):
+        def getall(self, name: str) -> list[str]:
+            return [v for k, v in pairs if k == name]
+
+    pairs = [("b", "2"), ("a", "z"), ("a", "y"), ("a", "y")]
+    expected = RequestValidator(TOKEN).compute_signature("https://h/x", Multi(pairs))
+    assert signatures.twilio_valid(TOKEN.encode(), ["https://h/x"], pairs, expected)
+
+
+def test_twilio_sha256_shared_key_signatures() -> None:
+    url = "https://h.example.com/webhooks/twilio"
+    settings = "key=webhooks_sharedkey_1,algorithm=HMAC_SHA256"
+    algorithm = signatures.twilio_algorithm(settings)
+    signature = RequestValidator(TOKEN).compute_signature(url, PARAMS, algorithm)
+    assert signatures.twilio_valid(TOKEN.encode(), [url], list(PARAMS.items()), signature, algorithm)
+    assert not signatures.twilio_valid(TOKEN.encode(), [url], list(PARAMS.items()), signature)
+    assert signatures.twilio_algorithm(None) == "HMAC_SHA1"
+    assert not signatures.twilio_valid(TOKEN.encode(), [url], [], signature, "HMAC_MD5")
+
+
+def test_meta_signature() -> None:
+    body = b'{"object":"whatsapp_business_account"}'
+    good = "sha256=" + hmac.new(b"secret", body, hashlib.sha256).hexdigest()
+    assert signatures.meta_valid(b"secret", body, good)
+    assert signatures.meta_valid(b"secret", body, good.upper().replace("SHA256=", "sha256="))
+    assert not signatures.meta_valid(b"secret", body + b" ", good)
+    assert not signatures.meta_valid(b"other", body, good)
+    assert not signatures.meta_valid(b"secret", body, good[len("sha256=") :])
+    assert not signatures.meta_valid(b"secret", body, "sha256=é")
+
+
+def test_same_takes_any_presented_value() -> None:
+    assert signatures.same(b"k", "k")
+    assert not signatures.same(b"k", None)
+    assert not signatures.same(b"k", "\udcff")

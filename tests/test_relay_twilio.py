@@ -1,0 +1,124 @@
+"""POST /webhooks/twilio over real HTTP, signed with twilio's own RequestValidator."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+
+import httpx
+import psycopg
+import pytest
+
+from tests import payloads as p
+from tests.relay import PUBLIC_BASE_URL, TWILIO_TOKEN, assert_problem, count, post_twilio, twilio_signature
+
+USER = "+447700900123"
+BUSINESS = "+15550002222"
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+
+
+def assert_twiml(response: httpx.Response) -> None:
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/xml")
+    assert response.text == EMPTY_TWIML
+
+
+@pytest.mark.parametrize(
+    ("public_base_url", "signed_base"),
+    [
+        (PUBLIC_BASE_URL, PUBLIC_BASE_URL),
+        (PUBLIC_BASE_URL, "https://hooks.example.com:443"),
+        ("https://hooks.example.com:443", PUBLIC_BASE_URL),
+        ("http://hooks.example.com:8080/wa", "http://hooks.example.com:8080/wa"),
+        ("http://hooks.example.com:8080/wa", "http://hooks.example.com/wa"),
+    ],
+    ids=["as-configured", "signed-with-default-port", "configured-with-port", "other-port", "port-dropped"],
+)
+def test_signed_inbound_message_is_stored_and_answered_with_empty_twiml(
+    relay: Callable[..., str], db: psycopg.Connection, public_base_url: str, signed_base: str
+) -> None:
+    base = relay(public_base_url=public_base_url)
+    params = p.twilio_inbound("SM" + "1" * 32, USER, BUSINESS, body="hi twilio")
+    assert_twiml(post_twilio(base, params, signed_url=f"{signed_base}/webhooks/twilio"))
+    row = db.execute(
+        "SELECT body FROM whatsapp_handler.messages WHERE provider_message_id = %s", (params["MessageSid"],)
+    )
+    assert row.fetchone()["body"] == "hi twilio"
+    stored = db.execute("SELECT payload FROM whatsapp_handler.webhook_events").fetchone()["payload"]
+    assert stored == params
+
+
+def test_query_string_is_part_of_the_signed_url(relay: Callable[..., str], db: psycopg.Connection) -> None:
+    base = relay()
+    params = p.twilio_inbound("SM" + "2" * 32, USER, BUSINESS)
+    url = f"{PUBLIC_BASE_URL}/webhooks/twilio?tenant=a"
+    headers = {"X-Twilio-Signature": twilio_signature(url, params)}
+    assert_twiml(httpx.post(f"{base}/webhooks/twilio?tenant=a", data=params, headers=headers))
+    assert_problem(httpx.post(f"{base}/webhooks/twilio?tenant=b", data=params, headers=headers), 403)
+    assert count(db, "webhook_events") == 1
+
+
+def test_status_callback_is_routed_by_from(relay: Callable[..., str], db: psycopg.Connection) -> None:
+    base = relay()
+    params = p.twilio_status("SM" + "3" * 32, "delivered", BUSINESS, USER)
+    assert_twiml(post_twilio(base, params))
+    assert count(db, "webhook_events") == 1
+
+
+@pytest.mark.parametrize(
+    "signature",
+    ["", "bm90IGl0", twilio_signature(f"{PUBLIC_BASE_URL}/webhooks/twilio", {"Body": "other"})],
+    ids=["missing", "garbage", "other-params"],
+)
+def test_bad_signature_is_403_and_nothing_is_stored(
+    relay: Callable[..., str], db: psycopg.Connection, signature: str
+) -> None:
+    base = relay()
+    params = p.twilio_inbound("SM" + "4" * 32, USER, BUSINESS)
+    headers = {"X-Twilio-Signature": signature} if signature else {}
+    assert_problem(httpx.post(f"{base}/webhooks/twilio", data=params, headers=headers), 403)
+    assert count(db, "webhook_events") == 0
+
+
+def test_signature_with_a_wrong_token_is_403(relay: Callable[..., str], db: psycopg.Connection) -> None:
+    base = relay()
+    params = p.twilio_inbound("SM" + "5" * 32, USER, BUSINESS)
+    signature = twilio_signature(f"{PUBLIC_BASE_URL}/webhooks/twilio", params, token=TWILIO_TOKEN + "x")
+    response = httpx.post(f"{base}/webhooks/twilio", data=params, headers={"X-Twilio-Signature": signature})
+    assert_problem(response, 403)
+    assert count(db, "webhook_events") == 0
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type"),
+    [
+        (b'{"To": "whatsapp:+15550002222"}', "application/json"),
+        (b"To=whatsapp%3A%2B15550002222&novalue", "application/x-www-form-urlencoded"),
+        (b"To=%FF", "application/x-www-form-urlencoded"),
+        (b"Body=hi", "application/x-www-form-urlencoded"),
+    ],
+    ids=["json-without-body-hash", "field-without-value", "not-utf8", "no-to"],
+)
+def test_not_a_form_is_400(relay: Callable[..., str], content: bytes, content_type: str) -> None:
+    base = relay()
+    headers = {"Content-Type": content_type, "X-Twilio-Signature": "c2ln"}
+    assert_problem(httpx.post(f"{base}/webhooks/twilio", content=content, headers=headers), 400)
+
+
+def test_unknown_number_is_404(relay: Callable[..., str], db: psycopg.Connection) -> None:
+    base = relay()
+    params = p.twilio_inbound("SM" + "6" * 32, USER, "+15559999999")
+    assert_problem(post_twilio(base, params), 404)
+    assert count(db, "webhook_events") == 0
+
+
+def test_json_body_signed_through_body_sha256(relay: Callable[..., str], db: psycopg.Connection) -> None:
+    base = relay()
+    body = json.dumps(p.twilio_inbound("SM" + "7" * 32, USER, BUSINESS)).encode()
+    url = f"/webhooks/twilio?bodySHA256={hashlib.sha256(body).hexdigest()}"
+    headers = {"Content-Type": "application/json", "X-Twilio-Signature": twilio_signature(PUBLIC_BASE_URL + url, {})}
+    assert_twiml(httpx.post(base + url, content=body, headers=headers))
+    tampered = body.replace(b"hello", b"HELLO")
+    assert_problem(httpx.post(base + url, content=tampered, headers=headers), 403)
+    assert count(db, "webhook_events") == 1
