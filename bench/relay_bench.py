@@ -93,7 +93,7 @@ def pgbench(pg: LocalCluster, duration: int, clients: int = 8) -> float:
     return float(re.search(r"tps = ([\d.]+)", out).group(1))
 
 
-def start_relay(pg: LocalCluster, log: Path) -> tuple[subprocess.Popen, int]:
+def start_relay(pg: LocalCluster, log: Path, workers: int) -> tuple[subprocess.Popen, int]:
     port = free_port()
     # The caller's WHATSAPP_HANDLER_INGEST_* settings pass through, to compare group commit settings.
     env = {k: v for k, v in os.environ.items() if not k.startswith("WHATSAPP_HANDLER_") or "_INGEST_" in k}
@@ -105,7 +105,7 @@ def start_relay(pg: LocalCluster, log: Path) -> tuple[subprocess.Popen, int]:
         "WHATSAPP_HANDLER_LOG_LEVEL": "WARNING",
     }  # fmt: skip
     granian = Path(sys.executable).parent / "granian"
-    cmd = [str(granian), "--interface", "asgi", "--factory", "--workers", "1", "--loop", "uvloop",
+    cmd = [str(granian), "--interface", "asgi", "--factory", "--workers", str(workers), "--loop", "uvloop",
            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "app.web:create_app"]  # fmt: skip
     proc = subprocess.Popen(cmd, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
     answer = "no answer"
@@ -191,6 +191,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=20)
     parser.add_argument("--rate", type=float, default=2000)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=1, help="granian worker processes")
     args = parser.parse_args()
 
     home = Path(tempfile.mkdtemp(prefix="wh-bench-"))
@@ -198,7 +199,7 @@ def main() -> None:
     relay = None
     try:
         sql_rate = pgbench(pg, args.duration)
-        relay, port = start_relay(pg, home.parent / f"{home.name}-relay.log")
+        relay, port = start_relay(pg, home.parent / f"{home.name}-relay.log", args.workers)
         bodies = home.parent / f"{home.name}-bodies.tsv"
         with bodies.open("w") as f:
             for n in range(int(args.duration * 8000)):
