@@ -36,6 +36,7 @@ class Channels:
             for c in configs
         }
         self.meta_verify_tokens = [c.verify_token for c in self._by_ref.values() if c.verify_token]
+        self.meta_secrets = {c.secret for c in self._by_ref.values() if c.provider == "meta"}
 
     def get(self, provider: str, ref: object) -> Channel | None:
         return self._by_ref.get((provider, ref)) if isinstance(ref, str) else None

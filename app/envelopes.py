@@ -19,7 +19,8 @@ class _Metadata(BaseModel):
 
 
 class _Value(BaseModel):
-    metadata: _Metadata
+    # Account-level fields (message_template_status_update, account_update, ...) name no number.
+    metadata: _Metadata | None = None
 
 
 class _Change(BaseModel):
@@ -31,13 +32,18 @@ class _Entry(BaseModel):
 
 
 class MetaEnvelope(BaseModel):
-    """A WhatsApp Business Account webhook: every change names the number it is for."""
+    """A WhatsApp Business Account webhook: message changes name the number they are for."""
 
     object: Literal["whatsapp_business_account"]
     entry: list[_Entry] = Field(min_length=1)
 
     def phone_number_ids(self) -> set[str]:
-        return {change.value.metadata.phone_number_id for entry in self.entry for change in entry.changes}
+        return {
+            change.value.metadata.phone_number_id
+            for entry in self.entry
+            for change in entry.changes
+            if change.value.metadata is not None
+        }
 
 
 class EvolutionEnvelope(BaseModel):

@@ -20,6 +20,7 @@ DECLARE
     v_type    text;
     v_content jsonb;
     v_result  text;
+    v_any     boolean := false;
 BEGIN
     IF p_payload ->> 'object' IS DISTINCT FROM 'whatsapp_business_account' OR jsonb_typeof(p_payload -> 'entry') <> 'array' THEN
         RAISE EXCEPTION 'not a WhatsApp Business Account webhook' USING ERRCODE = 'WH012',
@@ -29,6 +30,7 @@ BEGIN
         SELECT c -> 'value' FROM jsonb_array_elements(p_payload -> 'entry') e, jsonb_array_elements(e -> 'changes') c
         WHERE c ->> 'field' = 'messages'
     LOOP
+        v_any := true;
         SELECT id INTO v_channel FROM channels
         WHERE provider = 'meta' AND provider_ref = v_value -> 'metadata' ->> 'phone_number_id';
         IF v_channel IS NULL THEN
@@ -71,11 +73,12 @@ BEGIN
             v_counts := _tally(v_counts, 'status');
         END LOOP;
     END LOOP;
-    RETURN v_counts;
+    -- Account-level fields (template status, account updates) are kept raw only.
+    RETURN CASE WHEN v_any THEN v_counts ELSE v_counts || '{"outcome": "stored"}' END;
 END
 $$;
 REVOKE ALL ON FUNCTION whatsapp_handler._normalise_meta(jsonb, bigint) FROM PUBLIC;
 COMMENT ON FUNCTION whatsapp_handler._normalise_meta(jsonb, bigint) IS
-    'Internal: records the messages and statuses of a Meta webhook body; returns counts. Raises WH012 for a body of another shape, WH003 for an unknown phone_number_id, and what _record_inbound raises.';
+    'Internal: records the messages and statuses of a Meta webhook body; returns counts, with outcome stored when no change is of field messages (account-level events are kept raw only). Raises WH012 for a body of another shape, WH003 for an unknown phone_number_id, and what _record_inbound raises.';
 
 COMMIT;

@@ -119,12 +119,11 @@ def test_a_body_naming_channels_of_two_apps_is_401(relay: Callable[..., str], db
         b"[]",
         b'{"object": "page", "entry": []}',
         b'{"object": "whatsapp_business_account", "entry": []}',
-        b'{"object": "whatsapp_business_account", "entry": [{"changes": [{"value": {}}]}]}',
         b'{"object": "whatsapp_business_account", "entry": [{"changes": [{"value": {"metadata":'
         b' {"phone_number_id": 1234567890}}}]}]}',
         b"\xff\xfe",
     ],
-    ids=["syntax", "array", "other-object", "no-entries", "no-metadata", "numeric-id", "not-utf8"],
+    ids=["syntax", "array", "other-object", "no-entries", "numeric-id", "not-utf8"],
 )
 def test_malformed_body_is_400(relay: Callable[..., str], db: psycopg.Connection, body: bytes) -> None:
     base = relay()
@@ -167,4 +166,33 @@ def test_json_postgres_cannot_store_is_400_not_500(relay: Callable[..., str], db
     body = json.dumps(p.meta_text(WA_ID, "wamid.NUL", body="a\u0000b")).encode()
     assert b"\\u0000" in body
     assert_problem(post_meta(base, body), 400)
+    assert count(db, "webhook_events") == 0
+
+
+ACCOUNT_EVENT = {
+    "object": "whatsapp_business_account",
+    "entry": [{"id": "102290129340398", "time": 1700000000, "changes": [{
+        "field": "message_template_status_update",
+        "value": {"event": "APPROVED", "message_template_id": 594425479261596, "message_template_name": "otp_code",
+                  "message_template_language": "en_GB", "reason": None},
+    }]}],
+}  # fmt: skip
+
+
+def test_account_level_event_signed_by_a_configured_app_is_stored_raw(
+    relay: Callable[..., str], db: psycopg.Connection
+) -> None:
+    """Template and account updates name no number: stored as received, not refused (Meta would retry)."""
+    base = relay()
+    response = post_meta(base, ACCOUNT_EVENT, secret=META_OTHER_SECRET)
+    assert response.status_code == 200, response.text
+    row = db.execute("SELECT payload, outcome, channel_id FROM whatsapp_handler.webhook_events").fetchone()
+    assert row == {"payload": ACCOUNT_EVENT, "outcome": "stored", "channel_id": None}
+
+
+def test_account_level_event_signed_by_no_configured_app_is_401(
+    relay: Callable[..., str], db: psycopg.Connection
+) -> None:
+    base = relay()
+    assert_problem(post_meta(base, ACCOUNT_EVENT, secret="some-other-app"), 401)
     assert count(db, "webhook_events") == 0
