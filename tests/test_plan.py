@@ -95,13 +95,27 @@ def test_verify_fails_when_an_object_is_wrong(db, db_url, breakage, change):
     assert "not ok" in result.stdout
 
 
-def test_plain_sqitch_explains_a_missing_pgmq(cluster, db):
-    db.execute("CREATE DATABASE wh_no_pgmq")
-    url = cluster.url("wh_no_pgmq")
-    result = _sqitch("deploy", "--to", "extension_pgmq", url=url)
+def test_plain_sqitch_explains_pg_cron_in_another_database(cluster, db):
+    db.execute("CREATE DATABASE wh_not_cron")
+    result = _sqitch("deploy", "--to", "extension_pgmq", url=cluster.url("wh_not_cron"))
     assert result.returncode != 0
     # pg_cron comes first in the plan and this is not pg_cron's database: its hint shows.
     assert "cron.database_name" in result.stderr
+
+
+def test_the_pgmq_change_explains_a_missing_pgmq(cluster, db):
+    """The server here has no pgmq extension: without the SQL-only install the change
+    stops with WH092 and says how to install it."""
+    db.execute("CREATE DATABASE wh_no_pgmq")
+    result = subprocess.run(
+        ["psql", "-X", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(cluster.port), "-U", "postgres",
+         "-d", "wh_no_pgmq", "-f", str(PROJECT_DIR / "deploy" / "extension_pgmq.sql")],
+        env={**os.environ, "PGPASSWORD": cluster.password(), "PGOPTIONS": "-c client_min_messages=error"},
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "pgmq is neither an available extension nor installed" in result.stderr
+    assert "SQL-only install" in result.stderr
 
 
 def _sqitch(*args: str, url: str) -> subprocess.CompletedProcess[str]:
