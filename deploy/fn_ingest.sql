@@ -87,6 +87,119 @@ RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
 AS $$ BEGIN RETURN _ingest('evolution', p_payload, p_correlation_id); END $$;
 
+-- The common case under load, set-based: a Meta body with one text message, no status,
+-- from someone whose conversation on the channel is active (or opted out), and no
+-- keyword. _converse does nothing for such a message, so a whole batch of them is one
+-- statement (the same rows _ingest would write, in the same order) instead of a dozen
+-- statements each. Every webhook of a sender with any other kind of webhook in the
+-- batch is left to _ingest, so that a sender's webhooks keep their order. Returns each
+-- webhook's result, NULL for those left to _ingest. jit is off: the planner cannot
+-- know a batch is small, and compiling costs more than running it.
+CREATE FUNCTION whatsapp_handler._ingest_meta_texts(p_payloads jsonb[], p_correlation_ids text[])
+RETURNS jsonb[]
+LANGUAGE plpgsql
+SET search_path = pg_catalog, whatsapp_handler, pg_temp
+SET jit = off
+AS $$
+DECLARE
+    v_results jsonb[];
+BEGIN
+    WITH item AS (
+        SELECT i, p_payloads[i] AS payload, nullif(left(p_correlation_ids[i], 128), '') AS cid,
+               p_payloads[i] #> '{entry,0,changes,0,value}' AS v
+        FROM generate_subscripts(p_payloads, 1) i
+    ), shaped AS (
+        SELECT i, payload, cid, v #>> '{metadata,phone_number_id}' AS ref, v #> '{messages,0}' AS msg,
+               payload ->> 'object' = 'whatsapp_business_account'
+               AND CASE WHEN jsonb_typeof(payload -> 'entry') = 'array' THEN jsonb_array_length(payload -> 'entry') END = 1
+               AND CASE WHEN jsonb_typeof(payload #> '{entry,0,changes}') = 'array'
+                        THEN jsonb_array_length(payload #> '{entry,0,changes}') END = 1
+               AND payload #>> '{entry,0,changes,0,field}' = 'messages'
+               AND CASE WHEN jsonb_typeof(v -> 'messages') = 'array' THEN jsonb_array_length(v -> 'messages') END = 1
+               AND coalesce(v -> 'statuses', '[]') = '[]'
+               AND v #>> '{messages,0,type}' = 'text'
+               AND jsonb_typeof(v #> '{messages,0,text,body}') = 'string'
+               AND v #>> '{messages,0,id}' IS NOT NULL
+               AND v #>> '{messages,0,from}' ~ '^[0-9]{6,15}$'
+               AND upper(trim(v #>> '{messages,0,text,body}')) NOT IN ('STOP', 'START', 'HELP', 'DELETE') AS simple
+        FROM item
+    ), others AS (
+        -- Every sender named anywhere in a webhook the fast path does not take.
+        SELECT DISTINCT s #>> '{}' AS sender
+        FROM shaped, jsonb_path_query(payload, '$.entry[*].changes[*].value.messages[*].from') s
+        WHERE NOT coalesce(simple, false)
+    ), fast AS (
+        SELECT s.i, s.payload, s.cid, l.channel_id, l.user_id, l.conversation_id,
+               s.msg ->> 'id' AS provider_message_id, s.msg #>> '{text,body}' AS body, '+' || (s.msg ->> 'from') AS phone,
+               nextval('whatsapp_handler.webhook_events_id_seq'::regclass) AS event_id,
+               nextval('whatsapp_handler.messages_id_seq'::regclass) AS message_id
+        FROM (SELECT * FROM shaped
+              WHERE simple AND msg ->> 'from' NOT IN (SELECT sender FROM others WHERE sender IS NOT NULL)
+              ORDER BY msg ->> 'from', i OFFSET 0) s
+        -- Locked in sender order, as ingest_batch takes the rest; a conversation that
+        -- moved meanwhile is checked again after the wait and then left to _ingest.
+        CROSS JOIN LATERAL (
+            SELECT ch.id AS channel_id, u.id AS user_id, c.id AS conversation_id
+            FROM channels ch
+            JOIN conversations c ON c.channel_id = ch.id
+            JOIN users u ON u.id = c.user_id
+            WHERE ch.provider = 'meta' AND ch.provider_ref = s.ref AND u.phone = '+' || (s.msg ->> 'from')
+              AND c.state IN ('active', 'opted_out')
+            FOR UPDATE OF c
+        ) l
+    ), raw AS (
+        INSERT INTO webhook_events (id, provider, channel_id, correlation_id, payload, outcome)
+        OVERRIDING SYSTEM VALUE
+        SELECT event_id, 'meta', channel_id, cid, payload, 'processed' FROM fast
+    ), claimed AS (
+        -- As in _record_inbound: a message seen before (or twice in this batch) is claimed once.
+        INSERT INTO message_keys (channel_id, provider_message_id, message_id, message_created_at)
+        SELECT channel_id, provider_message_id, message_id, now() FROM fast ORDER BY phone, i
+        ON CONFLICT DO NOTHING
+        RETURNING message_id
+    ), fresh AS (
+        SELECT fast.* FROM fast WHERE message_id IN (SELECT message_id FROM claimed)
+    ), stored AS (
+        INSERT INTO messages (id, created_at, channel_id, user_id, conversation_id, direction, provider_message_id,
+                              message_type, body, status, webhook_event_id, correlation_id)
+        OVERRIDING SYSTEM VALUE
+        SELECT message_id, now(), channel_id, user_id, conversation_id, 'inbound', provider_message_id,
+               'text', body, 'received', event_id, cid
+        FROM fresh
+    ), touched AS (
+        UPDATE users SET last_active_at = now()
+        WHERE id = ANY (ARRAY(SELECT user_id FROM fresh))
+          AND (last_active_at IS NULL OR last_active_at < now() - interval '1 minute')
+    ), events AS (
+        -- What _emit_event('message.received', ...) writes, one row per new message.
+        INSERT INTO pgmq.q_outbox (vt, message, headers)
+        SELECT clock_timestamp(),
+               jsonb_build_object(
+                   'event_id', gen_random_uuid(), 'type', 'message.received', 'version', 1,
+                   'occurred_at', clock_timestamp(), 'aggregate_type', 'user', 'aggregate_id', user_id,
+                   'correlation_id', cid,
+                   'payload', jsonb_build_object(
+                       'message_id', message_id, 'channel_id', channel_id, 'conversation_id', conversation_id,
+                       'provider_message_id', provider_message_id, 'type', 'text', 'body', body,
+                       'media', NULL, 'reply_id', NULL)),
+               jsonb_build_object('x-pgmq-group', 'user:' || user_id)
+        FROM fresh ORDER BY phone, i
+    )
+    SELECT array_agg(r.result ORDER BY g.i) INTO v_results
+    FROM generate_subscripts(p_payloads, 1) g(i)
+    LEFT JOIN (
+        SELECT i, jsonb_build_object('webhook_event_id', event_id, 'outcome', 'processed',
+                   'messages', CASE WHEN new THEN 1 ELSE 0 END, 'duplicates', CASE WHEN new THEN 0 ELSE 1 END,
+                   'statuses', 0, 'registrations', 0) AS result
+        FROM (SELECT i, event_id, message_id IN (SELECT message_id FROM claimed) AS new FROM fast) f
+    ) r ON r.i = g.i;
+    RETURN v_results;
+END
+$$;
+REVOKE ALL ON FUNCTION whatsapp_handler._ingest_meta_texts(jsonb[], text[]) FROM PUBLIC;
+COMMENT ON FUNCTION whatsapp_handler._ingest_meta_texts(jsonb[], text[]) IS
+    'Internal: ingests, in one statement, the webhooks of a Meta batch that are one plain text message in an active or opted-out conversation, as _ingest would; returns their results and NULL for the webhooks it leaves to _ingest. Raises what its INSERTs raise (ingest_batch then takes the whole batch one by one).';
+
 -- The relay's call under load: the webhooks that arrived while the previous call ran,
 -- in one transaction, each with its own savepoint and result. One commit and one round
 -- trip for all of them is what lets ingestion keep up with thousands a second.
@@ -108,6 +221,14 @@ BEGIN
         RAISE EXCEPTION 'a batch holds 0 to 1000 payloads, each with its correlation id'
             USING ERRCODE = 'WH008', HINT = 'Pass two arrays of the same length, at most 1000 long.';
     END IF;
+    IF p_provider = 'meta' AND cardinality(p_payloads) > 1 THEN
+        BEGIN
+            v_results := _ingest_meta_texts(p_payloads, p_correlation_ids);
+        EXCEPTION WHEN OTHERS THEN
+            -- Whatever went wrong is left to the one-by-one path, which dead-letters it.
+            v_results := array_fill(NULL::jsonb, ARRAY[cardinality(p_payloads)]);
+        END;
+    END IF;
     -- Taken in sender order, so that two batches at once lock conversations in the
     -- same order and cannot deadlock on them; one sender's webhooks keep their order.
     FOR v_index IN
@@ -117,6 +238,7 @@ BEGIN
             p_payloads[i] ->> 'From',
             jsonb_path_query_first(p_payloads[i], '$.data.key.remoteJid') #>> '{}', ''), i
     LOOP
+        CONTINUE WHEN v_results[v_index] IS NOT NULL;
         v_results[v_index] := _ingest(p_provider::provider, p_payloads[v_index], p_correlation_ids[v_index]);
     END LOOP;
     RETURN v_results;

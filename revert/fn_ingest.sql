@@ -2,6 +2,7 @@
 BEGIN;
 
 DROP FUNCTION whatsapp_handler.ingest_batch(text, jsonb[], text[]);
+DROP FUNCTION whatsapp_handler._ingest_meta_texts(jsonb[], text[]);
 DROP FUNCTION whatsapp_handler.ingest_evolution(jsonb, text);
 DROP FUNCTION whatsapp_handler.ingest_twilio(jsonb, text);
 DROP FUNCTION whatsapp_handler.ingest_meta(jsonb, text);
