@@ -34,6 +34,7 @@ LOGINS = {
     "relay": "whatsapp_handler_relay",
     "worker": "whatsapp_handler_worker",
     "analyst": "whatsapp_handler_analyst",
+    "consumer": "whatsapp_handler_consumer",
 }
 
 

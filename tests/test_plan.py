@@ -20,6 +20,7 @@ PROJECT_ROLES = (
     "whatsapp_handler_relay",
     "whatsapp_handler_worker",
     "whatsapp_handler_analyst",
+    "whatsapp_handler_consumer",
 )
 
 

@@ -1,0 +1,10 @@
+-- Verify whatsapp_handler:queue_dead_letters on pg
+BEGIN;
+
+SELECT 1 / (count(*) = 2)::int FROM pgmq.meta WHERE queue_name IN ('outbox_dlq', 'outbound_dlq');
+SELECT 1 / (count(*) = 4)::int FROM pg_catalog.pg_class
+WHERE oid IN ('pgmq.q_outbox_dlq'::regclass, 'pgmq.a_outbox_dlq'::regclass,
+              'pgmq.q_outbound_dlq'::regclass, 'pgmq.a_outbound_dlq'::regclass)
+  AND relowner = 'whatsapp_handler_owner'::regrole;
+
+ROLLBACK;
