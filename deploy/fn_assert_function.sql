@@ -32,7 +32,8 @@ BEGIN
     IF cardinality(p_callers) > 0 AND NOT (SELECT prosecdef FROM pg_proc WHERE oid = p_fn) THEN
         RAISE EXCEPTION '% is callable by roles but not SECURITY DEFINER', p_fn;
     END IF;
-    FOREACH v_role IN ARRAY ARRAY['whatsapp_handler_relay', 'whatsapp_handler_worker', 'whatsapp_handler_analyst'] LOOP
+    FOREACH v_role IN ARRAY ARRAY['whatsapp_handler_relay', 'whatsapp_handler_worker', 'whatsapp_handler_analyst',
+                                 'whatsapp_handler_consumer'] LOOP
         IF has_function_privilege(v_role, p_fn, 'execute') <> (v_role = ANY (p_callers)) THEN
             RAISE EXCEPTION 'EXECUTE on % for %: expected %', p_fn, v_role, v_role = ANY (p_callers);
         END IF;

@@ -1,0 +1,9 @@
+-- Revert whatsapp_handler:fn_outbox_consumer from pg
+BEGIN;
+
+DROP FUNCTION whatsapp_handler.outbox_nack(bigint, integer);
+DROP FUNCTION whatsapp_handler.outbox_ack(bigint[]);
+DROP FUNCTION whatsapp_handler.outbox_read(integer, integer);
+DELETE FROM whatsapp_handler.settings WHERE key = 'outbox.max_reads';
+
+COMMIT;

@@ -1,0 +1,91 @@
+"""The outbox contract, as the consumer role sees it: per-user order, visibility timeout,
+acknowledgement, and the dead-letter queue for events no consumer can handle."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers import raises_sqlstate
+
+
+@pytest.fixture
+def consumer(connect_as):
+    return connect_as("consumer")
+
+
+def register(db, channel_id: int, phone: str) -> int:
+    """register_user emits user.registered; preferences add user.preferences_updated."""
+    uid = db.execute("SELECT user_id FROM whatsapp_handler.register_user(%s, %s)", (phone, channel_id)).fetchone()[
+        "user_id"
+    ]
+    db.execute('SELECT whatsapp_handler.set_user_preferences(%s, \'{"language": "pt-BR"}\')', (uid,))
+    return uid
+
+
+def read(consumer, qty=10, vt=30) -> list[dict]:
+    return consumer.execute("SELECT * FROM whatsapp_handler.outbox_read(%s, %s)", (qty, vt)).fetchall()
+
+
+def types(events: list[dict]) -> list[tuple[int, str]]:
+    return sorted((e["message"]["aggregate_id"], e["message"]["type"]) for e in events)
+
+
+def test_events_come_one_per_user_in_order(db, consumer, channel_id):
+    a = register(db, channel_id, "+447700900301")
+    b = register(db, channel_id, "+447700900302")
+    first = read(consumer)
+    assert types(first) == [(a, "user.registered"), (b, "user.registered")]
+    assert read(consumer) == []  # each user's next event waits for the first's acknowledgement
+    assert (
+        consumer.execute("SELECT whatsapp_handler.outbox_ack(%s) AS n", ([e["msg_id"] for e in first],)).fetchone()["n"]
+        == 2
+    )
+    assert types(read(consumer)) == [(a, "user.preferences_updated"), (b, "user.preferences_updated")]
+    assert db.execute("SELECT count(*) AS n FROM pgmq.a_outbox").fetchone()["n"] == 2
+
+
+def test_an_unacknowledged_event_comes_back_after_its_timeout(db, consumer, channel_id):
+    register(db, channel_id, "+447700900301")
+    [event] = read(consumer)
+    db.execute("UPDATE pgmq.q_outbox SET vt = now() WHERE msg_id = %s", (event["msg_id"],))  # the timeout passed
+    [again] = read(consumer)
+    assert again["msg_id"] == event["msg_id"] and again["read_ct"] == 2
+
+
+def test_nack_gives_an_event_back(db, consumer, channel_id):
+    register(db, channel_id, "+447700900301")
+    [event] = read(consumer)
+    assert consumer.execute("SELECT whatsapp_handler.outbox_nack(%s, 0) AS ok", (event["msg_id"],)).fetchone()["ok"]
+    assert [e["msg_id"] for e in read(consumer)] == [event["msg_id"]]
+
+
+def test_an_event_read_too_often_moves_to_the_dead_letter_queue(db, consumer, channel_id):
+    uid = register(db, channel_id, "+447700900301")
+    db.execute("UPDATE whatsapp_handler.settings SET value = '2' WHERE key = 'outbox.max_reads'")
+    for _ in range(2):
+        [poison] = read(consumer)
+        db.execute("UPDATE pgmq.q_outbox SET vt = now() WHERE msg_id = %s", (poison["msg_id"],))
+    # The third read moves it aside and hands out the user's next event instead.
+    [after] = read(consumer)
+    assert after["message"]["type"] == "user.preferences_updated"
+    [dead] = db.execute("SELECT message, headers FROM pgmq.q_outbox_dlq").fetchall()
+    assert dead["message"]["event"]["type"] == "user.registered" and dead["message"]["read_ct"] == 2
+    assert dead["headers"]["x-pgmq-group"] == f"user:{uid}"
+
+
+@pytest.mark.parametrize(("qty", "vt"), [(0, 30), (1001, 30), (10, 0), (10, 50000)])
+def test_bad_read_arguments_are_refused(consumer, qty, vt):
+    with raises_sqlstate("WH014"):
+        read(consumer, qty, vt)
+
+
+@pytest.mark.parametrize("role", ["relay", "worker", "analyst"])
+def test_only_the_consumer_reads_the_outbox(connect_as, role):
+    with raises_sqlstate("42501"):
+        connect_as(role).execute("SELECT * FROM whatsapp_handler.outbox_read(1, 30)")
+
+
+def test_the_consumer_reaches_no_table(consumer):
+    for table in ("pgmq.q_outbox", "whatsapp_handler.users", "pgmq.q_outbound"):
+        with raises_sqlstate("42501"):
+            consumer.execute(f"SELECT 1 FROM {table} LIMIT 1")
