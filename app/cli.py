@@ -14,7 +14,7 @@ import psycopg
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
-from app import channels, database, logs, sqitch
+from app import channels, database, dlq, logs, sqitch
 from app.cluster import ClusterError
 from app.settings import Settings, get_settings
 
@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Database-first WhatsApp webhook relay. Settings come from WHATSAPP_HANDLER_* variables "
         f"(or .env); with no {URL_VAR} the service runs on an embedded PostgreSQL cluster.",
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{db,cluster,serve}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{db,cluster,serve,worker,dlq}")
 
     db = commands.add_parser("db", help="deploy, revert, verify or inspect the sqitch plan")
     db_commands = db.add_subparsers(dest="action", required=True, metavar="{deploy,revert,verify,status}")
@@ -73,6 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Start the embedded cluster when no database URL is set, deploy the plan, "
         "and serve the HTTP app with granian on WHATSAPP_HANDLER_HTTP_HOST:WHATSAPP_HANDLER_HTTP_PORT.",
     )
+    commands.add_parser(
+        "worker",
+        help="deliver queued outbound messages to the providers until SIGTERM",
+        description="Claim messages from pgmq queue outbound and send them through each channel's provider "
+        "(see docs/worker.md). Needs the plan deployed (`serve` or `db deploy` does it). SIGTERM finishes "
+        "the sends under way, then exits.",
+    )
+    dlq.add_parser(commands)
     return parser
 
 
@@ -152,6 +160,24 @@ def serve(settings: Settings) -> int:
     return 0
 
 
+def run_worker(settings: Settings) -> int:
+    import asyncio
+
+    from app import worker
+
+    logs.configure(settings.log_level)
+    if settings.worker_database_url is None:
+        os.environ.setdefault(URL_VAR, database.resolve_conninfo(settings))
+        settings = get_settings()
+    runner = asyncio.run
+    if find_spec("uvloop"):
+        import uvloop
+
+        runner = uvloop.run
+    runner(worker.run(settings))
+    return 0
+
+
 def _one_line(exc: BaseException, settings: Settings | None) -> str:
     message = " ".join(str(exc).split()) or type(exc).__name__
     url = settings.database_url.get_secret_value() if settings and settings.database_url else None
@@ -183,8 +209,12 @@ def main(argv: list[str] | None = None) -> int:
             return db_command(settings, args.action, getattr(args, "to", None), getattr(args, "yes", False))
         if args.command == "cluster":
             return cluster_command(settings, args.action)
+        if args.command == "worker":
+            return run_worker(settings)
+        if args.command == "dlq":
+            return dlq.command(database.resolve_conninfo(settings), args)
         return serve(settings)
-    except UsageError as exc:
+    except (UsageError, dlq.DlqUsageError) as exc:
         sys.stderr.write(f"{PROG}: error: {exc}\n")
         return EXIT_USAGE
     except ValidationError as exc:

@@ -29,12 +29,30 @@ class ChannelConfig(BaseModel):
     # Meta's GET handshake only.
     verify_token: SecretStr | None = Field(default=None, min_length=1)
 
+    # Sending (the worker). The provider's API root; Meta and Twilio default to theirs,
+    # an Evolution server has no default.
+    api_base_url: str | None = Field(default=None, pattern=r"^https?://[^\s?#]+$")
+    # Meta: the system user's access token. Twilio: the account SID (the secret above is its auth token).
+    access_token: SecretStr | None = Field(default=None, min_length=1)
+    account_sid: str | None = Field(default=None, pattern=r"^AC[0-9a-fA-F]{32}$")
+    # OTP codes: Meta's authentication template (and its language), or Twilio's ContentSid;
+    # Twilio without one and Evolution send the code as text.
+    otp_template: str = Field(default="otp_code", min_length=1, max_length=512)
+    otp_template_language: str = Field(default="en_US", pattern=r"^[a-z]{2,3}(_[A-Z]{2})?$")
+    # The header carrying an idempotency key, for a provider (or a gateway in front of it) that
+    # honours one; without it a message whose outcome is unknown is never sent a second time.
+    idempotency_header: str | None = Field(default=None, pattern=r"^[A-Za-z0-9-]{1,64}$")
+
     @model_validator(mode="after")
     def _provider_rules(self) -> ChannelConfig:
         if self.provider == "twilio" and not self.ref.startswith("whatsapp:+"):
             raise ValueError("a Twilio channel's ref is its sender, whatsapp:+E164")
         if self.verify_token is not None and self.provider != "meta":
             raise ValueError("verify_token is for Meta channels only")
+        if self.access_token is not None and self.provider != "meta":
+            raise ValueError("access_token is for Meta channels only")
+        if self.account_sid is not None and self.provider != "twilio":
+            raise ValueError("account_sid is for Twilio channels only")
         return self
 
 
@@ -79,6 +97,27 @@ class Settings(BaseSettings):
     # Off behind a transaction-mode pooler (pgbouncer), which cannot keep them.
     prepared_statements: bool = True
 
+    # The delivery worker. Its own login (granted whatsapp_handler_worker); unset = database_url.
+    worker_database_url: SecretStr | None = None
+    # Sends under way at once, and messages claimed per query.
+    worker_concurrency: int = Field(default=64, ge=1, le=1000)
+    worker_batch: int = Field(default=100, ge=1, le=1000)
+    # A claimed message comes back to the queue after this long if the worker never settles it;
+    # longer than provider_timeout, so that a slow answer is not taken for a dead worker.
+    worker_visibility_timeout: int = Field(default=60, ge=2, le=3600)
+    worker_poll_interval: float = Field(default=0.5, gt=0, le=60)
+    worker_max_attempts: int = Field(default=8, ge=1, le=100)
+    # Exponential backoff between attempts (seconds): base * 2^(attempt-1), capped, with jitter.
+    worker_backoff_base: float = Field(default=1.0, gt=0, le=3600)
+    worker_backoff_max: float = Field(default=300.0, gt=0, le=86400)
+    provider_timeout: float = Field(default=10.0, gt=0, le=300)
+    provider_connect_timeout: float = Field(default=3.0, gt=0, le=60)
+    # Transient failures in a row that open a channel's breaker, and how long it stays open.
+    breaker_failures: int = Field(default=5, ge=1, le=1000)
+    breaker_cooldown: float = Field(default=30.0, gt=0, le=3600)
+    # The worker's own /metrics (Prometheus); 0 = none.
+    worker_metrics_port: int = Field(default=0, ge=0, le=65535)
+
     @field_validator("public_base_url")
     @classmethod
     def _base_url(cls, value: str | None) -> str | None:
@@ -106,6 +145,8 @@ class Settings(BaseSettings):
             if key in seen:
                 raise ValueError(f"channel {channel.provider} {channel.ref} is configured twice")
             seen.add(key)
+        if self.worker_visibility_timeout <= self.provider_timeout:
+            raise ValueError("worker_visibility_timeout must be longer than provider_timeout")
         if self.public_base_url is None and any(c.provider == "twilio" for c in self.channels):
             raise ValueError("Twilio channels need public_base_url: Twilio signs the URL it posts to")
         return self

@@ -89,6 +89,29 @@ BEGIN
 END
 $$;
 
+-- Operators (`whatsapp-handler dlq replay outbox`): the events go back on the outbox as
+-- they were, each at the end of its user's line; consumers read them afresh.
+CREATE FUNCTION whatsapp_handler.outbox_dlq_replay(p_msg_ids bigint[])
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, whatsapp_handler, pg_temp
+AS $$
+DECLARE
+    v_count integer;
+BEGIN
+    WITH dead AS (
+        DELETE FROM pgmq.q_outbox_dlq WHERE msg_id = ANY (p_msg_ids) RETURNING msg_id, message, headers
+    )
+    INSERT INTO pgmq.q_outbox (vt, message, headers)
+    SELECT clock_timestamp(), message -> 'event', headers FROM dead ORDER BY msg_id;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count;
+END
+$$;
+REVOKE ALL ON FUNCTION whatsapp_handler.outbox_dlq_replay(bigint[]) FROM PUBLIC;
+COMMENT ON FUNCTION whatsapp_handler.outbox_dlq_replay(bigint[]) IS
+    'Operators: puts the events of these outbox_dlq letters back on the outbox (read count starting afresh) and deletes the letters. Returns how many went back. Raises nothing.';
+
 REVOKE ALL ON FUNCTION whatsapp_handler.outbox_read(integer, integer), whatsapp_handler.outbox_ack(bigint[]),
     whatsapp_handler.outbox_nack(bigint, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION whatsapp_handler.outbox_read(integer, integer), whatsapp_handler.outbox_ack(bigint[]),

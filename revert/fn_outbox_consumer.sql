@@ -1,6 +1,7 @@
 -- Revert whatsapp_handler:fn_outbox_consumer from pg
 BEGIN;
 
+DROP FUNCTION whatsapp_handler.outbox_dlq_replay(bigint[]);
 DROP FUNCTION whatsapp_handler.outbox_nack(bigint, integer);
 DROP FUNCTION whatsapp_handler.outbox_ack(bigint[]);
 DROP FUNCTION whatsapp_handler.outbox_read(integer, integer);

@@ -1,0 +1,227 @@
+"""The delivery worker: claims messages from pgmq queue `outbound` and sends each through
+its channel's provider, then settles it in SQL (worker_sent / worker_retry /
+worker_release / worker_dead_letter). docs/worker.md explains the guarantees.
+
+- One message per user at a time (worker_claim), so a user's messages arrive in order.
+- 429, 5xx and timeouts are retried with exponential backoff and jitter, by pushing the
+  message's visibility out; at most `worker_max_attempts` attempts, then the dead-letter
+  queue (reason provider_down, which the re-drive job takes back). Other 4xx go to the
+  dead-letter queue at once (reason rejected).
+- A circuit breaker per channel; while it is open that channel's messages stay queued.
+- Before a send the claim is recorded; a claim never settled (the worker died) comes
+  back in doubt, and is only sent again where the channel has an idempotency header.
+- SIGTERM: no new claims, the sends under way finish and are settled, then exit.
+  SIGKILL: the claims expire after the visibility timeout and the messages come back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import signal
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import psycopg
+from prometheus_client import Counter, Histogram, start_http_server
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from app import providers
+from app.breaker import Breaker
+from app.settings import ChannelConfig, Settings
+
+log = logging.getLogger("whatsapp_handler.worker")
+
+CLAIM = "SELECT msg_id, attempts, in_doubt, message FROM whatsapp_handler.worker_claim(%s, %s, %s)"
+SENT = "SELECT whatsapp_handler.worker_sent(%s, %s)"
+RETRY = "SELECT whatsapp_handler.worker_retry(%s, %s, %s)"
+RELEASE = "SELECT whatsapp_handler.worker_release(%s, %s)"
+DEAD = "SELECT whatsapp_handler.worker_dead_letter(%s, %s, %s)"
+CHANNELS = "SELECT id, provider::text, provider_ref FROM whatsapp_handler.worker_channels()"
+
+OUTCOMES = Counter("whatsapp_outbound_messages_total", "Outbound messages settled by the worker",
+                   ["provider", "outcome"])  # fmt: skip
+SEND_SECONDS = Histogram("whatsapp_provider_request_seconds", "Time of one send request to a provider", ["provider"])
+
+
+def backoff(attempt: int, base: float, cap: float, retry_after: float | None = None) -> float:
+    """Exponential, capped, with "equal jitter" (half fixed, half random) so that messages that
+    failed together do not come back together; never sooner than the provider's Retry-After."""
+    delay = min(cap, base * 2 ** max(attempt - 1, 0))
+    delay = delay / 2 + random.uniform(0, delay / 2)  # noqa: S311 - spreading retries, not a secret
+    return max(delay, min(retry_after or 0.0, cap))
+
+
+class Worker:
+    def __init__(self, settings: Settings, pool: AsyncConnectionPool, session: aiohttp.ClientSession) -> None:
+        self._settings = settings
+        self._pool = pool
+        self._session = session
+        self._timeout = aiohttp.ClientTimeout(
+            total=settings.provider_timeout, sock_connect=settings.provider_connect_timeout
+        )
+        self._configs = {(c.provider, c.ref): c for c in settings.channels}
+        self._channels: dict[int, ChannelConfig | None] = {}
+        self._breakers: dict[int, Breaker] = {}
+        self._in_flight: set[asyncio.Task] = set()
+        self.stopping = asyncio.Event()
+
+    async def load_channels(self) -> None:
+        """Match the database's channels to the configured credentials."""
+        async with self._pool.connection() as conn:
+            rows = await (await conn.execute(CHANNELS)).fetchall()
+        for channel_id, provider, ref in rows:
+            config = self._configs.get((provider, ref))
+            problem = "not configured" if config is None else providers.missing_credentials(config)
+            if problem:
+                log.warning("channel %s (%s %s) cannot send: %s", channel_id, provider, ref, problem)
+            self._channels[channel_id] = None if problem else config
+            self._breakers.setdefault(
+                channel_id, Breaker(self._settings.breaker_failures, self._settings.breaker_cooldown)
+            )
+
+    async def run(self) -> None:
+        await self.load_channels()
+        s = self._settings
+        while not self.stopping.is_set():
+            free = s.worker_concurrency - len(self._in_flight)
+            if free <= 0:
+                await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
+                continue
+            try:
+                claimed = await self._claim(min(free, s.worker_batch))
+            except psycopg.Error as exc:
+                log.warning("claim failed, retrying: %s", exc)
+                await self._pause(s.worker_poll_interval * 4)
+                continue
+            log.debug("claimed %d of %d", len(claimed), min(free, s.worker_batch))
+            for row in claimed:
+                task = asyncio.create_task(self._guarded(*row))
+                self._in_flight.add(task)
+                task.add_done_callback(self._in_flight.discard)
+            if len(claimed) < min(free, s.worker_batch):
+                await self._pause(s.worker_poll_interval)
+        if self._in_flight:
+            log.info("stopping: finishing %d sends under way", len(self._in_flight))
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, unless asked to stop."""
+        waits = [asyncio.create_task(self.stopping.wait())]
+        try:
+            await asyncio.wait(waits, timeout=seconds)
+        finally:
+            waits[0].cancel()
+
+    async def _claim(self, qty: int) -> list[tuple[int, int, bool, dict[str, Any]]]:
+        blocked = [cid for cid, breaker in self._breakers.items() if breaker.blocked()]
+        async with self._pool.connection() as conn:
+            return await (
+                await conn.execute(CLAIM, (qty, self._settings.worker_visibility_timeout, blocked))
+            ).fetchall()
+
+    async def _guarded(self, msg_id: int, attempts: int, in_doubt: bool, message: dict[str, Any]) -> None:
+        try:
+            await self._deliver(msg_id, attempts, in_doubt, message)
+        except Exception:
+            # A bug, not a provider's answer: the claim expires and the message comes back (in doubt).
+            log.exception("delivering queue message %s failed", msg_id)
+
+    async def _deliver(self, msg_id: int, attempts: int, in_doubt: bool, message: dict[str, Any]) -> None:
+        channel_id = message.get("channel_id")
+        if channel_id not in self._channels:
+            await self.load_channels()  # a channel added since the worker started
+        channel = self._channels.get(channel_id)
+        provider = channel.provider if channel else "unknown"
+        if channel is None:
+            error = {"error": f"channel {channel_id} has no sending credentials in this worker"}
+            await self._settle(provider, "dead_letter", DEAD, msg_id, "rejected", Jsonb(error))
+            return
+        if in_doubt and not channel.idempotency_header:
+            # The previous worker may have got it accepted: sending it again could send it twice.
+            error = {"error": "a previous attempt was never settled", "attempts": attempts}
+            await self._settle(provider, "in_doubt", DEAD, msg_id, "in_doubt", Jsonb(error))
+            return
+        breaker = self._breakers[channel_id]
+        if not breaker.allow():
+            await self._settle(provider, "released", RELEASE, msg_id, max(breaker.remaining(), 1.0))
+            return
+        with SEND_SECONDS.labels(provider).time():
+            outcome = await providers.send(self._session, channel, message, self._timeout)
+        await self._conclude(provider, breaker, msg_id, attempts, outcome)
+
+    async def _conclude(self, provider: str, breaker: Breaker, msg_id: int, attempts: int,
+                        outcome: providers.Outcome) -> None:  # fmt: skip
+        s = self._settings
+        if isinstance(outcome, providers.Sent):
+            breaker.success()
+            await self._settle(provider, "sent", SENT, msg_id, outcome.provider_message_id)
+        elif isinstance(outcome, providers.Retry):
+            breaker.failure()
+            if attempts >= s.worker_max_attempts:
+                await self._settle(provider, "dead_letter", DEAD, msg_id, "provider_down", Jsonb(outcome.error))
+            else:
+                delay = backoff(attempts, s.worker_backoff_base, s.worker_backoff_max, outcome.retry_after)
+                await self._settle(provider, "retry", RETRY, msg_id, delay, Jsonb(outcome.error))
+        elif isinstance(outcome, providers.Unknown):
+            breaker.success()
+            await self._settle(provider, "in_doubt", DEAD, msg_id, "in_doubt", Jsonb(outcome.error))
+        else:
+            breaker.success()  # the provider is up; it refused this one message
+            await self._settle(provider, "dead_letter", DEAD, msg_id, "rejected", Jsonb(outcome.error))
+
+    async def _settle(self, provider: str, outcome: str, query: str, *params: Any) -> None:
+        """Record the outcome; while the database is away, keep trying for as long as the claim
+        lasts (after that the message comes back on its own, in doubt if it was sent)."""
+        deadline = asyncio.get_running_loop().time() + self._settings.worker_visibility_timeout
+        pause = 0.2
+        while True:
+            try:
+                async with self._pool.connection() as conn:
+                    await conn.execute(query, params)
+                OUTCOMES.labels(provider, outcome).inc()
+                return
+            except (psycopg.OperationalError, psycopg.errors.DeadlockDetected) as exc:
+                if asyncio.get_running_loop().time() + pause > deadline:
+                    log.error("could not record %s for queue message %s: %s", outcome, params[0], exc)
+                    return
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 5.0)
+
+
+def _pool(settings: Settings) -> AsyncConnectionPool:
+    url = settings.worker_database_url or settings.database_url
+    if url is None:
+        raise RuntimeError("neither WHATSAPP_HANDLER_WORKER_DATABASE_URL nor WHATSAPP_HANDLER_DATABASE_URL is set")
+    return AsyncConnectionPool(
+        url.get_secret_value(),
+        kwargs={"autocommit": True, "application_name": "whatsapp-handler-worker"},
+        min_size=2,
+        max_size=max(4, min(settings.worker_concurrency // 4, 32)),
+        timeout=settings.pool_timeout * 5,
+        open=False,
+    )
+
+
+async def run(settings: Settings, on_ready: Callable[[], Awaitable[None]] | None = None) -> None:
+    if settings.worker_metrics_port:
+        start_http_server(settings.worker_metrics_port, addr=settings.http_host)
+    pool = _pool(settings)
+    await pool.open(wait=True, timeout=30)
+    connector = aiohttp.TCPConnector(limit=settings.worker_concurrency, ttl_dns_cache=300)
+    try:
+        async with aiohttp.ClientSession(connector=connector, raise_for_status=False) as session:
+            worker = Worker(settings, pool, session)
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, worker.stopping.set)
+            log.info("worker started: %d sends at once", settings.worker_concurrency)
+            if on_ready is not None:
+                await on_ready()
+            await worker.run()
+            log.info("worker stopped")
+    finally:
+        await pool.close()

@@ -1,0 +1,168 @@
+"""A stand-in for the providers' send APIs, served over HTTP on loopback: Meta's Graph API
+(`/meta/v21.0/{phone_number_id}/messages`), Twilio's Messages API
+(`/twilio/2010-04-01/Accounts/{sid}/Messages.json`) and Evolution API
+(`/evolution/message/sendText/{instance}`).
+
+It answers what it is told to (a script of answers, then `ok`): success with a message
+id, any status with any body, a stall, a slow success, a dropped connection. It records
+every request, and honours an `Idempotency-Key` header the way a provider with keys
+would: a key it has accepted before gets the first answer again and is not delivered
+twice. Run in a thread by the tests, or alone (`python -m tests.provider_double --port N`)
+by the benchmark.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+OK = ("ok",)
+
+
+@dataclass
+class Received:
+    provider: str
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+    answer: int = 0
+    duplicate: bool = False
+    at: float = field(default_factory=time.monotonic)
+
+
+class ProviderDouble:
+    def __init__(self) -> None:
+        self.received: list[Received] = []
+        self._script: list[tuple] = []
+        self._default: tuple = OK
+        self._ids = itertools.count(1)
+        self._accepted: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        self.port = 0
+        self._runner: web.AppRunner | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    # Telling it what to answer -----------------------------------------------------------
+    def script(self, *answers: tuple) -> None:
+        """The next answers, in order: ("ok",), ("status", 500, body?, headers?), ("stall", s),
+        ("slow", s), ("drop",). Afterwards the default (ok unless `always` changed it)."""
+        with self._lock:
+            self._script.extend(answers)
+
+    def always(self, answer: tuple) -> None:
+        with self._lock:
+            self._default = answer
+
+    def deliveries(self) -> list[Received]:
+        """Requests that delivered a message: answered 2xx and not an idempotent repeat."""
+        return [r for r in self.received if 200 <= r.answer < 300 and not r.duplicate]
+
+    def base_url(self, provider: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{provider}" + ("/v21.0" if provider == "meta" else "")
+
+    # Serving -----------------------------------------------------------------------------------
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/meta/v21.0/{ref}/messages", self._handle("meta"))
+        app.router.add_post("/twilio/2010-04-01/Accounts/{sid}/Messages.json", self._handle("twilio"))
+        app.router.add_post("/evolution/message/sendText/{ref}", self._handle("evolution"))
+        return app
+
+    def _next(self) -> tuple:
+        with self._lock:
+            return self._script.pop(0) if self._script else self._default
+
+    def _handle(self, provider: str):
+        async def handler(request: web.Request) -> web.StreamResponse:
+            body = dict(await request.post()) if provider == "twilio" else await request.json()
+            record = Received(provider, request.path, dict(request.headers), body)
+            self.received.append(record)
+            key = request.headers.get("Idempotency-Key")
+            if key and key in self._accepted:
+                record.duplicate, record.answer = True, 200
+                return web.json_response(self._accepted[key])
+            answer = self._next()
+            kind = answer[0]
+            if kind == "stall":
+                await asyncio.sleep(answer[1])
+                record.answer = 599
+                return web.Response(status=504)
+            if kind == "drop":
+                record.answer = -1
+                request.transport.close()
+                return web.Response(status=500)
+            if kind == "status":
+                record.answer = answer[1]
+                extra = answer[3] if len(answer) > 3 else {}
+                return web.json_response(answer[2] if len(answer) > 2 else {"error": "scripted"}, status=answer[1],
+                                         headers=extra)  # fmt: skip
+            if kind == "slow":
+                await asyncio.sleep(answer[1])
+            reply = self._success(provider)
+            if key:
+                self._accepted[key] = reply
+            record.answer = 201 if provider == "twilio" else 200
+            return web.json_response(reply, status=record.answer)
+
+        return handler
+
+    def _success(self, provider: str) -> dict[str, Any]:
+        n = next(self._ids)
+        if provider == "meta":
+            return {"messaging_product": "whatsapp", "messages": [{"id": f"wamid.double{n}"}]}
+        if provider == "twilio":
+            return {"sid": f"SM{n:032x}", "status": "queued"}
+        return {"key": {"id": f"EVO{n}", "fromMe": True}, "status": "PENDING"}
+
+    def start(self) -> ProviderDouble:
+        ready = threading.Event()
+
+        def serve() -> None:
+            self._loop = asyncio.new_event_loop()
+            self._runner = web.AppRunner(self.app(), access_log=None)
+            self._loop.run_until_complete(self._runner.setup())
+            site = web.TCPSite(self._runner, "127.0.0.1", 0)
+            self._loop.run_until_complete(site.start())
+            self.port = site._server.sockets[0].getsockname()[1]
+            ready.set()
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=serve, daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        if self._loop is None or self._runner is None:
+            return
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="the provider double, alone (answers ok to everything)")
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    double = ProviderDouble()
+    # Alone it keeps no history: the benchmark counts deliveries in the database.
+    double.received = _Discard()
+    web.run_app(double.app(), host="127.0.0.1", port=args.port, access_log=None, print=None)
+
+
+class _Discard(list):
+    def append(self, item: Any) -> None:
+        pass
+
+
+if __name__ == "__main__":
+    main()
