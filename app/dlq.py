@@ -154,4 +154,7 @@ def _apply(conn: psycopg.Connection, action: str, queue: str, ids: list[int]) ->
     if queue == "outbox":
         return {"replayed": conn.execute(REPLAY[queue], (ids,)).fetchone()["r"]}
     result = conn.execute(REPLAY[queue], (len(ids), ids)).fetchone()["r"] or {}
-    return {key: value for key, value in result.items() if isinstance(value, int)}
+    counts = {key: value for key, value in result.items() if isinstance(value, int)}
+    if result.get("not_found"):
+        counts["not found or locked"] = len(result["not_found"])
+    return counts
