@@ -3,8 +3,14 @@ acknowledgement, and the dead-letter queue for events no consumer can handle."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import pytest
 
+from app.settings import PROJECT_DIR
+from tests.conftest import LOGIN_PASSWORD
 from tests.helpers import raises_sqlstate
 
 
@@ -89,3 +95,18 @@ def test_the_consumer_reaches_no_table(consumer):
     for table in ("pgmq.q_outbox", "whatsapp_handler.users", "pgmq.q_outbound"):
         with raises_sqlstate("42501"):
             consumer.execute(f"SELECT 1 FROM {table} LIMIT 1")
+
+
+def test_the_documented_consumer_example_drains_the_outbox_in_order(db, cluster, db_name, channel_id, tmp_path):
+    uids = [register(db, channel_id, f"+44770090031{n}") for n in range(3)]
+    url = cluster.url(db_name, user="wh_test_consumer", password=LOGIN_PASSWORD)
+    result = subprocess.run(
+        [sys.executable, str(PROJECT_DIR / "docs" / "outbox_consumer.py"), url, "--once"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    handled = [json.loads(line) for line in result.stdout.splitlines()]
+    for uid in uids:
+        assert [h["type"] for h in handled if h["user"] == uid] == ["user.registered", "user.preferences_updated"]
+    assert db.execute("SELECT count(*) AS n FROM pgmq.q_outbox").fetchone()["n"] == 0
+    assert db.execute("SELECT count(*) AS n FROM pgmq.a_outbox").fetchone()["n"] == 6
