@@ -1,0 +1,8 @@
+-- Revert whatsapp_handler:fn_job_retention from pg
+BEGIN;
+
+DROP FUNCTION whatsapp_handler.job_trim_cron_history();
+DROP FUNCTION whatsapp_handler.job_retention();
+DROP INDEX whatsapp_handler.message_keys_message_created_at_brin;
+
+COMMIT;
