@@ -37,6 +37,8 @@ log = logging.getLogger("whatsapp_handler.worker")
 
 CLAIM = "SELECT msg_id, attempts, in_doubt, message FROM whatsapp_handler.worker_claim(%s, %s, %s)"
 SENT = "SELECT whatsapp_handler.worker_sent(%s, %s)"
+SENT_BATCH = "SELECT whatsapp_handler.worker_sent_batch(%s, %s)"
+MAX_SENT_BATCH = 500
 RETRY = "SELECT whatsapp_handler.worker_retry(%s, %s, %s)"
 RELEASE = "SELECT whatsapp_handler.worker_release(%s, %s)"
 DEAD = "SELECT whatsapp_handler.worker_dead_letter(%s, %s, %s)"
@@ -67,6 +69,10 @@ class Worker:
         self._channels: dict[int, ChannelConfig | None] = {}
         self._breakers: dict[int, Breaker] = {}
         self._in_flight: set[asyncio.Task] = set()
+        # Deliveries waiting to be recorded as sent: recorded together, one commit for all.
+        self._sent: list[tuple[int, str, asyncio.Future]] = []
+        self._recording = False
+        self._recorder: asyncio.Task | None = None
         self.stopping = asyncio.Event()
 
     async def load_channels(self) -> None:
@@ -158,7 +164,7 @@ class Worker:
         s = self._settings
         if isinstance(outcome, providers.Sent):
             breaker.success()
-            await self._settle(provider, "sent", SENT, msg_id, outcome.provider_message_id)
+            await self._record_sent(provider, msg_id, outcome.provider_message_id)
         elif isinstance(outcome, providers.Retry):
             breaker.failure()
             if attempts >= s.worker_max_attempts:
@@ -172,6 +178,35 @@ class Worker:
         else:
             breaker.success()  # the provider is up; it refused this one message
             await self._settle(provider, "dead_letter", DEAD, msg_id, "rejected", Jsonb(outcome.error))
+
+    async def _record_sent(self, provider: str, msg_id: int, provider_message_id: str) -> None:
+        """Group commit: deliveries that finish while a batch is being recorded go in the next."""
+        future = asyncio.get_running_loop().create_future()
+        self._sent.append((msg_id, provider_message_id, future))
+        if not self._recording:
+            self._recording = True
+            self._recorder = asyncio.create_task(self._record_sent_batches())
+        if await future:
+            OUTCOMES.labels(provider, "sent").inc()
+        else:
+            # The batch could not be recorded: each on its own, with the usual patience.
+            await self._settle(provider, "sent", SENT, msg_id, provider_message_id)
+
+    async def _record_sent_batches(self) -> None:
+        try:
+            while self._sent:
+                batch, self._sent = self._sent[:MAX_SENT_BATCH], self._sent[MAX_SENT_BATCH:]
+                try:
+                    async with self._pool.connection() as conn:
+                        await conn.execute(SENT_BATCH, ([b[0] for b in batch], [b[1] for b in batch]))
+                    ok = True
+                except psycopg.Error as exc:
+                    log.warning("recording %d deliveries together failed, one by one instead: %s", len(batch), exc)
+                    ok = False
+                for _, _, future in batch:
+                    future.set_result(ok)
+        finally:
+            self._recording = False
 
     async def _settle(self, provider: str, outcome: str, query: str, *params: Any) -> None:
         """Record the outcome; while the database is away, keep trying for as long as the claim

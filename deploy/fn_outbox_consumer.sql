@@ -5,6 +5,10 @@
 -- (archived); an event read more than outbox.max_reads times without an acknowledgement
 -- goes to outbox_dlq instead of blocking its user's later events for ever.
 BEGIN;
+
+-- As the deployer: an index needs CREATE on schema pgmq, which the owner role lacks.
+-- Finds the event ahead of a candidate in its user's line (outbox_read).
+CREATE INDEX q_outbox_group_idx ON pgmq.q_outbox ((headers ->> 'x-pgmq-group'), msg_id);
 SET LOCAL ROLE whatsapp_handler_owner;
 
 INSERT INTO whatsapp_handler.settings (key, value, description) VALUES
@@ -40,11 +44,12 @@ BEGIN
     FROM poisoned p;
 
     RETURN QUERY
-    WITH heads AS (
-        SELECT min(q.msg_id) AS msg_id FROM pgmq.q_outbox q GROUP BY q.headers ->> 'x-pgmq-group'
-    ), picked AS (
-        SELECT q.msg_id FROM heads h JOIN pgmq.q_outbox q ON q.msg_id = h.msg_id
+    WITH picked AS (
+        -- Only the head of its user's line (as worker_claim does for outbound).
+        SELECT q.msg_id FROM pgmq.q_outbox q
         WHERE q.vt <= clock_timestamp()
+          AND NOT EXISTS (SELECT FROM pgmq.q_outbox e
+                          WHERE e.headers ->> 'x-pgmq-group' = q.headers ->> 'x-pgmq-group' AND e.msg_id < q.msg_id)
         ORDER BY q.msg_id
         LIMIT p_qty
         FOR UPDATE OF q SKIP LOCKED

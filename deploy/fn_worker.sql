@@ -5,6 +5,10 @@
 -- retry later, put back, or dead-letter. The delivery state of a queued message lives
 -- in its pgmq headers ({attempts, in_flight, last_error}); its body is left as queued.
 BEGIN;
+
+-- As the deployer: an index needs CREATE on schema pgmq, which the owner role lacks.
+-- Finds the message ahead of a claim candidate in its user's queue (worker_claim).
+CREATE INDEX q_outbound_group_idx ON pgmq.q_outbound ((headers ->> 'x-pgmq-group'), msg_id);
 SET LOCAL ROLE whatsapp_handler_owner;
 
 CREATE FUNCTION whatsapp_handler.worker_channels()
@@ -29,15 +33,16 @@ BEGIN
             HINT = 'Pass p_qty between 1 and 1000 and p_vt_seconds between 1 and 3600.';
     END IF;
     RETURN QUERY
-    WITH heads AS (
-        -- The head of each user's queue, visible or not: while it is being sent (or waits
-        -- for its retry), the user's next message waits behind it.
-        SELECT min(q.msg_id) AS msg_id FROM pgmq.q_outbound q GROUP BY q.headers ->> 'x-pgmq-group'
-    ), picked AS (
+    WITH picked AS (
         SELECT q.msg_id, coalesce((q.headers ->> 'in_flight')::boolean, false) AS was_in_flight
-        FROM heads h JOIN pgmq.q_outbound q ON q.msg_id = h.msg_id
+        FROM pgmq.q_outbound q
         WHERE q.vt <= clock_timestamp()
           AND NOT ((q.message ->> 'channel_id')::bigint = ANY (coalesce(p_skip_channels, '{}')))
+          -- Only the head of its user's queue, visible or not: while it is being sent (or
+          -- waits for its retry), the user's next message waits behind it. One index probe
+          -- per candidate, where pgmq's grouped read aggregates the whole queue each time.
+          AND NOT EXISTS (SELECT FROM pgmq.q_outbound e
+                          WHERE e.headers ->> 'x-pgmq-group' = q.headers ->> 'x-pgmq-group' AND e.msg_id < q.msg_id)
         ORDER BY q.msg_id
         LIMIT p_qty
         FOR UPDATE OF q SKIP LOCKED
@@ -146,6 +151,31 @@ BEGIN
 END
 $$;
 
+-- Under load the worker settles its deliveries together: one transaction, one commit.
+CREATE FUNCTION whatsapp_handler.worker_sent_batch(p_msg_ids bigint[], p_provider_message_ids text[])
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, whatsapp_handler, pg_temp
+AS $$
+DECLARE
+    v_settled integer := 0;
+    v_index   integer;
+BEGIN
+    IF coalesce(cardinality(p_msg_ids), 0) <> coalesce(cardinality(p_provider_message_ids), 0)
+       OR coalesce(cardinality(p_msg_ids), 0) > 1000 THEN
+        RAISE EXCEPTION 'settle 0 to 1000 messages, each with its provider id' USING ERRCODE = 'WH013',
+            HINT = 'Pass two arrays of the same length, at most 1000 long.';
+    END IF;
+    -- In queue order, so that two workers' batches lock rows in the same order.
+    FOR v_index IN SELECT i FROM generate_subscripts(p_msg_ids, 1) i ORDER BY p_msg_ids[i] LOOP
+        IF worker_sent(p_msg_ids[v_index], p_provider_message_ids[v_index]) THEN
+            v_settled := v_settled + 1;
+        END IF;
+    END LOOP;
+    RETURN v_settled;
+END
+$$;
+
 CREATE FUNCTION whatsapp_handler.worker_retry(p_msg_id bigint, p_delay_seconds double precision, p_error jsonb)
 RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER
@@ -223,11 +253,11 @@ COMMENT ON FUNCTION whatsapp_handler._advance_outbound(jsonb, whatsapp_handler.m
     'Internal: moves the outbound message a queue message stands for to a later status, emitting message.status_changed; does nothing for an earlier or equal status. Raises nothing.';
 
 REVOKE ALL ON FUNCTION whatsapp_handler.worker_channels(), whatsapp_handler.worker_claim(integer, integer, bigint[]),
-    whatsapp_handler.worker_sent(bigint, text), whatsapp_handler.worker_retry(bigint, double precision, jsonb),
+    whatsapp_handler.worker_sent(bigint, text), whatsapp_handler.worker_sent_batch(bigint[], text[]), whatsapp_handler.worker_retry(bigint, double precision, jsonb),
     whatsapp_handler.worker_release(bigint, double precision),
     whatsapp_handler.worker_dead_letter(bigint, text, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION whatsapp_handler.worker_channels(), whatsapp_handler.worker_claim(integer, integer, bigint[]),
-    whatsapp_handler.worker_sent(bigint, text), whatsapp_handler.worker_retry(bigint, double precision, jsonb),
+    whatsapp_handler.worker_sent(bigint, text), whatsapp_handler.worker_sent_batch(bigint[], text[]), whatsapp_handler.worker_retry(bigint, double precision, jsonb),
     whatsapp_handler.worker_release(bigint, double precision),
     whatsapp_handler.worker_dead_letter(bigint, text, jsonb) TO whatsapp_handler_worker;
 
@@ -237,6 +267,8 @@ COMMENT ON FUNCTION whatsapp_handler.worker_claim(integer, integer, bigint[]) IS
     'Claims up to p_qty outbound messages for p_vt_seconds, at most one per user (the oldest, and only when it is visible), none of the channels in p_skip_channels; counts the attempt and marks it in flight. Returns (msg_id, attempts, in_doubt, message); in_doubt means a previous claim was never settled, so the provider may already have the message. Raises WH013 for p_qty outside 1-1000 or p_vt_seconds outside 1-3600.';
 COMMENT ON FUNCTION whatsapp_handler.worker_sent(bigint, text) IS
     'Settles a delivered message: records the provider''s message id (and any status that arrived before it), then archives the queue message, or deletes it for an OTP code. Returns false when the message was no longer queued (settled by another worker). Raises WH013 for a missing or over-long provider id.';
+COMMENT ON FUNCTION whatsapp_handler.worker_sent_batch(bigint[], text[]) IS
+    'Settles several delivered messages at once, as worker_sent does each, in queue order; returns how many were still queued. Raises WH013 for arrays of different lengths or longer than 1000, or a missing provider id.';
 COMMENT ON FUNCTION whatsapp_handler.worker_retry(bigint, double precision, jsonb) IS
     'Puts a message back for a retry after p_delay_seconds (the backoff), with the error it met. Returns false when it is no longer queued. Raises WH013 for a delay outside 0-86400.';
 COMMENT ON FUNCTION whatsapp_handler.worker_release(bigint, double precision) IS

@@ -1,0 +1,144 @@
+"""Worker benchmark (issue 4): how fast `whatsapp-handler worker` empties the outbound
+queue against the provider double over loopback, on a durable PostgreSQL (fsync and
+synchronous_commit on). Run by hand; results go to bench/RESULTS.md.
+
+    .venv/bin/python bench/worker_bench.py [--messages 40000] [--concurrency 128] [--workers 1]
+
+The queue is filled first (one text reply per user, so claims are never held back by a
+user's earlier message), then the workers start and the clock runs until the queue is
+empty; every message must end sent (archived) with its provider id recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from app import sqitch
+from app.cluster import LocalCluster
+from app.settings import Settings
+from bench.relay_bench import BENCH, PHONE_NUMBER_ID, free_port
+
+BIN = Path(sys.executable).parent
+WORKER_PASSWORD = "bench-worker-password"  # noqa: S105 - a throwaway cluster's, made and deleted by this run
+FILL = """
+WITH c AS (
+    SELECT id, user_id, channel_id, nextval('whatsapp_handler.messages_id_seq') AS mid
+    FROM whatsapp_handler.conversations ORDER BY id LIMIT %(n)s
+), m AS (
+    INSERT INTO whatsapp_handler.messages (id, created_at, channel_id, user_id, conversation_id, direction,
+                                           message_type, body, status)
+    OVERRIDING SYSTEM VALUE
+    SELECT mid, now(), channel_id, user_id, id, 'outbound', 'text', 'Your order has shipped.', 'queued' FROM c
+    RETURNING id, created_at, channel_id, user_id
+)
+INSERT INTO pgmq.q_outbound (vt, message, headers)
+SELECT clock_timestamp(),
+       jsonb_build_object('kind', 'text', 'message_id', m.id, 'message_created_at', m.created_at,
+                          'channel_id', m.channel_id, 'user_id', m.user_id, 'to', u.phone,
+                          'body', 'Your order has shipped.', 'reply_key', 'bench'),
+       jsonb_build_object('x-pgmq-group', 'user:' || m.user_id)
+FROM m JOIN whatsapp_handler.users u ON u.id = m.user_id ORDER BY m.id
+"""
+
+
+def start_database(home: Path) -> LocalCluster:
+    settings = {"max_connections": "200", "shared_buffers": "512MB", "max_wal_size": "4GB"}
+    pg = LocalCluster(home=home, port=free_port(), bindir=Settings().pg_bindir, settings=settings)
+    pg.init()
+    pg.configure(cron_database="bench")
+    pg.start()
+    pg.ensure_database("bench")
+    sqitch.run("deploy", pg.url("bench"), capture=True)
+    with psycopg.connect(pg.url("bench"), autocommit=True) as conn:
+        conn.execute("SELECT whatsapp_handler.add_channel('meta', %s, '+15550001111', 'Bench')", (PHONE_NUMBER_ID,))
+        for statement in (BENCH / "known_users.sql").read_text().split(";"):
+            if "INSERT" in statement or "VACUUM" in statement:
+                conn.execute(statement)
+        conn.execute(f"CREATE ROLE bench_worker LOGIN PASSWORD '{WORKER_PASSWORD}' IN ROLE whatsapp_handler_worker")
+    return pg
+
+
+def start_double(log: Path) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "tests.provider_double", "--port", str(port)],
+                            cwd=BENCH.parent, stdout=log.open("wb"), stderr=subprocess.STDOUT)  # fmt: skip
+    for _ in range(100):
+        try:
+            httpx.post(f"http://127.0.0.1:{port}/evolution/message/sendText/x", json={}, timeout=1)
+            return proc, port
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise SystemExit(f"the provider double did not start; see {log}")
+
+
+def start_worker(pg: LocalCluster, double_port: int, concurrency: int, log: Path) -> subprocess.Popen:
+    channel = {"provider": "meta", "ref": PHONE_NUMBER_ID, "phone": "+15550001111", "name": "Bench", "secret": "s",
+               "access_token": "bench-token", "api_base_url": f"http://127.0.0.1:{double_port}/meta/v21.0"}  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WHATSAPP_HANDLER_")}
+    env |= {
+        "WHATSAPP_HANDLER_WORKER_DATABASE_URL": pg.url("bench", user="bench_worker", password=WORKER_PASSWORD),
+        "WHATSAPP_HANDLER_CHANNELS": json.dumps([channel]),
+        "WHATSAPP_HANDLER_WORKER_CONCURRENCY": str(concurrency),
+        "WHATSAPP_HANDLER_WORKER_BATCH": str(min(concurrency, 500)),
+        "WHATSAPP_HANDLER_WORKER_POLL_INTERVAL": "0.05",
+        "WHATSAPP_HANDLER_LOG_LEVEL": "WARNING",
+    }
+    return subprocess.Popen([str(BIN / "whatsapp-handler"), "worker"], env=env, stdout=log.open("wb"),
+                            stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=40_000)
+    parser.add_argument("--concurrency", type=int, default=128, help="sends under way per worker")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes")
+    args = parser.parse_args()
+    if args.messages > 100_000:
+        raise SystemExit("at most 100,000 messages: one per known user")
+
+    home = Path(tempfile.mkdtemp(prefix="wh-worker-bench-"))
+    pg = start_database(home)
+    procs: list[subprocess.Popen] = []
+    try:
+        double, port = start_double(home.parent / f"{home.name}-double.log")
+        procs.append(double)
+        with psycopg.connect(pg.url("bench"), autocommit=True) as conn:
+            conn.execute(FILL, {"n": args.messages})
+            conn.execute("VACUUM ANALYZE pgmq.q_outbound")
+            started = time.perf_counter()
+            for n in range(args.workers):
+                procs.append(start_worker(pg, port, args.concurrency, home.parent / f"{home.name}-worker{n}.log"))
+            while conn.execute("SELECT count(*) FROM pgmq.q_outbound").fetchone()[0]:
+                time.sleep(0.2)
+            elapsed = time.perf_counter() - started
+            sent = conn.execute(
+                "SELECT count(*) FROM whatsapp_handler.messages WHERE direction = 'outbound' "
+                "AND provider_message_id IS NOT NULL"
+            ).fetchone()[0]
+            dead = conn.execute("SELECT count(*) FROM pgmq.q_outbound_dlq").fetchone()[0]
+        print(json.dumps({"messages": args.messages, "workers": args.workers, "concurrency": args.concurrency,
+                          "seconds": round(elapsed, 2), "messages_per_s": round(args.messages / elapsed),
+                          "sent_with_provider_id": sent, "dead_letters": dead}, indent=2))  # fmt: skip
+    finally:
+        for proc in procs:
+            os.killpg(proc.pid, signal.SIGTERM) if proc.pid == os.getpgid(proc.pid) else proc.terminate()
+            proc.wait(15)
+        pg.stop("immediate")
+        shutil.rmtree(home, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
