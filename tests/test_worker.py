@@ -15,12 +15,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from psycopg.types.json import Jsonb
 
 from tests import payloads as p
 from tests.conftest import LOGIN_PASSWORD
 from tests.provider_double import ProviderDouble
+from tests.relay import free_port
 
 BIN = Path(sys.executable).parent
 TWILIO_SID = "AC" + "0" * 32
@@ -322,3 +324,20 @@ def test_bad_worker_settings_are_one_line_and_a_non_zero_exit(workers):
     lines = workers.log().strip().splitlines()
     assert lines == ["whatsapp-handler: error: invalid settings: Value error, worker_visibility_timeout must be "
                      "longer than provider_timeout"], lines  # fmt: skip
+
+
+def test_the_worker_serves_its_metrics(db, channel_ids, double, workers):
+    port = free_port()
+    say_hi(db, "447700900401")
+    workers.start(worker_metrics_port=port)
+    wait_for(lambda: queue_depth(db) == 0, "both replies delivered")
+    text = wait_for(lambda: _get(f"http://127.0.0.1:{port}/metrics"), "the metrics endpoint")
+    assert 'whatsapp_outbound_messages_total{outcome="sent",provider="meta"} 2.0' in text
+    assert "whatsapp_provider_request_seconds_count" in text
+
+
+def _get(url: str) -> str | None:
+    try:
+        return httpx.get(url, timeout=1).text
+    except httpx.TransportError:
+        return None
