@@ -214,14 +214,11 @@ def partitions(db, table: str) -> list[str]:
 
 def day_partition(db, days_ago_sql: str) -> str:
     """Makes the daily webhook_events partition holding the instant given as SQL; returns its name."""
-    return (
-        db.execute(
-            "SELECT whatsapp_handler.create_partition('whatsapp_handler.webhook_events', d, d + interval '1 day')::text p "
-            f"FROM (SELECT date_trunc('day', ({days_ago_sql}) AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS d) s"
-        )
-        .fetchone()["p"]
-        .removeprefix("whatsapp_handler.")
-    )
+    day = f"(date_trunc('day', ({days_ago_sql}) AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')"
+    made = db.execute(
+        f"SELECT whatsapp_handler.create_partition('whatsapp_handler.webhook_events', {day}, {day} + '1 day'::interval)"
+    ).fetchone()["create_partition"]
+    return made.removeprefix("whatsapp_handler.")
 
 
 def test_partitions_wholly_past_retention_are_dropped_and_the_rest_stay(db):
