@@ -1,6 +1,11 @@
 -- Deploy whatsapp_handler:fn_erase_user to pg
--- requires: fn_user_helpers fn_emit_event table_messages table_webhook_events table_otp_challenges table_user_preferences queue_outbound queue_outbox
+-- requires: fn_user_helpers fn_emit_event table_messages table_webhook_events table_otp_challenges table_user_preferences queue_outbound queue_outbox queue_dead_letters
 BEGIN;
+
+-- Erasure finds a user's archived messages and events by their group header; the
+-- archives hold days of traffic. As the deployer: an index needs CREATE on schema pgmq.
+CREATE INDEX a_outbound_group_idx ON pgmq.a_outbound ((headers ->> 'x-pgmq-group'));
+CREATE INDEX a_outbox_group_idx ON pgmq.a_outbox ((headers ->> 'x-pgmq-group'));
 SET LOCAL ROLE whatsapp_handler_owner;
 
 CREATE FUNCTION whatsapp_handler.erase_user(p_user_id bigint)
@@ -36,6 +41,9 @@ BEGIN
     DELETE FROM pgmq.q_outbound WHERE headers ->> 'x-pgmq-group' = 'user:' || p_user_id;
     DELETE FROM pgmq.a_outbound WHERE headers ->> 'x-pgmq-group' = 'user:' || p_user_id;
     DELETE FROM pgmq.a_outbox WHERE headers ->> 'x-pgmq-group' = 'user:' || p_user_id;
+    -- Dead letters about them hold their phone and texts too (outbound) or events about them.
+    DELETE FROM pgmq.q_outbound_dlq WHERE headers ->> 'x-pgmq-group' = 'user:' || p_user_id;
+    DELETE FROM pgmq.q_outbox_dlq WHERE headers ->> 'x-pgmq-group' = 'user:' || p_user_id;
 
     UPDATE users SET phone = NULL, display_name = NULL, blocked_reason = NULL,
                      blocked_at = NULL, erased_at = now(), updated_at = now()
@@ -46,6 +54,6 @@ END
 $$;
 REVOKE ALL ON FUNCTION whatsapp_handler.erase_user(bigint) FROM PUBLIC;
 COMMENT ON FUNCTION whatsapp_handler.erase_user(bigint) IS
-    'GDPR erasure: removes the phone, name, preferences, OTP challenges, message bodies and media, the raw webhooks behind the user''s messages, queued outbound messages and archived events about the user; keeps anonymous history (message times, types, statuses) and emits user.erased. Returns false when already erased. Raises WH002 unknown user.';
+    'GDPR erasure: removes the phone, name, preferences, OTP challenges, message bodies and media, the raw webhooks behind the user''s messages, queued and dead-lettered outbound messages, archived and dead-lettered events about the user; keeps anonymous history (message times, types, statuses) and emits user.erased. Returns false when already erased. Raises WH002 unknown user.';
 
 COMMIT;

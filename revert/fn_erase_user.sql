@@ -2,5 +2,7 @@
 BEGIN;
 
 DROP FUNCTION whatsapp_handler.erase_user(bigint);
+DROP INDEX pgmq.a_outbox_group_idx;
+DROP INDEX pgmq.a_outbound_group_idx;
 
 COMMIT;

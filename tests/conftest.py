@@ -61,6 +61,10 @@ def cluster() -> Iterator[LocalCluster]:
         pg.configure(cron_database=CRON_DB)
         pg.start()
         pg.ensure_database(CRON_DB, template=TEMPLATE_DB)
+        # The clone's jobs still name the template: pointed at the clone, so that no job
+        # connects to the template while a test database is being copied from it.
+        with psycopg.connect(pg.url(CRON_DB), autocommit=True) as conn:
+            conn.execute("UPDATE cron.job SET database = current_database() WHERE database = %s", (TEMPLATE_DB,))
         yield pg
     finally:
         pg.stop("immediate")

@@ -111,3 +111,21 @@ def test_erase_is_idempotent_and_erased_users_are_frozen(db, channel_id):
     assert again["created"] is True and again["user_id"] != uid
     doc = db.execute("SELECT whatsapp_handler.export_user(%s) AS d", (uid,)).fetchone()["d"]
     assert doc["user"]["phone"] is None and doc["preferences"] is None
+
+
+def test_erase_removes_the_users_dead_letters_and_archives(db, channel_id):
+    uid = seed_history(db, channel_id)
+    other = db.execute(
+        "SELECT user_id FROM whatsapp_handler.register_user('+447700900999', %s)", (channel_id,)
+    ).fetchone()["user_id"]
+    for user in (uid, other):
+        group = json.dumps({"x-pgmq-group": f"user:{user}"})
+        db.execute(
+            'INSERT INTO pgmq.q_outbound_dlq (vt, message, headers) VALUES (now(), \'{"to": "+44"}\', %s)', (group,)
+        )
+        db.execute("INSERT INTO pgmq.q_outbox_dlq (vt, message, headers) VALUES (now(), '{}', %s)", (group,))
+    db.execute("SELECT whatsapp_handler.erase_user(%s)", (uid,))
+    for queue in ("q_outbound_dlq", "q_outbox_dlq", "a_outbound", "a_outbox"):
+        groups = [r["g"] for r in db.execute(f"SELECT headers ->> 'x-pgmq-group' AS g FROM pgmq.{queue}").fetchall()]
+        assert f"user:{uid}" not in groups, queue
+    assert db.execute("SELECT count(*) AS n FROM pgmq.q_outbound_dlq").fetchone()["n"] == 1  # the other user's stays
