@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,21 +31,12 @@ import psycopg
 import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from app import sqitch
 from app.cluster import LocalCluster
-from app.settings import Settings
+from bench.durable import BENCH, PHONE_NUMBER_ID, add_login, durable_cluster, free_port, load_known_users
 
-BENCH = Path(__file__).resolve().parent
 SECRET = "bench-app-secret"  # noqa: S105 - a throwaway cluster's, made and deleted by this run
-PHONE_NUMBER_ID = "1234567890"
 RELAY_PASSWORD = "bench-relay-password"  # noqa: S105
 USERS = 100_000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def meta_body(n: int) -> bytes:
@@ -68,22 +58,9 @@ def signature(body: bytes) -> str:
 
 
 def start_database(home: Path) -> LocalCluster:
-    # max_wal_size as a write-heavy primary would have it: at the default 1GB this load forces a
-    # checkpoint every two minutes, and the full-page writes after each one slow every commit.
-    settings = {"max_connections": "200", "shared_buffers": "512MB", "max_wal_size": "4GB"}
-    pg = LocalCluster(home=home, port=free_port(), bindir=Settings().pg_bindir, settings=settings)
-    pg.init()
-    pg.configure(cron_database="bench")
-    pg.start()
-    pg.ensure_database("bench")
-    sqitch.run("deploy", pg.url("bench"), capture=True)
-    with psycopg.connect(pg.url("bench"), autocommit=True) as conn:
-        conn.execute("SELECT whatsapp_handler.add_channel('meta', %s, '+15550001111', 'Bench')", (PHONE_NUMBER_ID,))
-        # One statement at a time: the file ends in a VACUUM, which no transaction may hold.
-        for statement in (BENCH / "known_users.sql").read_text().split(";"):
-            if "INSERT" in statement or "VACUUM" in statement:
-                conn.execute(statement)
-        conn.execute(f"CREATE ROLE bench_relay LOGIN PASSWORD '{RELAY_PASSWORD}' IN ROLE whatsapp_handler_relay")
+    pg = durable_cluster(home)
+    load_known_users(pg)
+    add_login(pg, "bench_relay", RELAY_PASSWORD, "whatsapp_handler_relay")
     return pg
 
 

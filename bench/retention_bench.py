@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -24,9 +23,8 @@ from pathlib import Path
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from app import sqitch
 from app.cluster import LocalCluster
-from app.settings import Settings
+from bench.durable import durable_cluster
 
 # A Meta text webhook of realistic size (~700 bytes as jsonb), different per row.
 LOAD = """
@@ -50,21 +48,8 @@ FROM generate_series(%(first)s::timestamptz, %(last)s::timestamptz, interval '1 
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_database(home: Path) -> LocalCluster:
-    settings = {"shared_buffers": "512MB", "max_wal_size": "8GB", "checkpoint_timeout": "30min"}
-    pg = LocalCluster(home=home, port=free_port(), bindir=Settings().pg_bindir, settings=settings)
-    pg.init()
-    pg.configure(cron_database="bench")
-    pg.start()
-    pg.ensure_database("bench")
-    sqitch.run("deploy", pg.url("bench"), capture=True)
-    return pg
+    return durable_cluster(home, max_wal_size="8GB", checkpoint_timeout="30min")
 
 
 def measured(conn: psycopg.Connection, sql: str) -> tuple[float, int]:

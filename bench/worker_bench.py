@@ -26,10 +26,8 @@ import httpx
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from app import sqitch
 from app.cluster import LocalCluster
-from app.settings import Settings
-from bench.relay_bench import BENCH, PHONE_NUMBER_ID, free_port
+from bench.durable import BENCH, PHONE_NUMBER_ID, add_login, durable_cluster, free_port, load_known_users
 
 BIN = Path(sys.executable).parent
 WORKER_PASSWORD = "bench-worker-password"  # noqa: S105 - a throwaway cluster's, made and deleted by this run
@@ -54,21 +52,10 @@ FROM m JOIN whatsapp_handler.users u ON u.id = m.user_id ORDER BY m.id
 """
 
 
-def start_database(home: Path) -> LocalCluster:
-    settings = {"max_connections": "200", "shared_buffers": "512MB", "max_wal_size": "4GB"}
-    pg = LocalCluster(home=home, port=free_port(), bindir=Settings().pg_bindir, settings=settings)
-    pg.init()
-    pg.configure(cron_database="bench")
-    pg.start()
-    pg.ensure_database("bench")
-    sqitch.run("deploy", pg.url("bench"), capture=True)
-    with psycopg.connect(pg.url("bench"), autocommit=True) as conn:
-        conn.execute("SELECT whatsapp_handler.add_channel('meta', %s, '+15550001111', 'Bench')", (PHONE_NUMBER_ID,))
-        for statement in (BENCH / "known_users.sql").read_text().split(";"):
-            if "INSERT" in statement or "VACUUM" in statement:
-                conn.execute(statement)
-        conn.execute(f"CREATE ROLE bench_worker LOGIN PASSWORD '{WORKER_PASSWORD}' IN ROLE whatsapp_handler_worker")
-    return pg
+def start_database(home: Path) -> tuple[LocalCluster, str]:
+    pg = durable_cluster(home)
+    load_known_users(pg)
+    return pg, add_login(pg, "bench_worker", WORKER_PASSWORD, "whatsapp_handler_worker")
 
 
 def start_double(log: Path) -> tuple[subprocess.Popen, int]:
@@ -84,12 +71,12 @@ def start_double(log: Path) -> tuple[subprocess.Popen, int]:
     raise SystemExit(f"the provider double did not start; see {log}")
 
 
-def start_worker(pg: LocalCluster, double_port: int, concurrency: int, log: Path) -> subprocess.Popen:
+def start_worker(worker_url: str, double_port: int, concurrency: int, log: Path) -> subprocess.Popen:
     channel = {"provider": "meta", "ref": PHONE_NUMBER_ID, "phone": "+15550001111", "name": "Bench", "secret": "s",
                "access_token": "bench-token", "api_base_url": f"http://127.0.0.1:{double_port}/meta/v21.0"}  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("WHATSAPP_HANDLER_")}
     env |= {
-        "WHATSAPP_HANDLER_WORKER_DATABASE_URL": pg.url("bench", user="bench_worker", password=WORKER_PASSWORD),
+        "WHATSAPP_HANDLER_WORKER_DATABASE_URL": worker_url,
         "WHATSAPP_HANDLER_CHANNELS": json.dumps([channel]),
         "WHATSAPP_HANDLER_WORKER_CONCURRENCY": str(concurrency),
         "WHATSAPP_HANDLER_WORKER_BATCH": str(min(concurrency, 500)),
@@ -110,7 +97,7 @@ def main() -> None:
         raise SystemExit("at most 100,000 messages: one per known user")
 
     home = Path(tempfile.mkdtemp(prefix="wh-worker-bench-"))
-    pg = start_database(home)
+    pg, worker_url = start_database(home)
     procs: list[subprocess.Popen] = []
     try:
         double, port = start_double(home.parent / f"{home.name}-double.log")
@@ -120,7 +107,8 @@ def main() -> None:
             conn.execute("VACUUM ANALYZE pgmq.q_outbound")
             started = time.perf_counter()
             for n in range(args.workers):
-                procs.append(start_worker(pg, port, args.concurrency, home.parent / f"{home.name}-worker{n}.log"))
+                log = home.parent / f"{home.name}-worker{n}.log"
+                procs.append(start_worker(worker_url, port, args.concurrency, log))
             while conn.execute("SELECT count(*) FROM pgmq.q_outbound").fetchone()[0]:
                 time.sleep(0.2)
             elapsed = time.perf_counter() - started
