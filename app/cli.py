@@ -14,7 +14,7 @@ import psycopg
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
-from app import channels, database, dlq, logs, sqitch
+from app import channels, database, dlq, doctor, logs, sqitch
 from app.cluster import ClusterError
 from app.settings import Settings, get_settings
 
@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Database-first WhatsApp webhook relay. Settings come from WHATSAPP_HANDLER_* variables "
         f"(or .env); with no {URL_VAR} the service runs on an embedded PostgreSQL cluster.",
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{db,cluster,serve,worker,dlq}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{db,cluster,serve,worker,dlq,doctor}")
 
     db = commands.add_parser("db", help="deploy, revert, verify or inspect the sqitch plan")
     db_commands = db.add_subparsers(dest="action", required=True, metavar="{deploy,revert,verify,status}")
@@ -81,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         "the sends under way, then exits.",
     )
     dlq.add_parser(commands)
+    doctor.add_parser(commands)
     return parser
 
 
@@ -213,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_worker(settings)
         if args.command == "dlq":
             return dlq.command(database.resolve_conninfo(settings), args)
+        if args.command == "doctor":
+            return doctor.command(settings, args)
         return serve(settings)
     except (UsageError, dlq.DlqUsageError) as exc:
         sys.stderr.write(f"{PROG}: error: {exc}\n")

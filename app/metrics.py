@@ -26,6 +26,21 @@ log = logging.getLogger(__name__)
 disable_created_metrics()
 
 QUEUE_METRICS = "SELECT queue_name, depth, oldest_age_seconds FROM whatsapp_handler.queue_metrics()"
+# Per job of this project: its failed runs since its last successful one (0 when the last run
+# succeeded), and the last failure's message. pg_cron's tables have row-level security: a login
+# sees only the runs of the jobs it scheduled (a superuser all of them). The relay's own login
+# sees none, and then whatsapp_cron_metrics_up is 0 (docs/runbook.md, "Alerts").
+CRON_FAILURES = """
+SELECT j.jobname,
+       (SELECT count(*) FROM cron.job_run_details d
+         WHERE d.jobid = j.jobid AND d.status = 'failed'
+           AND d.runid > coalesce((SELECT max(s.runid) FROM cron.job_run_details s
+                                    WHERE s.jobid = j.jobid AND s.status = 'succeeded'), 0)) AS failures,
+       (SELECT d.return_message FROM cron.job_run_details d
+         WHERE d.jobid = j.jobid AND d.status = 'failed' ORDER BY d.runid DESC LIMIT 1) AS last_message
+FROM cron.job j
+WHERE j.jobname LIKE 'whatsapp\\_handler.%' AND j.database = current_database()
+ORDER BY j.jobname"""
 # A scrape must answer even when the database does not.
 QUEUE_TIMEOUT_SECONDS = 1.0
 # Webhooks answer in milliseconds; the tail up to Twilio's 15 s timeout still counts.
@@ -83,16 +98,46 @@ class _Families:
         return self._families
 
 
-async def _queue_rows(pool: AsyncConnectionPool) -> list[tuple[str, int, float | None]] | None:
+QueueRows = list[tuple[str, int, float | None]]
+CronRows = list[tuple[str, int, str | None]]
+
+
+async def _queue_rows(pool: AsyncConnectionPool) -> tuple[QueueRows | None, CronRows | None]:
+    """The queues' gauges and the cron jobs' failures, on one connection within one timeout."""
     try:
         async with asyncio.timeout(QUEUE_TIMEOUT_SECONDS), pool.connection(timeout=QUEUE_TIMEOUT_SECONDS) as conn:
-            return await (await conn.execute(QUEUE_METRICS, prepare=True)).fetchall()
+            queues = await (await conn.execute(QUEUE_METRICS, prepare=True)).fetchall()
+            try:
+                cron: CronRows | None = await (await conn.execute(CRON_FAILURES, prepare=True)).fetchall()
+            except psycopg.Error as exc:
+                if isinstance(exc, psycopg.OperationalError):
+                    raise
+                # No USAGE on schema cron for this login: the queue gauges still count.
+                log.debug("cron job failures unavailable: %s", exc)
+                cron = None
+            return queues, cron
     except (psycopg.Error, TimeoutError) as exc:
         log.warning("queue metrics unavailable: %s", " ".join(str(exc).split()) or type(exc).__name__)
-        return None
+        return None, None
 
 
-def _queue_families(rows: list[tuple[str, int, float | None]] | None) -> list[Metric]:
+def _cron_families(rows: CronRows | None) -> list[Metric]:
+    up = GaugeMetricFamily(
+        "whatsapp_cron_metrics_up",
+        "Whether this login could see the pg_cron jobs of this project (runs are visible to their scheduler only)",
+    )
+    up.add_metric([], 1 if rows else 0)
+    failures = GaugeMetricFamily(
+        "whatsapp_cron_job_failures",
+        "Failed runs of a pg_cron job since its last successful run (0 when the last run succeeded)",
+        labels=["job"],
+    )
+    for job, count, _message in rows or ():
+        failures.add_metric([job], count)
+    return [up, failures]
+
+
+def _queue_families(rows: QueueRows | None) -> list[Metric]:
     up = GaugeMetricFamily("whatsapp_queue_metrics_up", "Whether the queue gauges could be read from the database")
     up.add_metric([], 0 if rows is None else 1)
     depth = GaugeMetricFamily("whatsapp_queue_depth", "Messages in a pgmq queue", labels=["queue"])
@@ -108,6 +153,7 @@ def _queue_families(rows: list[tuple[str, int, float | None]] | None) -> list[Me
 @get("/metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
     state = request.app.state
-    rows = await _queue_rows(state.pool)
-    text = generate_latest(state.metrics.registry) + generate_latest(_Families(_queue_families(rows)))  # type: ignore[arg-type]
+    queues, cron = await _queue_rows(state.pool)
+    families = _queue_families(queues) + _cron_families(cron)
+    text = generate_latest(state.metrics.registry) + generate_latest(_Families(families))  # type: ignore[arg-type]
     return Response(text, media_type=CONTENT_TYPE_LATEST)
