@@ -1,0 +1,11 @@
+-- Deploy whatsapp_handler:job_analytics_refresh to pg
+-- requires: table_jobs fn_job_analytics_refresh
+-- The analytics refresh as a row of whatsapp_handler.jobs (docs/jobs.md), scheduled by the
+-- deploying login as the other jobs are: every 10 minutes.
+BEGIN;
+
+INSERT INTO whatsapp_handler.jobs (name, function, schedule, description) VALUES
+    ('analytics_refresh', 'job_analytics_refresh', '*/10 * * * *',
+     'Recounts the analytics summaries behind the refreshed views of schema analytics (analytics.refresh_lookback; docs/analytics.md).');
+
+COMMIT;

@@ -1,0 +1,7 @@
+-- Revert whatsapp_handler:job_analytics_refresh from pg
+-- Deleting the row unschedules its cron job (the jobs trigger).
+BEGIN;
+
+DELETE FROM whatsapp_handler.jobs WHERE name = 'analytics_refresh';
+
+COMMIT;

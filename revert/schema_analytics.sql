@@ -1,0 +1,6 @@
+-- Revert whatsapp_handler:schema_analytics from pg
+BEGIN;
+
+DROP SCHEMA analytics;
+
+COMMIT;
