@@ -90,6 +90,7 @@ BEGIN
         SET messages = greatest(t.messages, EXCLUDED.messages) WHERE EXCLUDED.messages > t.messages;
 
     -- Delivery, from the statuses as reported (an hour's slack for the providers' clocks);
+    -- a latency is left out when the later status carries an earlier time (clock skew);
     -- a recount smaller than the stored one (retention took statuses) is not kept.
     INSERT INTO analytics_delivery_daily AS t (day, channel_id, sent, delivered, read, failed,
         sent_to_delivered_p50, sent_to_delivered_p90, sent_to_delivered_p99,
@@ -98,9 +99,11 @@ BEGIN
     FROM (
         SELECT sent_at::date AS day, channel_id, count(*) AS sent, count(delivered_at) AS delivered,
                count(read_at) AS read, count(*) FILTER (WHERE failed) AS failed,
-               percentile_cont(ARRAY[0.5, 0.9, 0.99]) WITHIN GROUP (ORDER BY greatest(0, extract(epoch FROM delivered_at - sent_at))) AS std,
-               percentile_cont(ARRAY[0.5, 0.9, 0.99]) WITHIN GROUP (ORDER BY greatest(0, extract(epoch FROM read_at - delivered_at))) AS dtr,
-               percentile_cont(0.5) WITHIN GROUP (ORDER BY greatest(0, extract(epoch FROM read_at - sent_at))) AS str
+               percentile_cont(ARRAY[0.5, 0.9, 0.99]) WITHIN GROUP (ORDER BY extract(epoch FROM delivered_at - sent_at))
+                   FILTER (WHERE delivered_at >= sent_at) AS std,
+               percentile_cont(ARRAY[0.5, 0.9, 0.99]) WITHIN GROUP (ORDER BY extract(epoch FROM read_at - delivered_at))
+                   FILTER (WHERE read_at >= delivered_at) AS dtr,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM read_at - sent_at)) FILTER (WHERE read_at >= sent_at) AS str
         FROM (SELECT channel_id, provider_message_id,
                      min(occurred_at) FILTER (WHERE status = 'sent') AS sent_at,
                      min(occurred_at) FILTER (WHERE status = 'delivered') AS delivered_at,

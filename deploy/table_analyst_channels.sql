@@ -3,7 +3,7 @@
 -- Which channels each analyst login may see (docs/analytics.md). A login with no row sees
 -- no channel at all: all channels only by an explicit all_channels grant. The row-level
 -- security of the analytics summaries and the live views read it through
--- _visible_channels(current_user); DBAs write it through add_analyst / remove_analyst.
+-- _visible_channels(); DBAs write it through add_analyst / remove_analyst.
 BEGIN;
 SET LOCAL ROLE whatsapp_handler_owner;
 
@@ -16,13 +16,17 @@ CREATE TABLE whatsapp_handler.analyst_channels (
     CONSTRAINT analyst_channels_all_or_listed CHECK (all_channels = (cardinality(channel_ids) = 0))
 );
 COMMENT ON TABLE whatsapp_handler.analyst_channels IS 'The channels an analyst login sees in schema analytics. No row: nothing. Written by add_analyst / remove_analyst; never readable by analysts.';
-COMMENT ON COLUMN whatsapp_handler.analyst_channels.analyst IS 'The login role (pg_roles.rolname) as current_user reports it; not the group.';
+COMMENT ON COLUMN whatsapp_handler.analyst_channels.analyst IS 'The login role (pg_roles.rolname) as session_user reports it; not the group.';
 COMMENT ON COLUMN whatsapp_handler.analyst_channels.all_channels IS 'true: every channel, present and future (then channel_ids is empty).';
 COMMENT ON COLUMN whatsapp_handler.analyst_channels.channel_ids IS 'The channels (whatsapp_handler.channels.id) the analyst sees when all_channels is false; never empty then.';
 COMMENT ON COLUMN whatsapp_handler.analyst_channels.created_at IS 'When the analyst was first added.';
 COMMENT ON COLUMN whatsapp_handler.analyst_channels.updated_at IS 'When the scope last changed.';
 
-CREATE FUNCTION whatsapp_handler._visible_channels(p_role name)
+-- Both helpers answer for session_user, the login: inside a SECURITY DEFINER function
+-- current_user is the owner. They must be executable by the analysts, because a function
+-- called in a view or a policy is checked against the caller, not the view's owner; being
+-- about the caller's own login, they tell an analyst nothing about anyone else.
+CREATE FUNCTION whatsapp_handler._visible_channels()
 RETURNS bigint[]
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
@@ -33,24 +37,26 @@ AS $$
         ELSE coalesce(a.channel_ids, '{}')
     END
     FROM pg_roles r LEFT JOIN analyst_channels a ON a.analyst = r.rolname
-    WHERE r.rolname = p_role
+    WHERE r.rolname = session_user
 $$;
-REVOKE ALL ON FUNCTION whatsapp_handler._visible_channels(name) FROM PUBLIC;
-COMMENT ON FUNCTION whatsapp_handler._visible_channels(name) IS
-    'Internal, for the row-level security of the analytics summaries and the live analytics views (which pass current_user): the channel ids a role sees. Every channel for the owner (the refresh job), a superuser, or an analyst granted all_channels; the listed ones for a scoped analyst; none (empty array) for a role with no row. SECURITY DEFINER so that analysts need no access to analyst_channels; no role may call it directly.';
+REVOKE ALL ON FUNCTION whatsapp_handler._visible_channels() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION whatsapp_handler._visible_channels() TO whatsapp_handler_analyst;
+COMMENT ON FUNCTION whatsapp_handler._visible_channels() IS
+    'Internal, for the row-level security of the analytics summaries and the live analytics views: the channel ids the session''s login (session_user) sees. Every channel for a superuser or a member of the owner (the refresh job), or an analyst granted all_channels; the listed ones for a scoped analyst; none (empty array) for a login with no row. SECURITY DEFINER so that analysts need no access to analyst_channels; analysts execute it (through the views) and learn only their own scope.';
 
-CREATE FUNCTION whatsapp_handler._sees_all_channels(p_role name)
+CREATE FUNCTION whatsapp_handler._sees_all_channels()
 RETURNS boolean
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
 AS $$
     SELECT coalesce(bool_or(r.rolsuper OR pg_has_role(r.oid, 'whatsapp_handler_owner', 'USAGE') OR a.all_channels), false)
     FROM pg_roles r LEFT JOIN analyst_channels a ON a.analyst = r.rolname
-    WHERE r.rolname = p_role
+    WHERE r.rolname = session_user
 $$;
-REVOKE ALL ON FUNCTION whatsapp_handler._sees_all_channels(name) FROM PUBLIC;
-COMMENT ON FUNCTION whatsapp_handler._sees_all_channels(name) IS
-    'Internal, for the live analytics views: whether a role sees every channel (owner, superuser, or an all_channels analyst), and so also rows tied to no known channel (dead letters whose channel is unknown).';
+REVOKE ALL ON FUNCTION whatsapp_handler._sees_all_channels() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION whatsapp_handler._sees_all_channels() TO whatsapp_handler_analyst;
+COMMENT ON FUNCTION whatsapp_handler._sees_all_channels() IS
+    'Internal, for the live analytics views: whether the session''s login sees every channel (superuser, member of the owner, or an all_channels analyst), and so also rows tied to no known channel (dead letters whose channel is unknown).';
 
 -- SECURITY INVOKER: granting a role and setting a login's parameters need a superuser or
 -- CREATEROLE, which the owner role does not have; a DBA runs it as such a login.

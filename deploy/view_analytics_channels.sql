@@ -8,7 +8,7 @@ SET LOCAL ROLE whatsapp_handler_owner;
 CREATE VIEW analytics.channels WITH (security_barrier = true) AS
 SELECT c.id AS channel_id, c.name, c.provider::text AS provider, c.active, c.created_at::date AS created_on
 FROM whatsapp_handler.channels c
-WHERE c.id = ANY ((SELECT whatsapp_handler._visible_channels(current_user))::bigint[]);
+WHERE c.id = ANY ((SELECT whatsapp_handler._visible_channels())::bigint[]);
 COMMENT ON VIEW analytics.channels IS 'LIVE. The channels this analyst sees: the ids the other views are broken down by.';
 COMMENT ON COLUMN analytics.channels.channel_id IS 'The channel (whatsapp_handler.channels.id), as in every other view.';
 COMMENT ON COLUMN analytics.channels.name IS 'The channel''s name.';

@@ -19,8 +19,8 @@ FROM (
     UNION ALL
     SELECT 'outbox_dlq', (q.message #>> '{event,payload,channel_id}')::bigint, q.enqueued_at FROM pgmq.q_outbox_dlq q
 ) d
-WHERE CASE WHEN d.channel_id IS NULL THEN (SELECT whatsapp_handler._sees_all_channels(current_user))
-           ELSE d.channel_id = ANY ((SELECT whatsapp_handler._visible_channels(current_user))::bigint[]) END
+WHERE CASE WHEN d.channel_id IS NULL THEN (SELECT whatsapp_handler._sees_all_channels())
+           ELSE d.channel_id = ANY ((SELECT whatsapp_handler._visible_channels())::bigint[]) END
 GROUP BY d.queue, d.channel_id;
 COMMENT ON VIEW analytics.dead_letters IS 'LIVE. Dead-letter backlog per queue and channel: how many messages wait and how old the oldest is. No row: that queue holds nothing of the analyst''s channels. Dead letters of no known channel are shown only to analysts of all channels.';
 COMMENT ON COLUMN analytics.dead_letters.queue IS 'inbound_dlq (webhooks that could not be processed), outbound_dlq (messages the worker could not deliver) or outbox_dlq (events consumers did not acknowledge).';

@@ -5,8 +5,8 @@ BEGIN;
 
 DROP FUNCTION whatsapp_handler.remove_analyst(name);
 DROP FUNCTION whatsapp_handler.add_analyst(name, bigint[], boolean, text, text);
-DROP FUNCTION whatsapp_handler._sees_all_channels(name);
-DROP FUNCTION whatsapp_handler._visible_channels(name);
+DROP FUNCTION whatsapp_handler._sees_all_channels();
+DROP FUNCTION whatsapp_handler._visible_channels();
 DROP TABLE whatsapp_handler.analyst_channels;
 
 COMMIT;

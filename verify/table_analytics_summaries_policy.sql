@@ -11,8 +11,8 @@ BEGIN
             RAISE EXCEPTION 'whatsapp_handler.%: row-level security is not enabled and forced', t;
         END IF;
         IF NOT EXISTS (SELECT FROM pg_policies WHERE schemaname = 'whatsapp_handler' AND tablename = t
-                       AND policyname = t || '_channels' AND qual LIKE '%_visible_channels(CURRENT_USER)%') THEN
-            RAISE EXCEPTION 'whatsapp_handler.%: no channel policy over _visible_channels(current_user)', t;
+                       AND policyname = t || '_channels' AND qual LIKE '%_visible_channels()%') THEN
+            RAISE EXCEPTION 'whatsapp_handler.%: no channel policy over _visible_channels()', t;
         END IF;
     END LOOP;
 END
