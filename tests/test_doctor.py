@@ -93,8 +93,10 @@ def test_a_failing_cron_job_fails_until_it_succeeds(db: psycopg.Connection, db_u
     before = run_cli("doctor", url=db_url, cwd=tmp_path)
     assert (status_of(before, "cron jobs"), status_of(before, "cron runs")) == ("ok", "ok")
 
-    run = ("INSERT INTO cron.job_run_details (jobid, job_pid, database, username, command, status, return_message,"
-           " start_time, end_time) VALUES (%s, 1, current_database(), 'postgres', 'SELECT 1', %s, %s, now(), now())")  # fmt: skip
+    run = (
+        "INSERT INTO cron.job_run_details (jobid, job_pid, database, username, command, status, return_message,"
+        " start_time, end_time) VALUES (%s, 1, current_database(), 'postgres', 'SELECT 1', %s, %s, now(), now())"
+    )
     db.execute(run, (job, "failed", "ERROR:  canceling statement due to lock timeout"))
     db.execute(run, (job, "failed", "ERROR:  canceling statement due to lock timeout"))
     (line,) = lines(run_cli("doctor", url=db_url, cwd=tmp_path))["cron runs"]

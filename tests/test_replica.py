@@ -53,7 +53,9 @@ def replica(cluster: LocalCluster) -> Iterator[LocalCluster]:
 
 
 def _wait_for_replay(primary: psycopg.Connection, standby: psycopg.Connection) -> None:
-    target = primary.execute("SELECT pg_current_wal_lsn() AS lsn").fetchone()["lsn"]
+    # The insert position, not pg_current_wal_lsn() (the write position): with the test cluster's
+    # synchronous_commit = off a commit record can sit in the WAL buffers, behind the latter.
+    target = primary.execute("SELECT pg_current_wal_insert_lsn() AS lsn").fetchone()["lsn"]
     deadline = time.monotonic() + CATCH_UP_SECONDS
     while time.monotonic() < deadline:
         if standby.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn AS done", (target,)).fetchone()["done"]:
