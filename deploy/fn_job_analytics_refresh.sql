@@ -18,13 +18,15 @@ SET search_path = pg_catalog, whatsapp_handler, pg_temp
 SET "TimeZone" = 'UTC'
 AS $$
 DECLARE
-    v_started timestamptz := clock_timestamp();
+    v_started timestamptz;
     v_day     timestamptz;
     v_week    timestamptz;
     v_month   timestamptz;
+    v_added   bigint;
 BEGIN
     -- One refresh at a time; a second waits for the first, then recounts.
     PERFORM pg_advisory_xact_lock(hashtext('whatsapp_handler.job_analytics_refresh'));
+    v_started := clock_timestamp();
     v_day := date_trunc('day', coalesce(p_from,
         CASE WHEN EXISTS (SELECT FROM analytics_refreshes) THEN now() - _setting_interval('analytics.refresh_lookback', interval '1 day')
              ELSE '-infinity' END));
@@ -53,6 +55,12 @@ BEGIN
            u.last_active_at::date, u.erased_at IS NOT NULL
     FROM conversations c JOIN users u ON u.id = c.user_id
     WHERE NOT EXISTS (SELECT FROM analytics_users a WHERE a.user_id = c.user_id AND a.channel_id = c.channel_id);
+    -- After a large load (the first run) the statistics would still say the table is empty,
+    -- and the next run's UPDATE would join it by nested loops: analyse it now.
+    GET DIAGNOSTICS v_added = ROW_COUNT;
+    IF v_added > 1000 THEN
+        ANALYZE analytics_users;
+    END IF;
 
     -- Funnel and registrations, in full from analytics_users (one row per conversation).
     INSERT INTO analytics_funnel_daily AS t (day, channel_id, first_contacts, terms_accepted, verified, registered)
