@@ -25,9 +25,9 @@ from psycopg.rows import dict_row
 
 from app import providers
 from app.cluster import ClusterError
+from app.cron_status import CRON_FAILURES
 from app.database import embedded_cluster
 from app.health import last_change
-from app.metrics import CRON_FAILURES
 from app.settings import PROJECT_DIR, Settings
 
 MIN_SERVER_VERSION = 150000

@@ -21,26 +21,14 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from psycopg_pool import AsyncConnectionPool
 
+from app.cron_status import CRON_FAILURES
+
 log = logging.getLogger(__name__)
 # The *_created series double the output and no dashboard reads them.
 disable_created_metrics()
 
 QUEUE_METRICS = "SELECT queue_name, depth, oldest_age_seconds FROM whatsapp_handler.queue_metrics()"
-# Per job of this project: its failed runs since its last successful one (0 when the last run
-# succeeded), and the last failure's message. pg_cron's tables have row-level security: a login
-# sees only the runs of the jobs it scheduled (a superuser all of them). The relay's own login
-# sees none, and then whatsapp_cron_metrics_up is 0 (docs/runbook.md, "Alerts").
-CRON_FAILURES = """
-SELECT j.jobname,
-       (SELECT count(*) FROM cron.job_run_details d
-         WHERE d.jobid = j.jobid AND d.status = 'failed'
-           AND d.runid > coalesce((SELECT max(s.runid) FROM cron.job_run_details s
-                                    WHERE s.jobid = j.jobid AND s.status = 'succeeded'), 0)) AS failures,
-       (SELECT d.return_message FROM cron.job_run_details d
-         WHERE d.jobid = j.jobid AND d.status = 'failed' ORDER BY d.runid DESC LIMIT 1) AS last_message
-FROM cron.job j
-WHERE j.jobname LIKE 'whatsapp\\_handler.%' AND j.database = current_database()
-ORDER BY j.jobname"""
+
 # A scrape must answer even when the database does not.
 QUEUE_TIMEOUT_SECONDS = 1.0
 # Webhooks answer in milliseconds; the tail up to Twilio's 15 s timeout still counts.

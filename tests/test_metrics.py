@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 
 import httpx
@@ -71,3 +73,11 @@ def test_workers_share_their_counters(http_server, relay_db_url: str, db_url: st
     for _ in range(6):
         counted = scrape(base)[("whatsapp_webhook_requests_total", (("outcome", "processed"), ("provider", "meta")))]
         assert counted == 20
+
+
+def test_the_cli_does_not_import_prometheus_client_before_serve_configures_it() -> None:
+    """prometheus_client picks its multiprocess mode at import: imported by the CLI before `serve`
+    sets PROMETHEUS_MULTIPROC_DIR, it would leave each granian worker counting on its own."""
+    probe = "import sys, app.cli; print('prometheus_client' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
