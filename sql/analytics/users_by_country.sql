@@ -1,8 +1,11 @@
--- Where are our users? Distinct users per country calling code, and how many registered.
+-- Where are our users? Users per country calling code, and how many registered. A user
+-- has a row per channel: one row per user first (hashed, not sorted), then the counts.
 SELECT country_code,
-       count(DISTINCT user_key) AS users,
-       count(DISTINCT user_key) FILTER (WHERE registered_on IS NOT NULL) AS registered
-FROM analytics.users
-WHERE NOT erased
+       count(*) AS users,
+       count(*) FILTER (WHERE registered) AS registered
+FROM (SELECT user_key, country_code, bool_or(registered_on IS NOT NULL) AS registered
+      FROM analytics.users
+      WHERE NOT erased
+      GROUP BY user_key, country_code) per_user
 GROUP BY country_code
 ORDER BY users DESC, country_code;
