@@ -23,6 +23,7 @@ JOBS = {
     "whatsapp_handler.gdpr_inactive_users": ("37 * * * *", "SELECT whatsapp_handler.job_erase_inactive_users()"),
     "whatsapp_handler.redrive_inbound": ("* * * * *", "SELECT whatsapp_handler.redrive_inbound()"),
     "whatsapp_handler.redrive_outbound": ("* * * * *", "SELECT whatsapp_handler.redrive_outbound()"),
+    "whatsapp_handler.analytics_refresh": ("*/10 * * * *", "SELECT whatsapp_handler.job_analytics_refresh()"),
 }
 JOB_FUNCTIONS = [
     "whatsapp_handler.job_partitions()",
@@ -31,6 +32,7 @@ JOB_FUNCTIONS = [
     "whatsapp_handler.job_erase_inactive_users()",
     "whatsapp_handler.redrive_inbound()",
     "whatsapp_handler.redrive_outbound()",
+    "whatsapp_handler.job_analytics_refresh()",
 ]
 
 
