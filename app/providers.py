@@ -132,9 +132,14 @@ def missing_credentials(channel: ChannelConfig) -> str | None:
 
 async def send(session: aiohttp.ClientSession, channel: ChannelConfig, message: dict[str, Any],
                timeout: aiohttp.ClientTimeout) -> Outcome:  # fmt: skip
-    url, kwargs = REQUESTS[channel.provider](channel, message)
     try:
-        async with session.post(url, headers=_headers(channel, message), timeout=timeout, **kwargs) as response:
+        url, kwargs = REQUESTS[channel.provider](channel, message)
+        headers = _headers(channel, message)
+    except (KeyError, TypeError, AttributeError) as exc:
+        # A queued message without its address, text or code cannot succeed however often it is tried.
+        return Reject({"error": f"malformed queue message: {type(exc).__name__} {exc}"})
+    try:
+        async with session.post(url, headers=headers, timeout=timeout, **kwargs) as response:
             text = (await response.text(errors="replace"))[:MAX_ERROR_BODY]
             return classify(channel.provider, response.status, text, response.headers.get("Retry-After"))
     except TimeoutError:

@@ -341,3 +341,15 @@ def _get(url: str) -> str | None:
         return httpx.get(url, timeout=1).text
     except httpx.TransportError:
         return None
+
+
+def test_a_malformed_queued_message_is_rejected_not_left_in_doubt(db, channel_ids, double, workers):
+    db.execute(
+        "INSERT INTO pgmq.q_outbound (vt, message, headers) VALUES (now(), %s, %s)",
+        (Jsonb({"kind": "text", "channel_id": channel_ids["meta"], "user_id": 1, "body": "no address"}),
+         Jsonb({"x-pgmq-group": "user:1"})),
+    )  # fmt: skip
+    workers.start(worker_concurrency=1)
+    [dead] = wait_for(lambda: dead_letters(db), "a dead letter")
+    assert dead["reason"] == "rejected" and "malformed queue message" in dead["error"]["error"]
+    assert double.received == [] and "Traceback" not in workers.log()
