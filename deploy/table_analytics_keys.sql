@@ -2,7 +2,7 @@
 -- requires: schema_whatsapp_handler extension_pgcrypto fn_assert_function
 -- The secret behind the analysts' pseudonymous user keys, made at deploy from the
 -- CSPRNG and readable by the owner only, and the two functions that pseudonymise:
--- _user_key (HMAC-SHA256 of the user id) and _country_code (the E.164 calling code).
+-- _user_key (HMAC-SHA256 of the user id, its first 128 bits as a uuid) and _country_code (the E.164 calling code).
 BEGIN;
 SET LOCAL ROLE whatsapp_handler_owner;
 
@@ -19,16 +19,18 @@ COMMENT ON COLUMN whatsapp_handler.analytics_keys.created_at IS 'When the key wa
 INSERT INTO whatsapp_handler.analytics_keys DEFAULT VALUES;
 
 CREATE FUNCTION whatsapp_handler._user_key(p_user_id bigint)
-RETURNS text
+RETURNS uuid
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
+-- 128 bits of the HMAC (a truncation RFC 2104 section 5 allows) in a uuid: half the width of the hex
+-- text, and hashed and compared as two machine words, which halves the per-user grouping analysts run.
 AS $$
-    SELECT encode(public.hmac(convert_to(p_user_id::text, 'UTF8'), k.key, 'sha256'), 'hex')
+    SELECT encode(substr(public.hmac(convert_to(p_user_id::text, 'UTF8'), k.key, 'sha256'), 1, 16), 'hex')::uuid
     FROM analytics_keys k
 $$;
 REVOKE ALL ON FUNCTION whatsapp_handler._user_key(bigint) FROM PUBLIC;
 COMMENT ON FUNCTION whatsapp_handler._user_key(bigint) IS
-    'Internal: the pseudonymous key of a user shown to analysts: hex HMAC-SHA256 of the user id under analytics_keys.key. Stable while the key is; not reversible without it.';
+    'Internal: the pseudonymous key of a user shown to analysts: the first 128 bits of HMAC-SHA256 of the user id under analytics_keys.key, as a uuid. Stable while the key is; not reversible without it.';
 
 -- Country calling codes (ITU-T E.164): 1 and 7 are one digit, these are two, all others three.
 CREATE FUNCTION whatsapp_handler._country_code(p_phone text)

@@ -10,7 +10,7 @@ SET LOCAL ROLE whatsapp_handler_owner;
 CREATE TABLE whatsapp_handler.analytics_users (
     user_id           bigint NOT NULL,
     channel_id        bigint NOT NULL,
-    user_key          text,
+    user_key          uuid,
     country_code      text,
     first_contact_on  date NOT NULL,
     terms_accepted_on date,

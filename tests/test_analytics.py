@@ -177,11 +177,16 @@ def test_users_are_pseudonymous_and_erasure_anonymises(db, data, analyst):
     assert len(users) == 5
     keys = {r["user_key"] for r in users}
     assert len(keys) == 4  # u4 has the same key on both channels
-    assert all(len(k) == 64 for k in keys)
+    assert all(isinstance(k, uuid.UUID) for k in keys)
     assert sorted(r["country_code"] for r in users) == ["+1", "+351", "+44", "+44", "+44"]
-    # The key is keyed: not a plain hash of the id or the phone.
-    plain = db.execute("SELECT encode(sha256(convert_to(%s, 'UTF8')), 'hex') AS h", (str(data["u1"]),)).fetchone()["h"]
-    assert plain not in keys
+    # The key is keyed: the HMAC under the secret, not a plain hash of the id.
+    keyed, plain = db.execute(
+        "SELECT encode(substr(hmac(convert_to(%(id)s, 'UTF8'), key, 'sha256'), 1, 16), 'hex')::uuid AS keyed,"
+        " encode(substr(sha256(convert_to(%(id)s, 'UTF8')), 1, 16), 'hex')::uuid AS plain"
+        " FROM whatsapp_handler.analytics_keys",
+        {"id": str(data["u1"])},
+    ).fetchone().values()
+    assert keyed in keys and plain not in keys
 
     db.execute("SELECT whatsapp_handler.erase_user(%s)", (data["u3"],))
     db.execute("SELECT whatsapp_handler.job_analytics_refresh('2000-01-01')")
