@@ -87,7 +87,7 @@ class _Families:
 
 
 QueueRows = list[tuple[str, int, float | None]]
-CronRows = list[tuple[str, int, str | None]]
+CronRows = list[tuple[str, bool, int, str | None]]
 
 
 async def _queue_rows(pool: AsyncConnectionPool) -> tuple[QueueRows | None, CronRows | None]:
@@ -100,7 +100,7 @@ async def _queue_rows(pool: AsyncConnectionPool) -> tuple[QueueRows | None, Cron
             except psycopg.Error as exc:
                 if isinstance(exc, psycopg.OperationalError):
                     raise
-                # No USAGE on schema cron for this login: the queue gauges still count.
+                # A database deployed before cron_job_failures(): the queue gauges still count.
                 log.debug("cron job failures unavailable: %s", exc)
                 cron = None
             return queues, cron
@@ -112,16 +112,17 @@ async def _queue_rows(pool: AsyncConnectionPool) -> tuple[QueueRows | None, Cron
 def _cron_families(rows: CronRows | None) -> list[Metric]:
     up = GaugeMetricFamily(
         "whatsapp_cron_metrics_up",
-        "Whether this login could see the pg_cron jobs of this project (runs are visible to their scheduler only)",
+        "Whether every enabled pg_cron job of this project is visible to the login that deployed it",
     )
-    up.add_metric([], 1 if rows else 0)
+    up.add_metric([], 1 if rows and all(scheduled for _job, scheduled, _count, _message in rows) else 0)
     failures = GaugeMetricFamily(
         "whatsapp_cron_job_failures",
         "Failed runs of a pg_cron job since its last successful run (0 when the last run succeeded)",
         labels=["job"],
     )
-    for job, count, _message in rows or ():
-        failures.add_metric([job], count)
+    for job, scheduled, count, _message in rows or ():
+        if scheduled:
+            failures.add_metric([job], count)
     return [up, failures]
 
 

@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import psycopg
@@ -144,12 +145,43 @@ def test_cron_failures_are_scraped_with_a_login_that_sees_the_jobs(
     assert after[("whatsapp_queue_metrics_up", ())] == 1
 
 
-def test_the_relays_own_login_says_it_cannot_see_the_jobs(
+def test_the_relays_own_login_sees_the_failures_through_the_deployers_function(
     http_server: Servers, db: psycopg.Connection, relay_db_url: str
 ) -> None:
+    # pg_cron shows runs only to their scheduler; cron_job_failures() belongs to it.
     _schedule_here(db)
     _fail_a_job(db)
     m = scrape(http_server.start(relay_environment(relay_db_url)))
-    assert m[("whatsapp_cron_metrics_up", ())] == 0
-    assert not any(name == "whatsapp_cron_job_failures" for name, _ in m)
+    assert m[("whatsapp_cron_metrics_up", ())] == 1
+    assert m[("whatsapp_cron_job_failures", (("job", "whatsapp_handler.partitions"),))] == 1
     assert m[("whatsapp_queue_metrics_up", ())] == 1
+
+
+def test_jobs_scheduled_by_another_login_than_the_functions_owner_are_reported_blind(
+    http_server: Servers, db: psycopg.Connection, relay_db_url: str
+) -> None:
+    # A DBA (not a superuser) owns the function, but the jobs were scheduled by postgres:
+    # pg_cron's row-level security hides them from the DBA, and /metrics says it is blind.
+    dba = f"wh_dba_{uuid.uuid4().hex[:8]}"
+    db.execute(f"CREATE ROLE {dba} LOGIN IN ROLE whatsapp_handler_owner")
+    db.execute(f"GRANT USAGE ON SCHEMA cron TO {dba}")
+    db.execute(f"ALTER FUNCTION whatsapp_handler.cron_job_failures() OWNER TO {dba}")
+    try:
+        _schedule_here(db)
+        _fail_a_job(db)
+        base = http_server.start(relay_environment(relay_db_url))
+        m = scrape(base)
+        assert m[("whatsapp_cron_metrics_up", ())] == 0
+        assert not any(name == "whatsapp_cron_job_failures" for name, _ in m)
+        assert m[("whatsapp_queue_metrics_up", ())] == 1
+        # Once the jobs are the DBA's, the DBA's function sees them and their failures.
+        db.execute(f"UPDATE cron.job SET username = '{dba}'")
+        db.execute(f"UPDATE cron.job_run_details SET username = '{dba}'")
+        m = scrape(base)
+        assert m[("whatsapp_cron_metrics_up", ())] == 1
+        assert m[("whatsapp_cron_job_failures", (("job", "whatsapp_handler.partitions"),))] == 1
+    finally:
+        db.execute("ALTER FUNCTION whatsapp_handler.cron_job_failures() OWNER TO CURRENT_USER")
+        db.execute(f"REASSIGN OWNED BY {dba} TO CURRENT_USER")
+        db.execute(f"DROP OWNED BY {dba}")
+        db.execute(f"DROP ROLE {dba}")
