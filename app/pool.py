@@ -22,6 +22,18 @@ async def drop_if_closed(conn: psycopg.AsyncConnection) -> None:
         raise psycopg.OperationalError("the server closed this idle connection")
 
 
+async def durable_commits(conn: psycopg.AsyncConnection) -> None:
+    """A webhook is acknowledged, and a send settled, once its transaction commits; with
+    synchronous_commit off (a server or database default a DBA may set for speed) a crash loses
+    the last commits, and a provider would not retry what it saw acknowledged. So a connection
+    that inherits off waits for the local flush again; a stronger setting (on, remote_write,
+    remote_apply, for a synchronous standby) is left as the DBA chose it."""
+    cursor = await conn.execute("SHOW synchronous_commit")
+    row = await cursor.fetchone()
+    if row is not None and row[0] == "off":
+        await conn.execute("SET synchronous_commit = local")
+
+
 def relay_pool(conninfo: str, settings: Settings) -> AsyncConnectionPool:
     kwargs: dict[str, object] = {"autocommit": True, "application_name": "whatsapp-handler-relay"}
     if settings.statement_timeout_ms:
@@ -36,5 +48,6 @@ def relay_pool(conninfo: str, settings: Settings) -> AsyncConnectionPool:
         timeout=settings.pool_timeout,
         reconnect_timeout=settings.pool_reconnect_timeout,
         check=drop_if_closed,
+        configure=durable_commits,
         open=False,
     )

@@ -31,6 +31,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from app import providers
 from app.breaker import Breaker
+from app.pool import durable_commits
 from app.settings import ChannelConfig, Settings
 
 log = logging.getLogger("whatsapp_handler.worker")
@@ -237,6 +238,7 @@ def _pool(settings: Settings) -> AsyncConnectionPool:
         min_size=2,
         max_size=max(4, min(settings.worker_concurrency // 4, 32)),
         timeout=settings.pool_timeout * 5,
+        configure=durable_commits,
         open=False,
     )
 
