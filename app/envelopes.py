@@ -91,6 +91,9 @@ def json_object(body: bytes) -> dict[str, Any]:
         payload = json.loads(body)
     except ValueError:
         raise ClientException("the body is not JSON") from None
+    except RecursionError:
+        # Python's parser recurses per level: a body nested a few thousand deep is refused, not a 500.
+        raise ClientException("the body's JSON is nested too deeply") from None
     if not isinstance(payload, dict):
         raise ClientException("the body is not a JSON object")
     return payload
