@@ -115,6 +115,12 @@ def _http_error(request: Request, exc: HTTPException) -> Response:
     return problem(exc.status_code, exc.detail, headers, **extra)
 
 
+def _too_deep(request: Request, exc: RecursionError) -> Response:
+    # Only parsers recurse on input here: Litestar's msgspec decoding of a JSON body nested thousands deep.
+    log.warning("refused a body nested too deeply on %s %s", request.method, request.url.path)
+    return problem(400, "the body is nested too deeply to be parsed")
+
+
 def _unexpected(request: Request, exc: Exception) -> Response:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem(500, "an unexpected error occurred; it has been logged")
@@ -124,5 +130,6 @@ EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
     NotReady: _not_ready,
     psycopg.Error: _database_error,
     HTTPException: _http_error,
+    RecursionError: _too_deep,
     Exception: _unexpected,
 }
