@@ -38,6 +38,11 @@ DECLARE
     v_sqlstate text;
     v_error    text;
 BEGIN
+    IF p_payload IS NULL THEN
+        -- Nothing to store and nothing to dead-letter: refused, as no provider sends it.
+        RAISE EXCEPTION 'a webhook body is NULL' USING ERRCODE = 'WH008',
+            HINT = 'Pass the body as received, as jsonb.';
+    END IF;
     PERFORM set_config('whatsapp_handler.correlation_id', coalesce(left(p_correlation_id, 128), ''), true);
     INSERT INTO webhook_events (provider, channel_id, correlation_id, payload, outcome)
     VALUES (p_provider,
@@ -70,7 +75,7 @@ END
 $$;
 REVOKE ALL ON FUNCTION whatsapp_handler._ingest(whatsapp_handler.provider, jsonb, text) FROM PUBLIC;
 COMMENT ON FUNCTION whatsapp_handler._ingest(whatsapp_handler.provider, jsonb, text) IS
-    'Internal: stores a raw webhook, normalises it in a savepoint, and on any failure marks it failed and queues a dead letter on inbound_dlq. Returns {webhook_event_id, outcome, messages, duplicates, statuses, registrations}. Raises only when the raw event itself cannot be stored.';
+    'Internal: stores a raw webhook, normalises it in a savepoint, and on any failure marks it failed and queues a dead letter on inbound_dlq. Returns {webhook_event_id, outcome, messages, duplicates, statuses, registrations}. Raises WH008 for a NULL body, otherwise only when the raw event itself cannot be stored.';
 
 CREATE FUNCTION whatsapp_handler.ingest_meta(p_payload jsonb, p_correlation_id text DEFAULT NULL)
 RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER
@@ -248,14 +253,14 @@ $$;
 REVOKE ALL ON FUNCTION whatsapp_handler.ingest_batch(text, jsonb[], text[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION whatsapp_handler.ingest_batch(text, jsonb[], text[]) TO whatsapp_handler_relay;
 COMMENT ON FUNCTION whatsapp_handler.ingest_batch(text, jsonb[], text[]) IS
-    'The relay''s call for several verified webhooks of one provider at once: each is ingested as by ingest_<provider> (own savepoint, own dead letter), all in this one transaction. Returns their results in the order given. Raises WH008 for an unknown provider, arrays of different lengths, or more than 1000 payloads.';
+    'The relay''s call for several verified webhooks of one provider at once: each is ingested as by ingest_<provider> (own savepoint, own dead letter), all in this one transaction. Returns their results in the order given. Raises WH008 for an unknown provider, arrays of different lengths, more than 1000 payloads, or a NULL payload.';
 
 REVOKE ALL ON FUNCTION whatsapp_handler.ingest_meta(jsonb, text), whatsapp_handler.ingest_twilio(jsonb, text),
                        whatsapp_handler.ingest_evolution(jsonb, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION whatsapp_handler.ingest_meta(jsonb, text), whatsapp_handler.ingest_twilio(jsonb, text),
                           whatsapp_handler.ingest_evolution(jsonb, text) TO whatsapp_handler_relay;
 COMMENT ON FUNCTION whatsapp_handler.ingest_meta(jsonb, text) IS
-    'The relay''s one call for a verified Meta webhook body: stores it, records its messages and statuses once each, runs the conversations, queues replies and events, all in this transaction. Returns {webhook_event_id, outcome: processed|failed, messages, duplicates, statuses, registrations}. Content it cannot understand is dead-lettered (inbound_dlq), not raised.';
+    'The relay''s one call for a verified Meta webhook body: stores it, records its messages and statuses once each, runs the conversations, queues replies and events, all in this transaction. Returns {webhook_event_id, outcome: processed|failed, messages, duplicates, statuses, registrations}. Content it cannot understand is dead-lettered (inbound_dlq), not raised; raises WH008 for a NULL body.';
 COMMENT ON FUNCTION whatsapp_handler.ingest_twilio(jsonb, text) IS
     'The relay''s one call for a verified Twilio webhook (form fields as a JSON object of strings): as ingest_meta.';
 COMMENT ON FUNCTION whatsapp_handler.ingest_evolution(jsonb, text) IS
