@@ -202,6 +202,11 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
 AS $$
 BEGIN
+    -- NaN compares above every number: refused here rather than as a timestamp out of range.
+    IF p_delay_seconds > 86400 THEN
+        RAISE EXCEPTION 'a release delay is at most 86400 seconds' USING ERRCODE = 'WH013',
+            HINT = 'Pass the breaker''s remaining time in seconds.';
+    END IF;
     UPDATE pgmq.q_outbound
     SET vt = clock_timestamp() + make_interval(secs => greatest(coalesce(p_delay_seconds, 0), 0)),
         headers = headers || jsonb_build_object('in_flight', false,
@@ -272,7 +277,7 @@ COMMENT ON FUNCTION whatsapp_handler.worker_sent_batch(bigint[], text[]) IS
 COMMENT ON FUNCTION whatsapp_handler.worker_retry(bigint, double precision, jsonb) IS
     'Puts a message back for a retry after p_delay_seconds (the backoff), with the error it met. Returns false when it is no longer queued. Raises WH013 for a delay outside 0-86400.';
 COMMENT ON FUNCTION whatsapp_handler.worker_release(bigint, double precision) IS
-    'Puts a claimed, untried message back after p_delay_seconds without counting the attempt. Returns false when it is no longer queued. Raises nothing.';
+    'Puts a claimed, untried message back after p_delay_seconds (NULL or negative: at once) without counting the attempt. Returns false when it is no longer queued. Raises WH013 for a delay over 86400 seconds (or NaN).';
 COMMENT ON FUNCTION whatsapp_handler.worker_dead_letter(bigint, text, jsonb) IS
     'Moves a message to pgmq queue outbound_dlq ({message without any OTP code, reason, error, attempts, redrives, queue_msg_id, dead_lettered_at}); a rejected message is marked failed (message.status_changed). Returns the dead letter''s msg_id, or NULL when the message was no longer queued. Raises WH013 for a reason other than rejected, attempts_exhausted, provider_down, in_doubt.';
 
