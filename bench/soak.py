@@ -8,11 +8,12 @@ with the table of samples and a verdict on memory growth. Results go to bench/RE
 Most webhooks come from bench/known_users.sql's users (active conversations: stored and
 announced, no reply); one in --new-every is a first contact, which queues two replies.
 
-The verdict, per series (relay RSS, worker RSS, PostgreSQL's private memory): "growing" when the mean of
-the last minute exceeds the mean of the second minute by more than max(10 %, 8 MiB) and the
-least-squares slope over the second half, carried over the whole run, adds more than that
-too; otherwise "bounded". Both must say so, to keep one noisy sample from deciding. The
-first minute is left out: pools, caches and plans fill up then.
+The verdict, per series (relay RSS, worker RSS, PostgreSQL's anonymous memory RssAnon):
+"growing" when the mean of the last minute exceeds the mean of the second minute by more
+than max(10 %, 8 MiB) and the least-squares slope over the second half, carried over the
+whole run, adds more than that too; otherwise "bounded". Both must say so, to keep one noisy
+sample from deciding. The first minute is left out: pools, caches and plans fill up then.
+PostgreSQL's PSS is sampled and shown, not judged: it climbs while the shared buffers fill.
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ from bench.stack import Load, Webhook
 QUEUES = "SELECT queue_name, depth FROM whatsapp_handler.queue_metrics()"
 KNOWN_USERS = 100_000
 # What the verdict judges. PostgreSQL's PSS is sampled too, but it climbs while the shared buffers
-# fill (up to shared_buffers, 512 MB here); its processes' private memory is where a leak would show.
-SERIES = ("relay_rss_mb", "worker_rss_mb", "pg_private_mb")
+# fill (up to shared_buffers, 512 MB here); its processes' anonymous memory is where a leak would show.
+SERIES = ("relay_rss_mb", "worker_rss_mb", "pg_anon_mb")
 
 
 @dataclass
@@ -57,7 +58,7 @@ class Sample:
     worker_rss_mb: float
     worker_pss_mb: float
     pg_pss_mb: float
-    pg_private_mb: float
+    pg_anon_mb: float
     outbound: int
     outbox: int
     dead_letters: int
@@ -142,7 +143,7 @@ class Soak:
         return Sample(t, len(window), round(percentile(ms, 0.5), 1), round(percentile(ms, 0.99), 1),
                       round(max(ms, default=0.0), 1), sum(not a.ok for a in window),
                       mb(relay["rss"]), mb(relay["pss"]), mb(worker["rss"]), mb(worker["pss"]), mb(pg["pss"]),
-                      mb(pg["private"]), depth.get("outbound", 0), depth.get("outbox", 0),
+                      mb(pg["anon"]), depth.get("outbound", 0), depth.get("outbox", 0),
                       depth.get("outbound_dlq", 0) + depth.get("inbound_dlq", 0),
                       round(os.getloadavg()[0], 2))  # fmt: skip
 
@@ -184,7 +185,7 @@ class Soak:
 
 
 COLUMNS = ["t", "answered", "p50_ms", "p99_ms", "max_ms", "errors", "relay_rss_mb", "relay_pss_mb", "worker_rss_mb",
-           "worker_pss_mb", "pg_pss_mb", "pg_private_mb", "outbound", "outbox", "dead_letters", "load1"]  # fmt: skip
+           "worker_pss_mb", "pg_pss_mb", "pg_anon_mb", "outbound", "outbox", "dead_letters", "load1"]  # fmt: skip
 
 
 def table(samples: list[Sample]) -> str:

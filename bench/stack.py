@@ -97,7 +97,10 @@ def start_double(log: Path, module: str = "bench.stack") -> tuple[subprocess.Pop
     proc = subprocess.Popen(args, cwd=BENCH.parent, stdout=log.open("ab"), stderr=subprocess.STDOUT)
     for _ in range(100):
         try:
-            httpx.post(f"http://127.0.0.1:{port}/evolution/message/sendText/x", json={}, timeout=1)
+            if module == "bench.stack":  # a probe through the send routes would count as a delivery
+                httpx.get(f"http://127.0.0.1:{port}/_deliveries", timeout=1)
+            else:
+                httpx.post(f"http://127.0.0.1:{port}/evolution/message/sendText/x", json={}, timeout=1)
             return proc, port
         except httpx.TransportError:
             time.sleep(0.1)
@@ -154,21 +157,27 @@ def process_tree(root: int) -> list[int]:
 
 
 def memory_kib(pids: list[int]) -> dict[str, int]:
-    """Summed Rss, Pss and private (Private_Clean + Private_Dirty) kB of these processes; one that
-    exited meanwhile counts nothing. Private memory leaves out what processes share (PostgreSQL's
-    shared buffers), so it is where a backend's own leak would show."""
-    total = {"rss": 0, "pss": 0, "private": 0}
-    fields = {"Rss": "rss", "Pss": "pss", "Private_Clean": "private", "Private_Dirty": "private"}
+    """Summed Rss, Pss and RssAnon (kB) of these processes; one that exited meanwhile counts nothing.
+    RssAnon leaves out shared memory (PostgreSQL's shared buffers, which fill up to their size and
+    stop), so it is where a process's own leak would show."""
+    total = {"rss": 0, "pss": 0, "anon": 0}
     for pid in pids:
         try:
             rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+            status = Path(f"/proc/{pid}/status").read_text()
         except OSError:
             continue
-        for line in rollup.splitlines():
-            name, _, rest = line.partition(":")
-            if name in fields:
-                total[fields[name]] += int(rest.split()[0])
+        total["rss"] += _kib(rollup, "Rss")
+        total["pss"] += _kib(rollup, "Pss")
+        total["anon"] += _kib(status, "RssAnon")
     return total
+
+
+def _kib(text: str, name: str) -> int:
+    for line in text.splitlines():
+        if line.startswith(name + ":"):
+            return int(line.split()[1])
+    return 0
 
 
 def postmaster_pid(data_dir: Path) -> int | None:
