@@ -11,6 +11,7 @@ from litestar.datastructures import State
 from psycopg_pool import AsyncConnectionPool
 
 from app.errors import NotReady
+from app.openapi import problems
 
 READINESS = "SELECT whatsapp_handler.readiness(%s)"
 GETCONN_TIMEOUT = 2.0
@@ -47,7 +48,7 @@ def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get("/ready")
+@get("/ready", responses=problems(503))
 async def ready(state: State) -> dict[str, Any]:
     checks = await readiness(state.pool, state.last_change)
     if not all(checks.values()):

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app import signatures
 from app.logs import CORRELATION_ID
+from app.openapi import problems
 
 _WITH_ID = "(SELECT %s::text FROM pg_catalog.set_config('whatsapp_handler.correlation_id', %s, true))"
 REQUEST_OTP = f"SELECT challenge_id, expires_at FROM whatsapp_handler.request_otp({_WITH_ID}, %s)"
@@ -60,7 +61,7 @@ def api_key_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
         raise NotAuthorizedException("a valid API key is required", headers={"WWW-Authenticate": "Bearer"})
 
 
-@post("/v1/otp", status_code=202, guards=[api_key_guard])
+@post("/v1/otp", status_code=202, guards=[api_key_guard], responses=problems(400, 401, 403, 404, 410, 422, 429, 503))
 async def request_otp(request: Request, data: JSONBody[OtpRequest]) -> OtpChallenge:
     """Issue a code to a phone on a channel; the code goes out through the outbound queue."""
     state = request.app.state
@@ -71,7 +72,7 @@ async def request_otp(request: Request, data: JSONBody[OtpRequest]) -> OtpChalle
     return OtpChallenge(challenge_id=row[0], expires_at=row[1])
 
 
-@post("/v1/otp/verify", status_code=200, guards=[api_key_guard])
+@post("/v1/otp/verify", status_code=200, guards=[api_key_guard], responses=problems(400, 401, 403, 410, 422, 503))
 async def verify_otp(request: Request, data: JSONBody[OtpVerify]) -> OtpOutcome:
     """Check a code; a wrong code is an outcome (counted), not an error."""
     state = request.app.state

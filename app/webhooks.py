@@ -18,10 +18,16 @@ from app.channels import Channel
 from app.context import OUTCOME_KEY
 from app.envelopes import evolution_envelope, form_pairs, json_object, meta_envelope
 from app.logs import CORRELATION_ID
+from app.openapi import EVOLUTION_BODY, META_BODY, TWILIO_FORM, described, problems
 
 FORM = "application/x-www-form-urlencoded"
 EMPTY_TWIML = b'<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 MAX_CHALLENGE = 256
+HANDSHAKE_QUERY = {
+    "hub.mode": "subscribe",
+    "hub.verify_token": "a Meta channel's verify token",
+    "hub.challenge": "echoed",
+}
 
 
 async def _ingest(request: Request, provider: str, payload: str) -> dict[str, Any]:
@@ -47,7 +53,13 @@ def _channel(request: Request, provider: str, ref: object) -> Channel:
     return channel
 
 
-@get("/webhooks/meta", media_type="text/plain", sync_to_thread=False)
+@get(
+    "/webhooks/meta",
+    media_type="text/plain",
+    sync_to_thread=False,
+    responses=problems(400, 403),
+    operation_class=described(query=HANDSHAKE_QUERY),
+)
 def meta_handshake(request: Request) -> Response:
     """Meta's subscription handshake: echo hub.challenge when hub.verify_token is a Meta channel's."""
     query = request.query_params
@@ -65,7 +77,13 @@ def meta_handshake(request: Request) -> Response:
     return Response(challenge, media_type="text/plain", headers={"X-Content-Type-Options": "nosniff"})
 
 
-@post("/webhooks/meta", status_code=200, opt={"provider": "meta"})
+@post(
+    "/webhooks/meta",
+    status_code=200,
+    opt={"provider": "meta"},
+    responses=problems(400, 401, 404, 413, 503),
+    operation_class=described(("application/json", META_BODY), {"X-Hub-Signature-256": "sha256= and the hex HMAC"}),
+)
 async def meta_webhook(request: Request) -> Response:
     """Meta Cloud API events, signed with the app secret (X-Hub-Signature-256)."""
     signature = request.headers.get("x-hub-signature-256")
@@ -99,7 +117,14 @@ def _twilio_url(request: Request) -> list[str]:
     return [base + tail for base in request.app.state.twilio_base_urls]
 
 
-@post("/webhooks/twilio", status_code=200, media_type="text/xml", opt={"provider": "twilio"})
+@post(
+    "/webhooks/twilio",
+    status_code=200,
+    media_type="text/xml",
+    opt={"provider": "twilio"},
+    responses=problems(400, 403, 404, 413, 503),
+    operation_class=described((FORM, TWILIO_FORM), {"X-Twilio-Signature": "base64 HMAC of the URL and the form"}),
+)
 async def twilio_webhook(request: Request) -> Response:
     """Twilio messages and status callbacks, signed with the auth token (X-Twilio-Signature)."""
     signature = request.headers.get("x-twilio-signature")
@@ -138,7 +163,13 @@ def _bearer(header: str | None) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-@post("/webhooks/evolution", status_code=200, opt={"provider": "evolution"})
+@post(
+    "/webhooks/evolution",
+    status_code=200,
+    opt={"provider": "evolution"},
+    responses=problems(400, 401, 404, 413, 503),
+    operation_class=described(("application/json", EVOLUTION_BODY), {"apikey": "the instance's apikey"}),
+)
 async def evolution_webhook(request: Request) -> Response:
     """Evolution API events, authenticated by the instance's apikey (body, apikey header or Bearer)."""
     envelope, payload = evolution_envelope(await request.body())

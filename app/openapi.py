@@ -1,0 +1,124 @@
+"""What the OpenAPI document says that the handlers' signatures cannot: the problem+json answers, and the
+webhook bodies and signature headers, which the handlers read raw (the signature covers the raw bytes)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, Parameter, RequestBody, Schema
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.errors import PROBLEM_JSON
+
+_STATUS_MEANING = {
+    400: "the request is malformed (body, form, JSON, or a value the database cannot take)",
+    401: "missing or wrong credentials (signature, apikey, API key)",
+    403: "refused: a bad Twilio signature or Meta verify token, or a blocked user",
+    404: "no channel is configured for the body's number or instance, or an unknown channel",
+    409: "a conflicting write",
+    410: "the user was erased",
+    413: "the body is larger than the configured limit",
+    422: "a value is invalid (a phone that is not E.164)",
+    429: "too many codes; Retry-After says when to ask again",
+    503: "the database is unavailable or too slow; retry after Retry-After",
+}
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, with the project's SQLSTATE and hint when the database refused."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(examples=["about:blank"])
+    title: str
+    status: int
+    detail: str
+    code: str | None = Field(default=None, description="the SQLSTATE, such as WH001 (docs/errors.md)")
+    hint: str | None = None
+
+
+def problems(*statuses: int) -> dict[int, ResponseSpec]:
+    return {
+        status: ResponseSpec(
+            data_container=Problem,
+            media_type=PROBLEM_JSON,
+            description=_STATUS_MEANING[status],
+            generate_examples=False,
+        )
+        for status in statuses
+    }
+
+
+def _string(**extra: Any) -> Schema:
+    return Schema(type=OpenAPIType.STRING, **extra)
+
+
+def _object(properties: dict[str, Schema], required: list[str] | None = None) -> Schema:
+    return Schema(type=OpenAPIType.OBJECT, properties=properties, required=required)
+
+
+def _array(items: Schema) -> Schema:
+    return Schema(type=OpenAPIType.ARRAY, items=items, min_items=1)
+
+
+META_BODY = _object(
+    {
+        "object": Schema(const="whatsapp_business_account"),
+        "entry": _array(
+            _object(
+                {
+                    "changes": _array(
+                        _object(
+                            {
+                                "value": _object(
+                                    {"metadata": _object({"phone_number_id": _string(min_length=1, max_length=128)})}
+                                )
+                            },
+                            ["value"],
+                        )
+                    )
+                },
+                ["changes"],
+            )
+        ),
+    },
+    ["object", "entry"],
+)
+TWILIO_FORM = Schema(
+    type=OpenAPIType.OBJECT,
+    properties={
+        name: _string() for name in ("MessageSid", "From", "To", "Body", "MessageStatus", "WaId", "ProfileName")
+    },
+    additional_properties=_string(),
+)
+EVOLUTION_BODY = Schema(
+    type=OpenAPIType.OBJECT,
+    properties={
+        "event": _string(min_length=1, max_length=128),
+        "instance": _string(min_length=1, max_length=128),
+        "apikey": _string(),
+    },
+    required=["event", "instance"],
+)
+
+
+def described(
+    body: tuple[str, Schema] | None = None, headers: dict[str, str] | None = None, query: dict[str, str] | None = None
+) -> type[Operation]:
+    """An Operation class documenting the body (media type, schema), headers and query that a handler reads itself."""
+
+    @dataclass
+    class DescribedOperation(Operation):
+        def __post_init__(self) -> None:
+            if body is not None:
+                self.request_body = RequestBody(content={body[0]: OpenAPIMediaType(schema=body[1])}, required=True)
+            documented = [
+                Parameter(name=name, param_in=where, required=False, description=text, schema=_string())
+                for where, names in (("header", headers or {}), ("query", query or {}))
+                for name, text in names.items()
+            ]
+            self.parameters = [*(self.parameters or []), *documented] or None
+
+    return DescribedOperation
