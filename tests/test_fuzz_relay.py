@@ -1,0 +1,328 @@
+"""Fuzz the running relay over HTTP: schemathesis from its own OpenAPI document, then hand-written hostile bodies.
+
+CI (derandomized, a few examples per operation):
+    .venv/bin/pytest -q -p no:xdist tests/test_fuzz_relay.py
+By hand, long and random (see bench/fuzz_long.sh):
+    WH_FUZZ=long .venv/bin/pytest -q -p no:xdist -s tests/test_fuzz_relay.py
+
+Every request is signed as its provider would sign it (Meta's HMAC of the raw body, Twilio's HMAC of URL and
+form, Evolution's apikey, the OTP API key), so that generated bodies get past authentication to the parsers.
+Properties: never a 5xx; every 4xx is application/problem+json with type, title, status and detail; every
+answer agrees with the document (status, content type, body schema); a webhook answered 200 was stored once,
+and one refused was not stored at all.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import psycopg
+import pytest
+import schemathesis
+from hypothesis import example, given
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.core import NotSet
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from tests import payloads
+from tests.fuzz_strategies import (
+    RawJson,
+    any_json,
+    budget,
+    deep_json,
+    evolution_bodies,
+    huge_text,
+    json_values,
+    meta_bodies,
+    odd_json,
+    phones,
+    texts,
+    twilio_bodies,
+    wrong_types,
+)
+from tests.relay import (
+    EVOLUTION_KEY,
+    EVOLUTION_REF,
+    OTP_KEY,
+    PUBLIC_BASE_URL,
+    TWILIO_REF,
+    count,
+    meta_signature,
+    twilio_signature,
+)
+
+PROBLEM_FIELDS = {"type", "title", "status", "detail"}
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+TIMEOUT = 60
+META_REFS = [payloads.META_PHONE_NUMBER_ID, "3333333333", "2222222222"]
+CALLS: dict[str, int] = {}
+STATUSES: dict[str, set[int]] = {}
+
+
+# --- signing and sending -----------------------------------------------------------------------------------------
+
+
+def _encode(body: Any, media_type: str) -> bytes:
+    if isinstance(body, bytes):
+        return body
+    if isinstance(body, RawJson):
+        return body.encode("utf-8", "surrogatepass")
+    if media_type.startswith("application/x-www-form-urlencoded") and isinstance(body, dict):
+        return urlencode({k: v if isinstance(v, str) else json.dumps(v) for k, v in body.items()}).encode()
+    # ensure_ascii keeps lone surrogates as \\ud800 escapes: the bytes are valid UTF-8, the JSON is not valid text.
+    return json.dumps(body).encode()
+
+
+def signed_headers(path: str, raw: bytes, media_type: str) -> dict[str, str]:
+    """The headers that authenticate this body to the relay, whatever the body holds."""
+    if path == "/webhooks/meta":
+        return {"X-Hub-Signature-256": meta_signature(raw)}
+    if path == "/webhooks/twilio":
+        form = _form_or_empty(raw) if media_type.startswith("application/x-www-form-urlencoded") else {}
+        return {"X-Twilio-Signature": twilio_signature(f"{PUBLIC_BASE_URL}{path}", form)}
+    if path == "/webhooks/evolution":
+        return {"apikey": EVOLUTION_KEY}
+    return {"Authorization": f"Bearer {OTP_KEY}"}
+
+
+def _form_or_empty(raw: bytes) -> dict[str, str]:
+    from urllib.parse import parse_qsl
+
+    try:
+        return dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
+    except UnicodeDecodeError:
+        return {}
+
+
+def send(base: str, method: str, path: str, raw: bytes | None, media_type: str, **extra: Any) -> httpx.Response:
+    headers = {"Content-Type": media_type, **signed_headers(path, raw or b"", media_type), **extra.pop("headers", {})}
+    return httpx.request(method, f"{base}{path}", content=raw, headers=headers, timeout=TIMEOUT, **extra)
+
+
+def assert_no_error_of_ours(response: httpx.Response) -> None:
+    sent = response.request
+    what = f"{sent.method} {sent.url} {sent.headers.get('content-type')!r} {sent.content[:300]!r}"
+    assert response.status_code < 500, f"{response.status_code} to {what}: {response.text[:2000]}"
+    if response.status_code >= 400:
+        assert response.headers["content-type"].startswith("application/problem+json"), response.headers
+        body = response.json()
+        assert set(body) >= PROBLEM_FIELDS, body
+        assert body["status"] == response.status_code
+        assert isinstance(body["detail"], str) and body["detail"]
+        assert "Traceback" not in response.text
+
+
+# --- schemathesis: every operation of the document ----------------------------------------------------------------
+
+
+def route_to_a_channel(path: str, body: Any) -> None:
+    """Name a configured channel in a generated body, so that it gets past routing to the parsers and SQL."""
+    if not isinstance(body, dict):
+        return
+    if path == "/webhooks/meta":
+        entry = body.get("entry")
+        changes = entry[0].get("changes") if isinstance(entry, list) and entry and isinstance(entry[0], dict) else None
+        value = (
+            changes[0].get("value") if isinstance(changes, list) and changes and isinstance(changes[0], dict) else None
+        )
+        if isinstance(value, dict):
+            value["metadata"] = {"phone_number_id": payloads.META_PHONE_NUMBER_ID}
+    elif path == "/webhooks/twilio":
+        body["To" if body.get("MessageStatus", "received") == "received" else "From"] = TWILIO_REF
+    elif path == "/webhooks/evolution":
+        body.update(instance=EVOLUTION_REF, apikey=EVOLUTION_KEY)
+    elif path.startswith("/v1/otp"):
+        body.update(phone="+447700900123")
+        if path == "/v1/otp":
+            body.update(channel_id=1)
+
+
+def _operations(base: str) -> list[Any]:
+    schema = schemathesis.openapi.from_url(f"{base}/schema/openapi.json", timeout=TIMEOUT)
+    return [result.ok() for result in schema.get_all_operations()]
+
+
+def _fuzz_operation(base: str, operation: Any, mode: GenerationMode) -> None:
+    name = f"{operation.method.upper()} {operation.path} {mode.value}"
+    CALLS[name] = 0
+    STATUSES[name] = set()
+    checks = [*CHECKS, negative_data_rejection] if mode is GenerationMode.NEGATIVE else CHECKS
+
+    @budget(ci=15, long=400)
+    @given(case=operation.as_strategy(generation_mode=mode), routed=st.booleans())
+    def run(case: Any, routed: bool) -> None:
+        CALLS[name] += 1
+        if routed and mode is GenerationMode.POSITIVE:
+            # Not a negative case: what it negates must stay as generated for negative_data_rejection.
+            route_to_a_channel(operation.path, case.body)
+        media_type = case.media_type or "application/json"
+        raw = None if isinstance(case.body, NotSet) else _encode(case.body, media_type)
+        headers = {k: v for k, v in (case.headers or {}).items() if k.lower() != "content-type"}
+        headers.update(signed_headers(operation.path, raw or b"", media_type))
+        if raw is not None:
+            headers["Content-Type"] = media_type
+        response = httpx.request(
+            operation.method.upper(),
+            f"{base}{case.formatted_path}",
+            params=case.query,
+            content=raw,
+            headers=headers,
+            timeout=TIMEOUT,
+        )
+        STATUSES[name].add(response.status_code)
+        assert_no_error_of_ours(response)
+        case.validate_response(response, checks=checks)
+
+    run()
+
+
+def test_every_operation_of_the_document_holds_under_schemathesis(relay: Callable[..., str]) -> None:
+    base = relay()
+    operations = _operations(base)
+    assert {op.path for op in operations} >= {"/webhooks/meta", "/webhooks/twilio", "/v1/otp", "/v1/otp/verify"}
+    for operation in operations:
+        raw = operation.definition.raw
+        # Negative data needs something to negate: /health and /ready take no input at all.
+        has_input = "requestBody" in raw or bool(raw.get("parameters"))
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE) if has_input else (GenerationMode.POSITIVE,):
+            _fuzz_operation(base, operation, mode)
+    print("".join(f"\nfuzz {name}: {n} requests, statuses {sorted(STATUSES[name])}" for name, n in CALLS.items()))
+
+
+# --- hand-written: what a schema does not describe well ------------------------------------------------------------
+
+JSON = "application/json"
+FORM = "application/x-www-form-urlencoded"
+CONTENT_TYPES = st.sampled_from(
+    [
+        JSON,
+        FORM,
+        "text/plain",
+        "application/xml",
+        "multipart/form-data; boundary=x",
+        "application/json; charset=latin-1",
+        "",
+    ]
+)
+
+
+def _json_text(value: Any) -> bytes:
+    return _encode(value, JSON)
+
+
+def hostile_bodies(shaped: st.SearchStrategy[Any]) -> st.SearchStrategy[bytes]:
+    """Provider-shaped bodies, any JSON, deep nesting, duplicate keys, huge strings, and bytes that are not UTF-8."""
+    return st.one_of(
+        shaped.map(_json_text),
+        any_json().map(_json_text),
+        deep_json().map(_json_text),
+        odd_json().map(_json_text),
+        huge_text(100_000, 2_000_000).map(lambda t: _json_text({"object": "whatsapp_business_account", "x": t})),
+        st.binary(max_size=200),
+        st.sampled_from([b"\xff\xfe{}", b'{"a": "\xc3"}', b"\x00", b""]),
+    )
+
+
+def twilio_forms() -> st.SearchStrategy[bytes]:
+    shaped = twilio_bodies([TWILIO_REF]).map(
+        lambda body: urlencode({k: v if isinstance(v, str) else json.dumps(v) for k, v in body.items()}).encode(
+            "utf-8", "surrogatepass"
+        )
+    )
+    return st.one_of(
+        shaped,
+        st.dictionaries(texts(10), texts(40), max_size=6).map(
+            lambda d: urlencode(d | {"To": TWILIO_REF}, encoding="utf-8", errors="surrogatepass").encode()
+        ),
+        st.sampled_from([b"To=whatsapp%3A%2B15550002222&Body=%ff%fe", b"a=1&&b", b"%", b"To", b"To=" + b"x" * 100_000]),
+        st.binary(max_size=200),
+    )
+
+
+WEBHOOKS = {
+    "/webhooks/meta": (meta_bodies(META_REFS),),
+    "/webhooks/evolution": (evolution_bodies([EVOLUTION_REF]).map(lambda b: {**b, "apikey": EVOLUTION_KEY}),),
+}
+
+
+# A valid envelope with a member nested beyond what PostgreSQL's jsonb parser takes (54001 at binding).
+DEEP = b', "deep": ' + b"[" * 20_000 + b"]" * 20_000
+
+
+def _webhook_case(path: str) -> st.SearchStrategy[tuple[bytes, str]]:
+    if path == "/webhooks/twilio":
+        bodies = twilio_forms() | hostile_bodies(twilio_bodies([TWILIO_REF]))
+        return st.tuples(bodies, st.just(FORM) | CONTENT_TYPES)
+    return st.tuples(hostile_bodies(WEBHOOKS[path][0]), st.just(JSON) | CONTENT_TYPES)
+
+
+@pytest.mark.parametrize("path", ["/webhooks/meta", "/webhooks/twilio", "/webhooks/evolution"])
+def test_signed_hostile_webhooks_are_stored_once_or_refused_cleanly(
+    relay: Callable[..., str], db: psycopg.Connection, path: str
+) -> None:
+    base = relay()
+    calls = 0
+
+    @budget(ci=25, long=700)
+    @given(case=_webhook_case(path))
+    @example(case=(b"[" * 5000 + b"]" * 5000, JSON))
+    @example(case=(_json_text(payloads.meta_text("447700900123", "wamid.deep"))[:-1] + DEEP + b"}", JSON))
+    @example(case=(b'{"event": "x", "instance": "shop-instance", "n": ' + b"[" * 3000 + b"]" * 3000 + b"}", JSON))
+    def run(case: tuple[bytes, str]) -> None:
+        nonlocal calls
+        calls += 1
+        raw, media_type = case
+        stored = count(db, "webhook_events")
+        response = send(base, "POST", path, raw, media_type)
+        assert_no_error_of_ours(response)
+        assert response.status_code in {200, 400, 401, 403, 404, 413}, response.text
+        now = count(db, "webhook_events")
+        assert now - stored == (1 if response.status_code == 200 else 0), "stored not exactly once"
+
+    run()
+    print(f"\nfuzz POST {path} hostile: {calls} requests")
+
+
+def otp_bodies() -> st.SearchStrategy[bytes]:
+    fields = {
+        "phone": phones() | wrong_types(),
+        "channel_id": st.integers(min_value=-(2**70), max_value=2**70) | wrong_types() | st.just(1),
+        "code": texts(40) | st.from_regex(r"\A[0-9]{6}\Z") | wrong_types(),
+    }
+    shaped = st.fixed_dictionaries({}, optional={**fields, "extra": json_values(4)})
+    return st.one_of(
+        shaped.map(_json_text),
+        any_json().map(_json_text),
+        deep_json().map(_json_text),
+        odd_json().map(_json_text),
+        st.binary(max_size=100),
+    )
+
+
+@pytest.mark.parametrize("path", ["/v1/otp", "/v1/otp/verify"])
+def test_hostile_otp_requests_are_refused_cleanly(relay: Callable[..., str], path: str) -> None:
+    base = relay()
+    calls = 0
+
+    @budget(ci=25, long=700)
+    @given(raw=otp_bodies(), media_type=st.just(JSON) | CONTENT_TYPES)
+    @example(raw=b'{"phone": "+447700900123", "channel_id": 1, "code": "\\ud800"}', media_type=JSON)
+    @example(raw=b'{"phone": "\\u0000", "channel_id": 1, "code": "1"}', media_type=JSON)
+    def run(raw: bytes, media_type: str) -> None:
+        nonlocal calls
+        calls += 1
+        assert_no_error_of_ours(send(base, "POST", path, raw, media_type))
+
+    run()
+    print(f"\nfuzz POST {path} hostile: {calls} requests")
