@@ -159,7 +159,7 @@ def _fuzz_operation(base: str, operation: Any, mode: GenerationMode) -> None:
     STATUSES[name] = set()
     checks = [*CHECKS, negative_data_rejection] if mode is GenerationMode.NEGATIVE else CHECKS
 
-    @budget(ci=15, long=400)
+    @budget(ci=10, long=400)
     @given(case=operation.as_strategy(generation_mode=mode), routed=st.booleans())
     def run(case: Any, routed: bool) -> None:
         CALLS[name] += 1

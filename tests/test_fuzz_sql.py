@@ -411,7 +411,7 @@ def test_sql_function_refuses_cleanly_and_writes_whole(
     db = fuzz_db
     CALLS[target.name] = 0
 
-    @budget(ci=12, long=250)
+    @budget(ci=10, long=250)
     @given(args=target.args(world))
     def run(args: tuple) -> None:
         CALLS[target.name] += 1
