@@ -141,11 +141,28 @@ async def send(session: aiohttp.ClientSession, channel: ChannelConfig, message: 
     try:
         async with session.post(url, headers=headers, timeout=timeout, **kwargs) as response:
             text = (await response.text(errors="replace"))[:MAX_ERROR_BODY]
+            if not 200 <= response.status < 300:
+                text = _redact(text, channel, message)
             return classify(channel.provider, response.status, text, response.headers.get("Retry-After"))
     except TimeoutError:
         return Retry({"error": "timeout"})
     except aiohttp.ClientError as exc:
         return Retry({"error": type(exc).__name__, "detail": str(exc)[:200]})
+
+
+def _redact(text: str, channel: ChannelConfig, message: dict[str, Any]) -> str:
+    """A provider's error may echo the request it refused; the answer is kept (dead letters, archived
+    headers), so the OTP code and the channel's credentials that request carried are cut out of it.
+    A value shorter than a code would cut out ordinary words, and is no credential worth the name."""
+    secrets = [channel.secret.get_secret_value()]
+    if channel.access_token is not None:
+        secrets.append(channel.access_token.get_secret_value())
+    if message.get("kind") == "otp" and isinstance(message.get("code"), str):
+        secrets.append(message["code"])
+    for secret in secrets:
+        if len(secret) >= 6:
+            text = text.replace(secret, "[redacted]")
+    return text
 
 
 def classify(provider: str, status: int, text: str, retry_after: str | None) -> Outcome:
