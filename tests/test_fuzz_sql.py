@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,8 @@ from tests.fuzz_strategies import (
 DOCUMENTED = set(re.findall(r"`(WH\d{3})`", (Path(__file__).parents[1] / "docs" / "errors.md").read_text()))
 # Refusals of the arguments themselves, raised while PostgreSQL binds them, before any function body runs.
 # 54001: PostgreSQL's jsonb input parser refuses nesting deeper than its stack allows (about ten thousand levels).
-CALL_SITE = {"42883", "42804", "42P18", "42725", "54000", "54001"}
+# 42P01, 42602, 3F000, 42704: a regclass argument that names no table (create_partition is for operators).
+CALL_SITE = {"42883", "42804", "42P18", "42725", "54000", "54001", "42P01", "42602", "3F000", "42704"}
 ROLES = {"owner": None, "relay": "whatsapp_handler_relay", "worker": "whatsapp_handler_worker"}
 ROLES["consumer"] = "whatsapp_handler_consumer"
 TWILIO_REF = "whatsapp:+15550002222"
@@ -314,6 +316,22 @@ CODE = text_arg() | st.from_regex(r"\A[0-9]{6}\Z")
 REASON = text_arg() | st.sampled_from(["rejected", "attempts_exhausted", "provider_down", "in_doubt"])
 
 
+PARTITIONED = ["whatsapp_handler.messages", "whatsapp_handler.webhook_events", "whatsapp_handler.message_status_events"]
+PARENT = st.sampled_from([*PARTITIONED, "whatsapp_handler.users", "pg_class", "no_such_table"]) | text_arg()
+STEP = st.sampled_from(["day", "month", "week", "year"]) | text_arg()
+
+
+def moments() -> st.SearchStrategy[Any]:
+    utc = st.just(UTC)
+    midnights = st.dates(date(1970, 1, 1), date(2200, 1, 1)).map(lambda d: datetime(d.year, d.month, d.day, tzinfo=UTC))
+    return st.one_of(
+        midnights,
+        st.datetimes(datetime(1, 1, 1), datetime(9999, 12, 31), timezones=utc),
+        st.sampled_from(["infinity", "-infinity", "epoch", "294277-01-01", "4714-11-24 BC"]),
+        wrong_types(),
+    )
+
+
 def known_phones(world: World) -> st.SearchStrategy[Any]:
     return phones() | st.sampled_from(world.phones)
 
@@ -355,6 +373,15 @@ TARGETS = [
     Target("outbox_ack", "consumer", lambda w: st.tuples(id_array(w.outbox))),
     Target("outbox_nack", "consumer", lambda w: st.tuples(ids(w.outbox), ints(0, 43200))),
     Target("outbox_dlq_replay", "owner", lambda w: st.tuples(id_array(w.dead_letters))),
+    Target("create_partition", "owner", lambda w: st.tuples(PARENT, moments(), moments())),
+    Target("create_partitions", "owner", lambda w: st.tuples(PARENT, STEP, ints(0, 400))),
+    Target("job_erase_inactive_users", "owner", lambda w: st.tuples(ints(1, 10000) | st.none())),
+    Target("job_analytics_refresh", "owner", lambda w: st.tuples(moments() | st.none())),
+    Target("job_partitions", "owner", lambda w: st.tuples()),
+    Target("job_retention", "owner", lambda w: st.tuples()),
+    Target("cron_job_failures", "relay", lambda w: st.tuples()),
+    Target("queue_metrics", "relay", lambda w: st.tuples()),
+    Target("worker_channels", "worker", lambda w: st.tuples()),
     Target("redrive_inbound", "owner", lambda w: st.tuples(ints(1, 10000), id_array(w.dead_letters) | st.none())),
     Target("redrive_outbound", "owner", lambda w: st.tuples(ints(1, 10000), id_array(w.dead_letters) | st.none())),
 ]  # fmt: skip
