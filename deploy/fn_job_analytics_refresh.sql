@@ -27,7 +27,8 @@ BEGIN
     -- One refresh at a time; a second waits for the first, then recounts.
     PERFORM pg_advisory_xact_lock(hashtext('whatsapp_handler.job_analytics_refresh'));
     v_started := clock_timestamp();
-    v_day := date_trunc('day', coalesce(p_from,
+    -- A start before any data means everything; near the timestamp range's start, date_trunc('week') would fall off it.
+    v_day := date_trunc('day', coalesce(CASE WHEN p_from < '0001-01-01 UTC' THEN '-infinity' ELSE p_from END,
         CASE WHEN EXISTS (SELECT FROM analytics_refreshes) THEN now() - _setting_interval('analytics.refresh_lookback', interval '1 day')
              ELSE '-infinity' END));
     v_week := date_trunc('week', v_day);
