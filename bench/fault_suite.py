@@ -320,7 +320,8 @@ class Suite:
             "phases": phases,
             "faults": self.faults | {"error_lines_logged": logged},
             "webhooks": webhook_counts(load.webhooks, stored) | {"inbound_dead_letters": inbound_dlq},
-            "outbound": outbound_counts(queued, dead, still, accepted, ambiguous),
+            "outbound": outbound_counts(queued, dead, still, accepted, ambiguous)
+            | {"otp_requests_returned": self.otp_requested},
         }
 
 
