@@ -22,7 +22,7 @@ BEGIN
 END
 $$;
 
-GRANT USAGE ON SCHEMA pgmq TO whatsapp_handler_owner, whatsapp_handler_worker;
+GRANT USAGE ON SCHEMA pgmq TO whatsapp_handler_owner;
 -- The owner lists queues (pgmq.meta) to report their depth.
 GRANT SELECT ON pgmq.meta TO whatsapp_handler_owner;
 

@@ -4,7 +4,7 @@
 BEGIN;
 
 REVOKE SELECT ON pgmq.meta FROM whatsapp_handler_owner;
-REVOKE USAGE ON SCHEMA pgmq FROM whatsapp_handler_owner, whatsapp_handler_worker;
+REVOKE USAGE ON SCHEMA pgmq FROM whatsapp_handler_owner;
 
 DO $$
 BEGIN

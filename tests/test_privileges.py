@@ -73,12 +73,18 @@ def test_relay_requests_and_verifies_otp_only(connect_as, db, channel_id):
     denied(relay, "SELECT * FROM pgmq.read('outbox', 30, 1)")
 
 
-def test_worker_reads_and_removes_outbound_only(connect_as, db, channel_id):
+def test_worker_reaches_outbound_through_its_functions_only(connect_as, db, channel_id):
     db.execute("SELECT whatsapp_handler.request_otp(%s, %s)", (PHONE, channel_id))
     worker = connect_as("worker")
-    [msg] = worker.execute("SELECT * FROM pgmq.read('outbound', 30, 10)").fetchall()
+    # Not the queue itself: the queued code is read, and the message settled, by functions.
+    denied(worker, "SELECT * FROM pgmq.read('outbound', 30, 10)")
+    denied(worker, "SELECT * FROM pgmq.q_outbound")
+    denied(worker, "DELETE FROM pgmq.q_outbound")
+    denied(worker, "SELECT * FROM pgmq.a_outbound")
+    [msg] = worker.execute("SELECT * FROM whatsapp_handler.worker_claim(10, 30, NULL)").fetchall()
     assert msg["message"]["kind"] == "otp"
-    assert worker.execute("SELECT pgmq.delete('outbound', %s::bigint) AS d", (msg["msg_id"],)).fetchone()["d"] is True
+    worker.execute("SELECT whatsapp_handler.worker_sent(%s, 'wamid.1')", (msg["msg_id"],))
+    assert db.execute("SELECT count(*) AS n FROM pgmq.q_outbound").fetchone()["n"] == 0
     # It delivers messages; it does not create them, nor read the events.
     denied(worker, "SELECT pgmq.send('outbound', '{\"kind\": \"otp\"}')")
     denied(worker, "SELECT * FROM pgmq.read('outbox', 30, 1)")

@@ -20,9 +20,8 @@ ANALYTICS_VIEWS = ("active_users", "channels", "dead_letters", "delivery_latency
                    "messages_daily", "otp_daily", "refresh_status", "registrations_daily", "users")  # fmt: skip
 
 # What each group role holds beyond what PUBLIC holds: (kind, object, privilege). From docs/security.md
-# and the GRANTs of deploy/: the relay and the consumer call functions only, the worker its functions
-# plus the outbound queue's tables, the analyst the analytics views and the two helpers its row-level
-# security policies call as the caller.
+# and the GRANTs of deploy/: the relay, the worker and the consumer call functions only; the analyst
+# reads the analytics views and calls the two helpers its row-level security policies call as the caller.
 ALLOWED: dict[str, set[tuple[str, str, str]]] = {
     "relay": {
         ("schema", WH, "USAGE"),
@@ -38,11 +37,6 @@ ALLOWED: dict[str, set[tuple[str, str, str]]] = {
             "worker_dead_letter(bigint,text,jsonb)", "worker_release(bigint,double precision)",
             "worker_retry(bigint,double precision,jsonb)", "worker_sent(bigint,text)",
             "worker_sent_batch(bigint[],text[])")),
-        # deploy/queue_outbound.sql: the rights pgmq's SECURITY INVOKER read/delete/archive use.
-        ("schema", "pgmq", "USAGE"),
-        ("table", "pgmq.q_outbound", "SELECT"), ("table", "pgmq.q_outbound", "UPDATE"),
-        ("table", "pgmq.q_outbound", "DELETE"),
-        ("table", "pgmq.a_outbound", "SELECT"), ("table", "pgmq.a_outbound", "INSERT"),
     },
     "analyst": {
         ("schema", "analytics", "USAGE"),

@@ -2,8 +2,9 @@
 BEGIN;
 
 SELECT 1 / count(*) FROM pgmq.meta WHERE queue_name = 'outbound';
-SELECT 1 / has_table_privilege('whatsapp_handler_worker', 'pgmq.q_outbound', 'update')::int;
-SELECT 1 / (NOT has_table_privilege('whatsapp_handler_worker', 'pgmq.q_outbound', 'insert'))::int;
+-- The worker reaches the queue through its functions only (any right listed here is one too many).
+SELECT 1 / (NOT has_table_privilege('whatsapp_handler_worker', 'pgmq.q_outbound', 'select, insert, update, delete'))::int;
+SELECT 1 / (NOT has_table_privilege('whatsapp_handler_worker', 'pgmq.a_outbound', 'select, insert, update, delete'))::int;
 SELECT 1 / (NOT has_table_privilege('whatsapp_handler_relay', 'pgmq.q_outbound', 'select'))::int;
 
 ROLLBACK;
