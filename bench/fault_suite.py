@@ -38,7 +38,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import stack
-from bench.durable import PHONE_NUMBER_ID, add_login, durable_cluster, load_known_users
+from bench.durable import PHONE_NUMBER_ID
 from bench.stack import Load, Webhook
 
 KEYED_REF, KEYED_PHONE = PHONE_NUMBER_ID, "+15550001111"  # has bench/known_users.sql's users
@@ -164,13 +164,10 @@ class Suite:
 
     # Setting up -----------------------------------------------------------------------------
     def start(self) -> None:
-        self.pg = durable_cluster(self.home)
-        load_known_users(self.pg)
+        self.pg, self.relay_url, self.worker_url = stack.start_database(self.home, "fault")
         with psycopg.connect(self.pg.url("bench"), autocommit=True) as conn:
             conn.execute("SELECT whatsapp_handler.add_channel('meta', %s, %s, 'Plain')", (PLAIN_REF, PLAIN_PHONE))
             self.channel_ids = dict(conn.execute("SELECT provider_ref, id FROM whatsapp_handler.channels"))
-        self.relay_url = add_login(self.pg, "fault_relay", "fault-relay-password", "whatsapp_handler_relay")
-        self.worker_url = add_login(self.pg, "fault_worker", "fault-worker-password", "whatsapp_handler_worker")
         self.procs["double"], self.double_port = stack.start_double(Path(f"{self.log}-double.log"))
         self.channels = [
             stack.sending_channel(KEYED_REF, KEYED_PHONE, self.double_port, idempotency_header="Idempotency-Key"),

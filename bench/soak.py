@@ -35,7 +35,7 @@ import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import stack
-from bench.durable import PHONE_NUMBER_ID, add_login, durable_cluster, load_known_users
+from bench.durable import PHONE_NUMBER_ID
 from bench.stack import Load, Webhook
 
 QUEUES = "SELECT queue_name, depth FROM whatsapp_handler.queue_metrics()"
@@ -118,10 +118,7 @@ class Soak:
 
     def start(self) -> None:
         a, log = self.args, self.home.parent / f"{self.home.name}"
-        self.pg = durable_cluster(self.home)
-        load_known_users(self.pg)
-        relay_url = add_login(self.pg, "soak_relay", "soak-relay-password", "whatsapp_handler_relay")
-        worker_url = add_login(self.pg, "soak_worker", "soak-worker-password", "whatsapp_handler_worker")
+        self.pg, relay_url, worker_url = stack.start_database(self.home, "soak")
         self.procs["double"], double_port = stack.start_double(Path(f"{log}-double.log"))
         channels = [stack.sending_channel(PHONE_NUMBER_ID, "+15550001111", double_port)]
         self.double_port = double_port

@@ -30,7 +30,8 @@ import aiohttp
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.durable import BENCH, PHONE_NUMBER_ID, free_port
+from app.cluster import LocalCluster
+from bench.durable import BENCH, PHONE_NUMBER_ID, add_login, durable_cluster, free_port, load_known_users
 
 BIN = Path(sys.executable).parent
 SECRET = "bench-app-secret"  # noqa: S105 - a throwaway cluster's, made and deleted by each run
@@ -56,6 +57,16 @@ def signature(body: bytes, secret: str = SECRET) -> str:
 
 
 # Processes ----------------------------------------------------------------------------------------
+def start_database(home: Path, prefix: str) -> tuple[LocalCluster, str, str]:
+    """A durable cluster with the known users on the bench channel, and the URLs of a relay
+    login and a worker login named after prefix."""
+    pg = durable_cluster(home)
+    load_known_users(pg)
+    relay_url = add_login(pg, f"{prefix}_relay", f"{prefix}-relay-password", "whatsapp_handler_relay")
+    worker_url = add_login(pg, f"{prefix}_worker", f"{prefix}-worker-password", "whatsapp_handler_worker")
+    return pg, relay_url, worker_url
+
+
 def service_env(**settings: object) -> dict[str, str]:
     """The caller's environment without its WHATSAPP_HANDLER_* settings (except the group-commit
     ones, which benchmarks compare), plus these settings."""
