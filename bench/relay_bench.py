@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
-import hmac
 import json
 import os
 import re
@@ -26,35 +24,21 @@ import time
 import uuid
 from pathlib import Path
 
-import httpx
 import psycopg
 import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from app.cluster import LocalCluster
-from bench.durable import BENCH, PHONE_NUMBER_ID, add_login, durable_cluster, free_port, load_known_users
+from bench import stack
+from bench.durable import BENCH, PHONE_NUMBER_ID, add_login, durable_cluster, load_known_users
+from bench.stack import SECRET, signature
 
-SECRET = "bench-app-secret"  # noqa: S105 - a throwaway cluster's, made and deleted by this run
-RELAY_PASSWORD = "bench-relay-password"  # noqa: S105
+RELAY_PASSWORD = "bench-relay-password"  # noqa: S105 - a throwaway cluster's, made and deleted by this run
 USERS = 100_000
 
 
 def meta_body(n: int) -> bytes:
-    wa_id = str(447700000000 + n % USERS)
-    value = {
-        "messaging_product": "whatsapp",
-        "metadata": {"display_phone_number": "15550001111", "phone_number_id": PHONE_NUMBER_ID},
-        "contacts": [{"profile": {"name": "Ana"}, "wa_id": wa_id}],
-        "messages": [{"from": wa_id, "id": f"wamid.{uuid.uuid4().hex}", "timestamp": "1700000000",
-                      "type": "text", "text": {"body": "hello"}}],
-    }  # fmt: skip
-    entry = {"id": "1", "changes": [{"field": "messages", "value": value}]}
-    body = {"object": "whatsapp_business_account", "entry": [entry]}
-    return json.dumps(body, separators=(",", ":")).encode()
-
-
-def signature(body: bytes) -> str:
-    return "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    return stack.meta_body(str(447700000000 + n % USERS), f"wamid.{uuid.uuid4().hex}")
 
 
 def start_database(home: Path) -> LocalCluster:
@@ -75,31 +59,9 @@ def pgbench(pg: LocalCluster, duration: int, script: str = "ingest_meta.pgbench"
 
 
 def start_relay(pg: LocalCluster, log: Path, workers: int) -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    # The caller's WHATSAPP_HANDLER_INGEST_* settings pass through, to compare group commit settings.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WHATSAPP_HANDLER_") or "_INGEST_" in k}
-    env |= {
-        "WHATSAPP_HANDLER_DATABASE_URL": pg.url("bench", user="bench_relay", password=RELAY_PASSWORD),
-        "WHATSAPP_HANDLER_CHANNELS": json.dumps([{"provider": "meta", "ref": PHONE_NUMBER_ID, "phone": "+15550001111",
-                                                  "name": "Bench", "secret": SECRET}]),
-        "WHATSAPP_HANDLER_POOL_MAX_SIZE": "16",
-        "WHATSAPP_HANDLER_LOG_LEVEL": "WARNING",
-    }  # fmt: skip
-    granian = Path(sys.executable).parent / "granian"
-    cmd = [str(granian), "--interface", "asgi", "--factory", "--workers", str(workers), "--loop", "uvloop",
-           "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "app.web:create_app"]  # fmt: skip
-    proc = subprocess.Popen(cmd, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
-    answer = "no answer"
-    for _ in range(300):
-        try:
-            ready = httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1)
-            if ready.status_code == 200:
-                return proc, port
-            answer = ready.text
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"relay did not become ready ({answer}); see {log}")
+    channel = {"provider": "meta", "ref": PHONE_NUMBER_ID, "phone": "+15550001111", "name": "Bench", "secret": SECRET}
+    url = pg.url("bench", user="bench_relay", password=RELAY_PASSWORD)
+    return stack.start_relay(url, [channel], log, workers, pool_max_size="16")
 
 
 def wrk(port: int, bodies: Path, duration: int, connections: int) -> dict[str, float]:

@@ -13,21 +13,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from app.cluster import LocalCluster
-from bench.durable import BENCH, PHONE_NUMBER_ID, add_login, durable_cluster, free_port, load_known_users
+from bench import stack
+from bench.durable import PHONE_NUMBER_ID, add_login, durable_cluster, load_known_users
 
 BIN = Path(sys.executable).parent
 WORKER_PASSWORD = "bench-worker-password"  # noqa: S105 - a throwaway cluster's, made and deleted by this run
@@ -58,33 +56,9 @@ def start_database(home: Path) -> tuple[LocalCluster, str]:
     return pg, add_login(pg, "bench_worker", WORKER_PASSWORD, "whatsapp_handler_worker")
 
 
-def start_double(log: Path) -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "tests.provider_double", "--port", str(port)],
-                            cwd=BENCH.parent, stdout=log.open("wb"), stderr=subprocess.STDOUT)  # fmt: skip
-    for _ in range(100):
-        try:
-            httpx.post(f"http://127.0.0.1:{port}/evolution/message/sendText/x", json={}, timeout=1)
-            return proc, port
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise SystemExit(f"the provider double did not start; see {log}")
-
-
 def start_worker(worker_url: str, double_port: int, concurrency: int, log: Path) -> subprocess.Popen:
-    channel = {"provider": "meta", "ref": PHONE_NUMBER_ID, "phone": "+15550001111", "name": "Bench", "secret": "s",
-               "access_token": "bench-token", "api_base_url": f"http://127.0.0.1:{double_port}/meta/v21.0"}  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WHATSAPP_HANDLER_")}
-    env |= {
-        "WHATSAPP_HANDLER_WORKER_DATABASE_URL": worker_url,
-        "WHATSAPP_HANDLER_CHANNELS": json.dumps([channel]),
-        "WHATSAPP_HANDLER_WORKER_CONCURRENCY": str(concurrency),
-        "WHATSAPP_HANDLER_WORKER_BATCH": str(min(concurrency, 500)),
-        "WHATSAPP_HANDLER_WORKER_POLL_INTERVAL": "0.05",
-        "WHATSAPP_HANDLER_LOG_LEVEL": "WARNING",
-    }
-    return subprocess.Popen([str(BIN / "whatsapp-handler"), "worker"], env=env, stdout=log.open("wb"),
-                            stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    channel = stack.sending_channel(PHONE_NUMBER_ID, "+15550001111", double_port)
+    return stack.start_worker(worker_url, [channel], concurrency, log)
 
 
 def main() -> None:
@@ -100,7 +74,7 @@ def main() -> None:
     pg, worker_url = start_database(home)
     procs: list[subprocess.Popen] = []
     try:
-        double, port = start_double(home.parent / f"{home.name}-double.log")
+        double, port = stack.start_double(home.parent / f"{home.name}-double.log", "tests.provider_double")
         procs.append(double)
         with psycopg.connect(pg.url("bench"), autocommit=True) as conn:
             conn.execute(FILL, {"n": args.messages})
@@ -122,8 +96,7 @@ def main() -> None:
                           "sent_with_provider_id": sent, "dead_letters": dead}, indent=2))  # fmt: skip
     finally:
         for proc in procs:
-            os.killpg(proc.pid, signal.SIGTERM) if proc.pid == os.getpgid(proc.pid) else proc.terminate()
-            proc.wait(15)
+            stack.stop(proc)
         pg.stop("immediate")
         shutil.rmtree(home, ignore_errors=True)
 
