@@ -180,12 +180,16 @@ def test_users_are_pseudonymous_and_erasure_anonymises(db, data, analyst):
     assert all(isinstance(k, uuid.UUID) for k in keys)
     assert sorted(r["country_code"] for r in users) == ["+1", "+351", "+44", "+44", "+44"]
     # The key is keyed: the HMAC under the secret, not a plain hash of the id.
-    keyed, plain = db.execute(
-        "SELECT encode(substr(hmac(convert_to(%(id)s, 'UTF8'), key, 'sha256'), 1, 16), 'hex')::uuid AS keyed,"
-        " encode(substr(sha256(convert_to(%(id)s, 'UTF8')), 1, 16), 'hex')::uuid AS plain"
-        " FROM whatsapp_handler.analytics_keys",
-        {"id": str(data["u1"])},
-    ).fetchone().values()
+    keyed, plain = (
+        db.execute(
+            "SELECT encode(substr(hmac(convert_to(%(id)s, 'UTF8'), key, 'sha256'), 1, 16), 'hex')::uuid AS keyed,"
+            " encode(substr(sha256(convert_to(%(id)s, 'UTF8')), 1, 16), 'hex')::uuid AS plain"
+            " FROM whatsapp_handler.analytics_keys",
+            {"id": str(data["u1"])},
+        )
+        .fetchone()
+        .values()
+    )
     assert keyed in keys and plain not in keys
 
     db.execute("SELECT whatsapp_handler.erase_user(%s)", (data["u3"],))
@@ -441,6 +445,42 @@ def test_an_idle_transaction_is_terminated(data, analyst, db):
     assert not db.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
     with raises_sqlstate("25P03"):
         conn.execute("SELECT 1")
+
+
+def test_an_analyst_who_lifts_its_own_timeouts_is_ended_by_the_guard(data, analyst, db, connect_as):
+    # PostgreSQL lets a session change its own timeouts; the guard job is what it cannot lift.
+    conn = analyst([data["A"]], statement_timeout="300ms", idle_timeout="500ms")
+    conn.execute("SET statement_timeout = 0")
+    conn.execute("SET idle_in_transaction_session_timeout = 0")
+    conn.execute("SELECT pg_sleep(0.6)")  # past its own limit: nothing stops it
+    pid = conn.execute("SELECT pg_backend_pid() AS pid").fetchone()["pid"]
+    conn.autocommit = False
+    conn.execute("SELECT count(*) FROM analytics.messages_daily")
+    # Another role's long transaction is none of the guard's business.
+    other = connect_as("consumer")
+    other.autocommit = False
+    other.execute("SELECT 1")
+    other_pid = other.execute("SELECT pg_backend_pid() AS pid").fetchone()["pid"]
+    db.execute("UPDATE whatsapp_handler.settings SET value = '\"1 second\"' WHERE key = 'analyst.max_transaction'")
+    time.sleep(1.5)
+    report = db.execute("SELECT whatsapp_handler.job_analyst_guard() AS r").fetchone()["r"]
+    assert report["limit"] == "00:00:01"
+    assert [(s["pid"], s["ended"]) for s in report["sessions"]] == [(pid, True)]
+    for _ in range(200):
+        if not db.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone():
+            break
+        time.sleep(0.1)
+    assert not db.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
+    with pytest.raises(psycopg.OperationalError):
+        conn.execute("SELECT 1")
+    assert db.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (other_pid,)).fetchone()
+    other.rollback()
+
+
+def test_the_guard_refuses_a_limit_that_is_not_an_interval(db):
+    db.execute("UPDATE whatsapp_handler.settings SET value = '\"soon\"' WHERE key = 'analyst.max_transaction'")
+    with raises_sqlstate("WH020"):
+        db.execute("SELECT whatsapp_handler.job_analyst_guard()")
 
 
 # --- the example queries ----------------------------------------------------------------

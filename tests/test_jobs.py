@@ -24,6 +24,7 @@ JOBS = {
     "whatsapp_handler.redrive_inbound": ("* * * * *", "SELECT whatsapp_handler.redrive_inbound()"),
     "whatsapp_handler.redrive_outbound": ("* * * * *", "SELECT whatsapp_handler.redrive_outbound()"),
     "whatsapp_handler.analytics_refresh": ("*/10 * * * *", "SELECT whatsapp_handler.job_analytics_refresh()"),
+    "whatsapp_handler.analyst_guard": ("* * * * *", "SELECT whatsapp_handler.job_analyst_guard()"),
 }
 JOB_FUNCTIONS = [
     "whatsapp_handler.job_partitions()",
@@ -33,6 +34,7 @@ JOB_FUNCTIONS = [
     "whatsapp_handler.redrive_inbound()",
     "whatsapp_handler.redrive_outbound()",
     "whatsapp_handler.job_analytics_refresh()",
+    "whatsapp_handler.job_analyst_guard()",
 ]
 
 

@@ -1,0 +1,10 @@
+-- Deploy whatsapp_handler:job_analyst_guard to pg
+-- requires: table_jobs fn_job_analyst_guard
+-- The analyst guard as a row of whatsapp_handler.jobs (docs/jobs.md): every minute.
+BEGIN;
+
+INSERT INTO whatsapp_handler.jobs (name, function, schedule, description) VALUES
+    ('analyst_guard', 'job_analyst_guard', '* * * * *',
+     'Ends analyst sessions whose transaction has been open longer than analyst.max_transaction (docs/analytics.md).');
+
+COMMIT;

@@ -1,0 +1,7 @@
+-- Revert whatsapp_handler:job_analyst_guard from pg
+-- Deleting the row unschedules its cron job (the jobs trigger).
+BEGIN;
+
+DELETE FROM whatsapp_handler.jobs WHERE name = 'analyst_guard';
+
+COMMIT;
