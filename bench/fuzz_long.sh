@@ -6,4 +6,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export WH_FUZZ=long
-exec .venv/bin/pytest -q -p no:xdist -s --durations=0 tests/test_fuzz_sql.py tests/test_fuzz_relay.py "$@"
+exec .venv/bin/pytest -q -p no:xdist -s --durations=0 --timeout=1800 tests/test_fuzz_sql.py tests/test_fuzz_relay.py "$@"

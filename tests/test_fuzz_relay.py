@@ -191,17 +191,34 @@ def _fuzz_operation(base: str, operation: Any, mode: GenerationMode) -> None:
     run()
 
 
-def test_every_operation_of_the_document_holds_under_schemathesis(relay: Callable[..., str]) -> None:
+# Every operation of the document; the test fails when the document gains one that is not listed here.
+OPERATIONS = [
+    ("GET", "/health"),
+    ("GET", "/ready"),
+    ("GET", "/webhooks/meta"),
+    ("POST", "/webhooks/meta"),
+    ("POST", "/webhooks/twilio"),
+    ("POST", "/webhooks/evolution"),
+    ("POST", "/v1/otp"),
+    ("POST", "/v1/otp/verify"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), OPERATIONS)
+def test_every_operation_of_the_document_holds_under_schemathesis(
+    relay: Callable[..., str], method: str, path: str
+) -> None:
     base = relay()
-    operations = _operations(base)
-    assert {op.path for op in operations} >= {"/webhooks/meta", "/webhooks/twilio", "/v1/otp", "/v1/otp/verify"}
-    for operation in operations:
-        raw = operation.definition.raw
-        # Negative data needs something to negate: /health and /ready take no input at all.
-        has_input = "requestBody" in raw or bool(raw.get("parameters"))
-        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE) if has_input else (GenerationMode.POSITIVE,):
-            _fuzz_operation(base, operation, mode)
+    operations = {(op.method.upper(), op.path): op for op in _operations(base)}
+    assert set(operations) == set(OPERATIONS)
+    operation = operations[(method, path)]
+    raw = operation.definition.raw
+    # Negative data needs something to negate: /health and /ready take no input at all.
+    has_input = "requestBody" in raw or bool(raw.get("parameters"))
+    for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE) if has_input else (GenerationMode.POSITIVE,):
+        _fuzz_operation(base, operation, mode)
     print("".join(f"\nfuzz {name}: {n} requests, statuses {sorted(STATUSES[name])}" for name, n in CALLS.items()))
+    CALLS.clear()
 
 
 # --- hand-written: what a schema does not describe well ------------------------------------------------------------
