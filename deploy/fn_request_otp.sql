@@ -41,7 +41,9 @@ BEGIN
     IF v_latest.created_at > now() - c_cooldown THEN
         RAISE EXCEPTION 'a code was sent less than % seconds ago', extract(epoch FROM c_cooldown)
             USING ERRCODE = 'WH005',
-                  DETAIL = format('retry_after_seconds=%s', ceil(extract(epoch FROM v_latest.created_at + c_cooldown - now()))),
+                  -- now() is this transaction's start: one that waited on _lock_user for the code it is
+                  -- refused for started before that code, so the wait is capped at the cooldown.
+                  DETAIL = format('retry_after_seconds=%s', least(ceil(extract(epoch FROM v_latest.created_at + c_cooldown - now())), extract(epoch FROM c_cooldown))),
                   HINT = 'Wait before asking for another code.';
     END IF;
     SELECT count(*), min(c.created_at) INTO v_recent, v_oldest FROM otp_challenges c
@@ -49,7 +51,7 @@ BEGIN
     IF v_recent >= c_per_window THEN
         RAISE EXCEPTION 'at most % codes per phone per hour', c_per_window
             USING ERRCODE = 'WH006',
-                  DETAIL = format('retry_after_seconds=%s', ceil(extract(epoch FROM v_oldest + c_window - now()))),
+                  DETAIL = format('retry_after_seconds=%s', least(ceil(extract(epoch FROM v_oldest + c_window - now())), extract(epoch FROM c_window))),
                   HINT = 'Wait for the hourly limit to pass.';
     END IF;
     -- Failed attempts survive a new code (NIST 800-63B): a brute force cannot reset its
@@ -60,7 +62,7 @@ BEGIN
     IF v_carried >= c_max_failures THEN
         RAISE EXCEPTION 'too many wrong codes for this phone'
             USING ERRCODE = 'WH007',
-                  DETAIL = format('retry_after_seconds=%s', ceil(extract(epoch FROM v_latest.created_at + c_window - now()))),
+                  DETAIL = format('retry_after_seconds=%s', least(ceil(extract(epoch FROM v_latest.created_at + c_window - now())), extract(epoch FROM c_window))),
                   HINT = 'The phone is locked for an hour after the last code was issued.';
     END IF;
 
