@@ -36,7 +36,13 @@ class Channels:
             for c in configs
         }
         self.meta_verify_tokens = [c.verify_token for c in self._by_ref.values() if c.verify_token]
-        self.meta_secrets = {c.secret for c in self._by_ref.values() if c.provider == "meta"}
+        self.meta_secrets = self.secrets("meta")
+
+    def secrets(self, provider: str) -> set[bytes]:
+        """Every distinct secret of a provider's channels: a request is authenticated against
+        them before the channel it names is looked up, so that an unsigned caller cannot tell
+        a configured number (404) from an unconfigured one."""
+        return {c.secret for c in self._by_ref.values() if c.provider == provider}
 
     def get(self, provider: str, ref: object) -> Channel | None:
         return self._by_ref.get((provider, ref)) if isinstance(ref, str) else None

@@ -90,21 +90,16 @@ async def meta_webhook(request: Request) -> Response:
     if signature is None:
         raise NotAuthorizedException("X-Hub-Signature-256 is missing")
     body = await request.body()
-    ids = sorted(meta_envelope(body).phone_number_ids())
-    if ids:
-        channels = [_channel(request, "meta", phone_number_id) for phone_number_id in ids]
-        secrets = {channel.secret for channel in channels}
-        if len(secrets) != 1:
-            raise NotAuthorizedException("the body names channels of different apps (different app secrets)")
-    else:
-        # Account-level events name no number; any configured Meta app may have signed them,
-        # and Meta would retry a refusal for a week. SQL stores them raw.
-        secrets = request.app.state.channels.meta_secrets
-    valid = False
-    for secret in secrets:
-        valid |= signatures.meta_valid(secret, body, signature)
-    if not valid:
+    # Authenticated before it is parsed: against every configured app's secret (a handful).
+    signers = {secret for secret in request.app.state.channels.meta_secrets
+               if signatures.meta_valid(secret, body, signature)}  # fmt: skip
+    if not signers:
         raise NotAuthorizedException("X-Hub-Signature-256 does not match the body")
+    ids = sorted(meta_envelope(body).phone_number_ids())
+    # Account-level events name no number; the signing app's are stored raw by SQL.
+    channels = [_channel(request, "meta", phone_number_id) for phone_number_id in ids]
+    if any(channel.secret not in signers for channel in channels):
+        raise NotAuthorizedException("the body names a channel of another app than the one that signed it")
     return Response(await _ingest(request, "meta", _text(body)))
 
 
@@ -143,17 +138,19 @@ async def twilio_webhook(request: Request) -> Response:
         for name, value in signed:
             fields.setdefault(name, value)
         payload = json.dumps(fields)
+    # Authenticated before the channel is looked up: against every configured auth token.
+    algorithm = signatures.twilio_algorithm(request.headers.get("x-twilio-webhooks-signature-settings"))
+    urls = _twilio_url(request)
+    signers = {token for token in request.app.state.channels.secrets("twilio")
+               if signatures.twilio_valid(token, urls, signed, signature, algorithm)}  # fmt: skip
+    if not signers or (body_hash is not None and not signatures.body_sha256_valid(body, body_hash)):
+        raise PermissionDeniedException("X-Twilio-Signature does not match the request")
     # Status callbacks come from the business number; inbound messages are sent to it.
     ref_field = "From" if fields.get("MessageStatus", "received") != "received" else "To"
     if not fields.get(ref_field):
         raise ClientException(f"the body has no {ref_field}")
-    channel = _channel(request, "twilio", fields[ref_field])
-    algorithm = signatures.twilio_algorithm(request.headers.get("x-twilio-webhooks-signature-settings"))
-    valid = signatures.twilio_valid(channel.secret, _twilio_url(request), signed, signature, algorithm)
-    if body_hash is not None:
-        valid &= signatures.body_sha256_valid(body, body_hash)
-    if not valid:
-        raise PermissionDeniedException("X-Twilio-Signature does not match the request")
+    if _channel(request, "twilio", fields[ref_field]).secret not in signers:
+        raise PermissionDeniedException("the request names a number of another account than the one that signed it")
     await _ingest(request, "twilio", payload)
     return Response(EMPTY_TWIML, media_type="text/xml")
 
@@ -173,12 +170,13 @@ def _bearer(header: str | None) -> str | None:
 async def evolution_webhook(request: Request) -> Response:
     """Evolution API events, authenticated by the instance's apikey (body, apikey header or Bearer)."""
     envelope, payload = evolution_envelope(await request.body())
-    channel = _channel(request, "evolution", envelope.instance)
     presented = (envelope.apikey, request.headers.get("apikey"), _bearer(request.headers.get("authorization")))
-    matched = False
-    for candidate in presented:
-        matched |= signatures.same(channel.secret, candidate)
-    if not matched:
+    # Authenticated before the instance is looked up: the presented keys against every configured one.
+    keys = {key for key in request.app.state.channels.secrets("evolution")
+            if any([signatures.same(key, candidate) for candidate in presented])}  # fmt: skip
+    if not keys:
+        raise NotAuthorizedException("no configured apikey was presented")
+    if _channel(request, "evolution", envelope.instance).secret not in keys:
         raise NotAuthorizedException("no apikey matching the instance's was presented")
     # The apikey is a credential: it is not stored with the raw event.
     payload.pop("apikey", None)

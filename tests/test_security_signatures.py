@@ -127,14 +127,37 @@ def test_meta_body_changed_by_one_byte_after_signing_is_401(meta, db, target) ->
     refused(send_meta(base, b" " + body, signature), 401, db, before)
 
 
-def test_meta_body_cut_after_signing_is_refused_before_its_signature_is_checked(meta, db) -> None:
-    """The relay reads the envelope to know whose secret to use, so a cut body is a 400, not a 401:
-    nothing is stored either way."""
+def test_meta_body_cut_after_signing_is_refused_before_it_is_parsed(meta, db) -> None:
+    """The signature is checked against every configured app's secret before the body is read,
+    so a cut body (no longer JSON) is a 401 like any unsigned one, and nothing is stored."""
     base, before = meta
     body = meta_body("wamid.CUT")
     signature = [("X-Hub-Signature-256", "sha256=" + hexmac(body))]
     for n in (1, 2, len(body) // 2, len(body) - 1):
-        refused(send_meta(base, body[:n], signature), 400, db, before)
+        refused(send_meta(base, body[:n], signature), 401, db, before)
+
+
+def test_an_unsigned_caller_cannot_tell_configured_numbers_from_others(meta, db) -> None:
+    """The same 401/403 whatever number or instance an unsigned request names: a 404 for the
+    unconfigured ones would let anyone list the configured ones."""
+    base, before = meta
+    forged = "sha256=" + hexmac(b"", "not-the-secret")
+    answers = {}
+    for ref in (p.META_PHONE_NUMBER_ID, "999000999000"):
+        response = send_meta(base, meta_body(phone_number_id=ref), [("X-Hub-Signature-256", forged)])
+        answers[("meta", ref)] = (response.status_code, response.json()["detail"])
+    for to in ("+15550002222", "+15559990000"):
+        response = send_twilio(base, twilio_params(to=to), [("X-Twilio-Signature", "c2lnbmF0dXJl")])
+        answers[("twilio", to)] = (response.status_code, response.json()["detail"])
+    for instance in ("shop-instance", "no-such-instance"):
+        response = send_evolution(base, p.evolution_upsert(instance, USER, "K1", apikey="not-the-key"))
+        answers[("evolution", instance)] = (response.status_code, response.json()["detail"])
+    by_provider = {}
+    for (provider, _ref), answer in answers.items():
+        by_provider.setdefault(provider, set()).add(answer)
+    assert {k: len(v) for k, v in by_provider.items()} == {"meta": 1, "twilio": 1, "evolution": 1}, answers
+    assert [status for ((status, _detail),) in by_provider.values()] == [401, 403, 401]
+    assert snapshot(db) == before
 
 
 def test_meta_valid_signature_of_another_app_naming_this_channel_is_401(meta, db) -> None:
