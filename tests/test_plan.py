@@ -75,6 +75,19 @@ def test_round_trip_leaves_nothing_behind(cluster):
     assert "Nothing to deploy (up-to-date)" in status
 
 
+def test_reverting_one_database_keeps_the_cluster_wide_settings_others_use(db_url, db):
+    # Roles and their settings are the cluster's: a clone reverted to nothing must leave them
+    # to the template and the other databases (the analysts' timeouts were once reset here).
+    sqitch.run("revert", db_url, "-y", "--to", "role_groups", capture=True)
+    config = db.execute(
+        "SELECT setconfig FROM pg_db_role_setting"
+        " WHERE setrole = 'whatsapp_handler_analyst'::regrole AND setdatabase = 0"
+    ).fetchone()
+    assert config is not None and "statement_timeout=30s" in config["setconfig"]
+    member = "SELECT pg_has_role('whatsapp_handler_owner', 'pg_signal_backend', 'member') AS m"
+    assert db.execute(member).fetchone()["m"]
+
+
 @pytest.mark.parametrize(
     ("breakage", "change"),
     [
