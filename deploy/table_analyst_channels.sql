@@ -122,6 +122,13 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
 AS $$
 BEGIN
+    -- A group (whatsapp_handler_analyst itself, above all) is never an analyst: resetting its
+    -- settings would lift the timeouts of every analyst in the cluster.
+    IF EXISTS (SELECT FROM pg_roles WHERE rolname = p_login AND NOT rolcanlogin) THEN
+        RAISE EXCEPTION 'role % cannot log in: it is not an analyst login', p_login
+            USING ERRCODE = 'WH030',
+                  HINT = 'Pass the analyst''s login role, never a group role such as whatsapp_handler_analyst.';
+    END IF;
     DELETE FROM analyst_channels WHERE analyst = p_login;
     IF EXISTS (SELECT FROM pg_roles WHERE rolname = p_login) THEN
         EXECUTE format('REVOKE whatsapp_handler_analyst FROM %I', p_login);
@@ -138,6 +145,6 @@ END
 $$;
 REVOKE ALL ON FUNCTION whatsapp_handler.remove_analyst(name) FROM PUBLIC;
 COMMENT ON FUNCTION whatsapp_handler.remove_analyst(name) IS
-    'DBAs: undoes add_analyst: forgets the login''s channels, revokes whatsapp_handler_analyst and resets the timeouts set on it. The login itself is kept (DROP ROLE it if it should go). Raises WH032 when the caller may not grant roles.';
+    'DBAs: undoes add_analyst: forgets the login''s channels, revokes whatsapp_handler_analyst and resets the timeouts set on it. The login itself is kept (DROP ROLE it if it should go). Raises WH030 for a role that cannot log in (a group), WH032 when the caller may not grant roles.';
 
 COMMIT;

@@ -394,6 +394,11 @@ def test_add_analyst_rules(db, data, analyst):
         ]
         assert db.execute("SELECT count(*)::int AS n FROM pg_db_role_setting WHERE setrole = %s::regrole",
                           (login,)).fetchone()["n"] == 0  # fmt: skip
+        # A group is no analyst: removing it would lift every analyst's timeouts.
+        with raises_sqlstate("WH030"):
+            db.execute("SELECT whatsapp_handler.remove_analyst('whatsapp_handler_analyst')")
+        group = "SELECT setconfig FROM pg_db_role_setting WHERE setrole = 'whatsapp_handler_analyst'::regrole"
+        assert "statement_timeout=30s" in db.execute(group).fetchone()["setconfig"]
     finally:
         db.execute(f"DROP ROLE {login}")
 
