@@ -32,6 +32,12 @@ SQLSTATE_STATUS: dict[str, int] = {
     "WH007": 429,  # locked after 5 wrong codes
     "WH008": 422,  # invalid argument
     "WH009": 410,  # user was erased
+    "WH011": 503,  # a setting is missing (request_otp's otp.* settings): the operators must restore it
+    "WH020": 503,  # a setting is out of range (request_otp's otp.limit.* settings)
+    "WH055": 403,  # OTP destination outside the allowed countries
+    "WH056": 429,  # the OTP API key's token bucket is empty
+    "WH057": 429,  # the OTP API's overall token bucket is empty
+    "WH058": 403,  # OTP destinations not configured (setting otp.country_codes)
     "42501": 403,  # insufficient privilege
     "23505": 409,  # unique violation
     "22": 400,  # data exception: a value PostgreSQL cannot take (a \u0000 in JSON, a number out of range)

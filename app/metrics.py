@@ -35,6 +35,9 @@ QUEUE_TIMEOUT_SECONDS = 1.0
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000)
 OTP_OUTCOMES = ("verified", "invalid", "expired", "locked", "no_challenge")
+# issued, or why request_otp refused (app/otp.py's REFUSALS, and "other").
+OTP_REQUEST_RESULTS = ("issued", "country", "not_configured", "key_rate", "overall_rate", "cooldown", "hourly",
+                       "locked", "malformed_phone", "unknown_channel", "other")  # fmt: skip
 
 
 class Metrics:
@@ -74,6 +77,14 @@ class Metrics:
         self.otp_verified = Counter("whatsapp_otp_verified", "OTP verifications, by outcome", ["outcome"], registry=r)
         for outcome in OTP_OUTCOMES:
             self.otp_verified.labels(outcome)
+        self.otp_requests = Counter(
+            "whatsapp_otp_requests",
+            "OTP requests through the API, by result: issued, or the reason they were refused",
+            ["result"],
+            registry=r,
+        )
+        for result in OTP_REQUEST_RESULTS:
+            self.otp_requests.labels(result)
 
 
 class _Families:

@@ -15,13 +15,13 @@ from app.errors import PROBLEM_JSON
 _STATUS_MEANING = {
     400: "the request is malformed (body, form, JSON, or a value the database cannot take)",
     401: "missing or wrong credentials (signature, apikey, API key)",
-    403: "refused: a bad Twilio signature or Meta verify token, or a blocked user",
+    403: "refused: a bad Twilio signature or Meta verify token, or an OTP destination outside the allowed countries",
     404: "no channel is configured for the body's number or instance, or an unknown channel",
     409: "a conflicting write",
     410: "the user was erased",
     413: "the body is larger than the configured limit",
     422: "a value is invalid (a phone that is not E.164)",
-    429: "too many codes; Retry-After says when to ask again",
+    429: "too many codes (for the phone, the API key or overall); Retry-After says when to ask again",
     503: "the database is unavailable or too slow; retry after Retry-After",
 }
 

@@ -254,8 +254,15 @@ def _preferences_set(db: psycopg.Connection, rows: Any, before: dict, after: dic
 
 
 def _otp_issued(db: psycopg.Connection, rows: Any, before: dict, after: dict, last_outbox: int) -> None:
-    assert "otp.requested" in outbox_types(db, last_outbox)
-    assert after["pgmq.q_outbound"][0] == before["pgmq.q_outbound"][0] + 1
+    """A challenge each time; a code and an event unless the phone is blocked (its challenge is a decoy)."""
+    blocked = _one(
+        db,
+        "SELECT u.blocked_at IS NOT NULL FROM whatsapp_handler.otp_challenges c"
+        " JOIN whatsapp_handler.users u ON u.id = c.user_id WHERE c.id = %s",
+        rows[0]["challenge_id"],
+    )
+    assert ("otp.requested" in outbox_types(db, last_outbox)) == (not blocked)
+    assert after["pgmq.q_outbound"][0] == before["pgmq.q_outbound"][0] + (not blocked)
     assert after["whatsapp_handler.otp_challenges"][0] == before["whatsapp_handler.otp_challenges"][0] + 1
 
 

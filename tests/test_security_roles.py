@@ -28,7 +28,7 @@ ALLOWED: dict[str, set[tuple[str, str, str]]] = {
         *(("function", f"{WH}.{f}", "EXECUTE") for f in (
             "cron_job_failures()", "ingest_batch(text,jsonb[],text[])", "ingest_evolution(jsonb,text)",
             "ingest_meta(jsonb,text)", "ingest_twilio(jsonb,text)", "queue_metrics()", "readiness(text)",
-            "request_otp(text,bigint)", "verify_otp(text,text)")),
+            "request_otp(text,bigint,text)", "verify_otp(text,text)")),
     },
     "worker": {
         ("schema", WH, "USAGE"),
