@@ -12,6 +12,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 E164 = r"^\+[1-9][0-9]{6,14}$"
 MIB = 1024 * 1024
+# A channel's secret is all an unauthenticated caller has to guess (Evolution's apikey is even sent
+# as is): Meta app secrets and Twilio auth tokens are 32 hex digits, Evolution's generated instance
+# tokens are UUIDs (36); 16 characters, as for the OTP API keys, refuses only placeholders.
+MIN_SECRET_LENGTH = 16
 
 
 class ChannelConfig(BaseModel):
@@ -25,7 +29,7 @@ class ChannelConfig(BaseModel):
     phone: str = Field(pattern=E164)
     name: str = Field(min_length=1, max_length=100)
     # Meta app secret, Twilio auth token (or SharedKey secret), Evolution instance apikey.
-    secret: SecretStr = Field(min_length=1)
+    secret: SecretStr
     # Meta's GET handshake only.
     verify_token: SecretStr | None = Field(default=None, min_length=1)
 
@@ -42,6 +46,14 @@ class ChannelConfig(BaseModel):
     # The header carrying an idempotency key, for a provider (or a gateway in front of it) that
     # honours one; without it a message whose outcome is unknown is never sent a second time.
     idempotency_header: str | None = Field(default=None, pattern=r"^[A-Za-z0-9-]{1,64}$")
+
+    @field_validator("secret")
+    @classmethod
+    def _long_secret(cls, value: SecretStr) -> SecretStr:
+        # Not pydantic's min_length: its message would tell the secret's length.
+        if len(value.get_secret_value()) < MIN_SECRET_LENGTH:
+            raise ValueError(f"a channel's secret needs at least {MIN_SECRET_LENGTH} characters")
+        return value
 
     @model_validator(mode="after")
     def _provider_rules(self) -> ChannelConfig:
@@ -131,8 +143,8 @@ class Settings(BaseSettings):
     @field_validator("otp_api_keys")
     @classmethod
     def _strong_keys(cls, keys: list[SecretStr]) -> list[SecretStr]:
-        if any(len(key.get_secret_value()) < 16 for key in keys):
-            raise ValueError("every OTP API key needs at least 16 characters")
+        if any(len(key.get_secret_value()) < MIN_SECRET_LENGTH for key in keys):
+            raise ValueError(f"every OTP API key needs at least {MIN_SECRET_LENGTH} characters")
         return keys
 
     @model_validator(mode="after")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -197,6 +198,47 @@ def test_invalid_channels_are_one_line_without_the_secret(channels: str, says: s
     line = assert_one_line_error(result, code=1)
     assert says in line
     assert SECRET not in result.stderr + result.stdout
+
+
+SHORT_SECRET = "Qx7-kP2v$Lm9zR4"  # 15 characters
+
+
+@pytest.mark.parametrize(
+    "channel",
+    [
+        {"provider": "meta", "ref": "106540352242922", "phone": "+15550001111", "name": "x", "secret": SHORT_SECRET},
+        {"provider": "twilio", "ref": "whatsapp:+15550002222", "phone": "+15550002222", "name": "x",
+         "secret": SHORT_SECRET},
+        {"provider": "evolution", "ref": "shop", "phone": "+15550003333", "name": "x", "secret": SHORT_SECRET},
+    ],
+    ids=lambda c: c["provider"],
+)  # fmt: skip
+def test_a_channel_secret_under_16_characters_is_refused_naming_the_variable_only(
+    channel: dict[str, str], tmp_path: Path
+) -> None:
+    result = run_cli(
+        "serve",
+        url=CLOSED_URL,
+        cwd=tmp_path,
+        WHATSAPP_HANDLER_CHANNELS=json.dumps([channel]),
+        WHATSAPP_HANDLER_PUBLIC_BASE_URL="https://hooks.example.com",
+    )
+    line = assert_one_line_error(result, code=1)
+    assert "WHATSAPP_HANDLER_CHANNELS_0_SECRET" in line
+    assert "at least 16 characters" in line
+    # Neither the value nor its length.
+    assert SHORT_SECRET not in result.stderr + result.stdout
+    assert "15" not in line
+
+
+def test_a_channel_secret_of_16_characters_is_taken() -> None:
+    from app.settings import ChannelConfig
+
+    config = ChannelConfig(provider="evolution", ref="shop", phone="+15550003333", name="x", secret=SHORT_SECRET + "!")
+    assert config.secret.get_secret_value() == SHORT_SECRET + "!"
+    # The fixtures every other test configures pass the floor.
+    for fixture in CHANNELS:
+        ChannelConfig(**fixture)
 
 
 def test_every_setting_is_in_env_example_and_docs() -> None:

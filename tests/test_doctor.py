@@ -37,7 +37,8 @@ def status_of(result: subprocess.CompletedProcess[str], check: str) -> str:
 
 
 def meta_channel(**extra: str) -> str:
-    channel = {"provider": "meta", "ref": META_REF, "phone": "+15550001111", "name": "Support", "secret": "app-secret"}
+    channel = {"provider": "meta", "ref": META_REF, "phone": "+15550001111", "name": "Support",
+               "secret": "meta-app-secret-doctor"}  # fmt: skip
     return json.dumps([channel | extra])
 
 
@@ -119,7 +120,7 @@ def test_a_channel_without_credentials_fails(db: psycopg.Connection, db_url: str
     result = run_cli("doctor", url=db_url, cwd=tmp_path, WHATSAPP_HANDLER_CHANNELS=meta_channel())
     (line,) = lines(result)[name]
     assert line.startswith("FAIL") and "access_token" in line and "WHATSAPP_HANDLER_CHANNELS" in line
-    assert "app-secret" not in result.stdout + result.stderr
+    assert "meta-app-secret-doctor" not in result.stdout + result.stderr
 
     ready = run_cli("doctor", url=db_url, cwd=tmp_path, WHATSAPP_HANDLER_CHANNELS=meta_channel(access_token="tok"))
     assert status_of(ready, name) == "ok"

@@ -54,12 +54,13 @@ def channel_ids(db) -> dict[str, int]:
 
 def channels_config(double: ProviderDouble, **meta_extra: Any) -> list[dict[str, Any]]:
     return [
-        {"provider": "meta", "ref": p.META_PHONE_NUMBER_ID, "phone": "+15550001111", "name": "Meta", "secret": "s",
-         "access_token": "meta-token", "api_base_url": double.base_url("meta"), **meta_extra},
-        {"provider": "twilio", "ref": TWILIO_REF, "phone": "+15550002222", "name": "Twilio", "secret": "twilio-token",
-         "account_sid": TWILIO_SID, "api_base_url": double.base_url("twilio")},
-        {"provider": "evolution", "ref": EVOLUTION_REF, "phone": "+15550003333", "name": "Evo", "secret": "evo-key",
-         "api_base_url": double.base_url("evolution")},
+        {"provider": "meta", "ref": p.META_PHONE_NUMBER_ID, "phone": "+15550001111", "name": "Meta",
+         "secret": "meta-app-secret-worker", "access_token": "meta-token", "api_base_url": double.base_url("meta"),
+         **meta_extra},
+        {"provider": "twilio", "ref": TWILIO_REF, "phone": "+15550002222", "name": "Twilio",
+         "secret": "twilio-auth-token-worker", "account_sid": TWILIO_SID, "api_base_url": double.base_url("twilio")},
+        {"provider": "evolution", "ref": EVOLUTION_REF, "phone": "+15550003333", "name": "Evo",
+         "secret": "evolution-key-worker", "api_base_url": double.base_url("evolution")},
     ]  # fmt: skip
 
 
@@ -160,7 +161,7 @@ def test_replies_reach_each_provider_in_its_own_shape(db, channel_ids, double, w
     assert twilio.body["From"] == TWILIO_REF and twilio.body["To"] == "whatsapp:+447700900402"
     assert twilio.path == f"/twilio/2010-04-01/Accounts/{TWILIO_SID}/Messages.json"
     evolution = by_provider["evolution"][0]
-    assert evolution.headers["apikey"] == "evo-key" and evolution.body["number"] == "447700900403"
+    assert evolution.headers["apikey"] == "evolution-key-worker" and evolution.body["number"] == "447700900403"
     # Each user got the welcome before the terms, and each row holds its provider's id.
     for prov in by_provider:
         bodies = [r.body.get("text", {}).get("body") if prov == "meta" else r.body.get("Body", r.body.get("text"))
