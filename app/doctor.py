@@ -15,6 +15,7 @@ when nothing fails, 1 otherwise. It reads only; it never starts the embedded clu
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,6 +111,7 @@ def run_checks(conn: psycopg.Connection, settings: Settings, max_queue_age: floa
         ("cron jobs", lambda: _cron_jobs(conn)),
         ("queues", lambda: _queues(conn, max_queue_age, max_dead_letter_age)),
         ("channels", lambda: _channels(conn, settings)),
+        ("otp destinations", lambda: _otp(conn)),
     ]
     for name, step in steps:
         try:
@@ -301,3 +303,31 @@ def _channels(conn: psycopg.Connection, settings: Settings) -> Iterator[Check]:
             yield Check(f"channel {provider} {ref}", "warn", "in the database but not configured here: "
                         "its webhooks are refused and its messages dead-lettered",
                         "add it to WHATSAPP_HANDLER_CHANNELS, or set it inactive")  # fmt: skip
+
+
+CALLING_CODE = re.compile(r"[1-9][0-9]{0,5}")
+
+
+def _otp(conn: psycopg.Connection) -> Iterator[Check]:
+    """The OTP API's destination countries and token buckets (docs/security.md, OTP abuse)."""
+    rows = conn.execute("SELECT key, value FROM whatsapp_handler.settings WHERE key LIKE 'otp.%'").fetchall()
+    values = {r["key"]: r["value"] for r in rows}
+    codes = values.get("otp.country_codes")
+    fix = "UPDATE whatsapp_handler.settings SET value = '[\"44\", \"49\"]' WHERE key = 'otp.country_codes'"
+    if "otp.country_codes" not in values:
+        yield Check("otp destinations", "FAIL", "setting otp.country_codes is missing (WH011)",
+                    "`whatsapp-handler db deploy`, or restore the row")  # fmt: skip
+    elif codes is None:
+        yield Check("otp destinations", "warn", "otp.country_codes is not set: every OTP request is refused (WH058)",
+                    fix + " (the calling codes the business serves)")  # fmt: skip
+    elif not isinstance(codes, list) or not all(isinstance(c, str) and CALLING_CODE.fullmatch(c) for c in codes):
+        yield Check("otp destinations", "FAIL", "otp.country_codes is not a list of calling codes (WH058)", fix)
+    elif not codes:
+        yield Check("otp destinations", "warn", "otp.country_codes is empty: every OTP request is refused (WH055)", fix)
+    else:
+        limit = values.get
+        limits = ", ".join(
+            f"{scope} {limit(f'otp.limit.{scope}.per_minute')}/min (burst {limit(f'otp.limit.{scope}.burst')})"
+            for scope in ("per_key", "overall")
+        )
+        yield Check("otp destinations", "ok", f"codes go to +{', +'.join(codes)}; {limits}")

@@ -153,3 +153,13 @@ def test_without_a_url_it_does_not_start_the_embedded_cluster(tmp_path: Path) ->
 @pytest.mark.parametrize("args", [("--max-queue-age", "soon"), ("--nope",)])
 def test_bad_arguments_are_usage_errors(args: tuple[str, ...], tmp_path: Path) -> None:
     assert_one_line_error(run_cli("doctor", *args, url=CLOSED_URL, cwd=tmp_path), code=2)
+
+
+def test_otp_destinations_unset_warn_and_malformed_fail(db: psycopg.Connection, db_url: str, tmp_path: Path) -> None:
+    (line,) = lines(run_cli("doctor", url=db_url, cwd=tmp_path))["otp destinations"]
+    assert line.startswith("ok") and "+44, +1" in line and "per_key 60/min (burst 20)" in line
+    db.execute("UPDATE whatsapp_handler.settings SET value = 'null' WHERE key = 'otp.country_codes'")
+    (line,) = lines(run_cli("doctor", url=db_url, cwd=tmp_path))["otp destinations"]
+    assert line.startswith("warn") and "every OTP request is refused (WH058)" in line and "-> UPDATE" in line
+    db.execute("UPDATE whatsapp_handler.settings SET value = %s WHERE key = 'otp.country_codes'", (Jsonb(["+44"]),))
+    assert status_of(run_cli("doctor", url=db_url, cwd=tmp_path), "otp destinations") == "FAIL"

@@ -188,3 +188,46 @@ def test_malformed_codes_count_as_wrong_ones(api, db, code) -> None:
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"outcome": "invalid"}
     assert challenge(db)["failed_attempts"] == 1
+
+
+# --- who is registered or blocked: the same answers for every phone ---------------------------------------------
+
+UNKNOWN, REGISTERED, BLOCKED = "+447700900301", "+447700900302", "+447700900303"
+
+
+def test_unknown_registered_and_blocked_phones_get_the_same_answers(api, db) -> None:
+    base, channel_id = api
+    for phone in (REGISTERED, BLOCKED):
+        db.execute("SELECT whatsapp_handler.register_user(%s, %s)", (phone, channel_id))
+    blocked_id = db.execute("SELECT id FROM whatsapp_handler.users WHERE phone = %s", (BLOCKED,)).fetchone()["id"]
+    db.execute("SELECT whatsapp_handler.block_user(%s, 'abuse')", (blocked_id,))
+
+    def answer(response: httpx.Response) -> tuple[int, str, str]:
+        return response.status_code, response.headers["content-type"], response.text
+
+    for code in ("123456", "12345", ""):
+        answers = {phone: answer(http_verify(base, code, phone)) for phone in (UNKNOWN, REGISTERED, BLOCKED)}
+        assert set(answers.values()) == {(200, "application/json", '{"outcome":"no_challenge"}')}, answers
+
+    # A code requested for each: the same status and body shape, though only the unblocked phones get one.
+    issued = {phone: http_request(base, channel_id, phone) for phone in (UNKNOWN, REGISTERED, BLOCKED)}
+    assert {(r.status_code, tuple(sorted(r.json()))) for r in issued.values()} == {(202, ("challenge_id", "expires_at"))}
+    assert sorted(m["to"] for m in outbound_messages(db)) == [UNKNOWN, REGISTERED]
+    for k in range(1, 5):
+        outcomes = {http_verify(base, f"{k:06d}", phone).json()["outcome"] for phone in (UNKNOWN, REGISTERED, BLOCKED)}
+        assert outcomes == {"invalid"}
+    again = {phone: http_request(base, channel_id, phone) for phone in (UNKNOWN, REGISTERED, BLOCKED)}
+    assert {(r.status_code, assert_problem(r, 429)["code"]) for r in again.values()} == {(429, "WH005")}
+    assert {http_verify(base, "000005", phone).json()["outcome"] for phone in issued} == {"locked"}
+
+
+def test_no_otp_problem_names_an_internal_id(api, db) -> None:
+    base, channel_id = api
+    db.execute("SELECT whatsapp_handler.register_user(%s, %s)", (BLOCKED, channel_id))
+    user_id = db.execute("SELECT id FROM whatsapp_handler.users WHERE phone = %s", (BLOCKED,)).fetchone()["id"]
+    db.execute("SELECT whatsapp_handler.block_user(%s, 'abuse')", (user_id,))
+    answers = [http_request(base, channel_id, BLOCKED), http_request(base, channel_id, BLOCKED)]
+    answers += [http_verify(base, "000000", BLOCKED), http_request(base, channel_id, "+4915112345678")]
+    assert [a.status_code for a in answers] == [202, 429, 200, 403]
+    for problem in (a.json() for a in answers if a.status_code >= 400):
+        assert "user" not in problem["detail"] and str(user_id) not in problem["detail"], problem
