@@ -222,14 +222,17 @@ def _cron_jobs(conn: psycopg.Connection) -> Iterator[Check]:
         return  # the plan check already says what is missing
     scheduled = {
         r["jobname"]: r["active"]
-        for r in conn.execute("SELECT jobname, active FROM cron.job WHERE database = current_database()").fetchall()
+        for r in conn.execute(
+            "SELECT jobname, active FROM cron.job "
+            "WHERE database = current_database() AND username = 'whatsapp_handler_cron'"
+        ).fetchall()
     }
     jobs = conn.execute("SELECT name, cron_job_name, enabled FROM whatsapp_handler.jobs ORDER BY name").fetchall()
     absent = [j["name"] for j in jobs if j["enabled"] and j["cron_job_name"] not in scheduled]
     inactive = [j["name"] for j in jobs if j["enabled"] and scheduled.get(j["cron_job_name"]) is False]
     if absent:
-        yield Check("cron jobs", "FAIL", f"enabled but not in cron.job: {', '.join(absent)}",
-                    "re-schedule them as the deploying login: UPDATE whatsapp_handler.jobs SET enabled = true "
+        yield Check("cron jobs", "FAIL", f"enabled but not in cron.job as whatsapp_handler_cron: {', '.join(absent)}",
+                    "re-schedule them as a superuser: UPDATE whatsapp_handler.jobs SET enabled = true "
                     "WHERE name = ... (docs/jobs.md)")  # fmt: skip
     elif inactive:
         yield Check("cron jobs", "warn", f"inactive in cron.job: {', '.join(inactive)}",

@@ -65,13 +65,37 @@ REVOKE ALL ON FUNCTION whatsapp_handler.job_retention() FROM PUBLIC;
 COMMENT ON FUNCTION whatsapp_handler.job_retention() IS
     'Row retention (cron job whatsapp_handler.retention): deletes archived pgmq messages of outbox, outbound, inbound_dlq, outbox_dlq and outbound_dlq older than retention.queue_archives, OTP challenges resolved or expired longer than retention.otp_challenges ago, and message_keys of messages older than retention.messages; at most retention.batch_size rows per table per run (a null period keeps those rows). Returns {queue_archives: {<queue>: n}, otp_challenges: n, message_keys: n}. Raises WH011 or WH020 for a missing or malformed setting.';
 
--- pg_cron's history is behind row level security (a role sees the runs of its own
--- jobs), so this one runs with the rights of its caller: the role that scheduled the
--- jobs trims the history of its jobs, a superuser trims all of it.
+-- pg_cron's history is behind row level security: a role sees, and may delete, the runs of
+-- its own jobs. The jobs run as whatsapp_handler_cron (table_jobs), so the delete is made as
+-- that login by _trim_cron_history, which it owns: whatsapp_handler_owner's members can
+-- neither redefine it nor make the job run as anyone with more rights than that login.
+RESET ROLE;
+GRANT USAGE ON SCHEMA cron TO whatsapp_handler_cron;
+CREATE FUNCTION whatsapp_handler._trim_cron_history(p_before timestamptz)
+RETURNS bigint
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, whatsapp_handler, pg_temp
+AS $$
+DECLARE
+    v_count bigint;
+BEGIN
+    DELETE FROM cron.job_run_details WHERE end_time < p_before;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count;
+END
+$$;
+ALTER FUNCTION whatsapp_handler._trim_cron_history(timestamptz) OWNER TO whatsapp_handler_cron;
+REVOKE ALL ON FUNCTION whatsapp_handler._trim_cron_history(timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION whatsapp_handler._trim_cron_history(timestamptz) TO whatsapp_handler_owner;
+COMMENT ON FUNCTION whatsapp_handler._trim_cron_history(timestamptz) IS
+    'Internal (job_trim_cron_history): deletes the rows of cron.job_run_details that ended before p_before and belong to the jobs of whatsapp_handler_cron, which owns this function (pg_cron shows a role its own runs only). Returns how many. Raises nothing.';
+
+SET LOCAL ROLE whatsapp_handler_owner;
 CREATE FUNCTION whatsapp_handler.job_trim_cron_history()
 RETURNS jsonb
 LANGUAGE plpgsql
-SECURITY INVOKER
+SECURITY DEFINER
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
 AS $$
 DECLARE
@@ -79,14 +103,13 @@ DECLARE
     v_count  bigint := 0;
 BEGIN
     IF v_period IS NOT NULL THEN
-        DELETE FROM cron.job_run_details WHERE end_time < now() - v_period;
-        GET DIAGNOSTICS v_count = ROW_COUNT;
+        v_count := _trim_cron_history(now() - v_period);
     END IF;
     RETURN jsonb_build_object('job_run_details', v_count);
 END
 $$;
 REVOKE ALL ON FUNCTION whatsapp_handler.job_trim_cron_history() FROM PUBLIC;
 COMMENT ON FUNCTION whatsapp_handler.job_trim_cron_history() IS
-    'pg_cron history trim (cron job whatsapp_handler.cron_history): deletes the rows of cron.job_run_details that ended longer than retention.cron_history ago and that the caller may see (SECURITY INVOKER: the runs of the caller''s own jobs, or all of them for a superuser). Returns {job_run_details: n}. Raises WH011 or WH020 for a missing or malformed setting.';
+    'pg_cron history trim (cron job whatsapp_handler.cron_history): deletes the runs of the jobs of whatsapp_handler_cron (the project''s jobs) in cron.job_run_details that ended longer than retention.cron_history ago, through _trim_cron_history. Returns {job_run_details: n}. Raises WH011 or WH020 for a missing or malformed setting.';
 
 COMMIT;

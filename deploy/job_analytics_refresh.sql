@@ -4,6 +4,8 @@
 -- deploying login as the other jobs are: every 10 minutes.
 BEGIN;
 
+-- Run by pg_cron as the jobs' login (docs/jobs.md).
+GRANT EXECUTE ON FUNCTION whatsapp_handler.job_analytics_refresh(timestamptz) TO whatsapp_handler_cron;
 INSERT INTO whatsapp_handler.jobs (name, function, schedule, description) VALUES
     ('analytics_refresh', 'job_analytics_refresh', '*/10 * * * *',
      'Recounts the analytics summaries behind the refreshed views of schema analytics (analytics.refresh_lookback; docs/analytics.md).');

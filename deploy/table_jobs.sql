@@ -4,12 +4,16 @@
 -- cron.job by a trigger, so that a DBA changes a schedule, or turns a job off, with an
 -- UPDATE and no deploy. Each job is named whatsapp_handler.<name> in cron.job.
 --
--- pg_cron runs a job as the role that scheduled it, and whatsapp_handler_owner cannot
--- log in; so the rows are written (and the jobs scheduled) by the deploying login role,
--- and each job's command calls a SECURITY DEFINER function that does its work as the
--- owner. The trigger refuses a change made as a role that cannot log in (WH021).
+-- pg_cron runs a job as the role it was scheduled for. Every job runs as the login
+-- whatsapp_handler_cron (role_groups), which holds nothing but USAGE on the schema and
+-- EXECUTE on the job functions (granted here): a job function that a member of
+-- whatsapp_handler_owner redefines runs as the owner (SECURITY DEFINER) or as that login
+-- (SECURITY INVOKER), never as a superuser. Scheduling a job for another role is a
+-- superuser's right (cron.schedule_in_database), so the table and its trigger belong to
+-- the deploying superuser, not to the owner (whose members could otherwise redefine the
+-- trigger a superuser then runs): a superuser changes the rows, the trigger refuses anyone
+-- else (WH021), and the owner may only read them (cron_job_failures).
 BEGIN;
-SET LOCAL ROLE whatsapp_handler_owner;
 
 CREATE TABLE whatsapp_handler.jobs (
     name          text PRIMARY KEY CONSTRAINT jobs_name_shape CHECK (name ~ '^[a-z][a-z0-9_]{0,47}$'),
@@ -20,8 +24,9 @@ CREATE TABLE whatsapp_handler.jobs (
     cron_job_name text NOT NULL GENERATED ALWAYS AS ('whatsapp_handler.' || name) STORED,
     command       text NOT NULL GENERATED ALWAYS AS ('SELECT whatsapp_handler.' || function || '()') STORED
 );
-COMMENT ON TABLE whatsapp_handler.jobs IS 'The pg_cron jobs of whatsapp-handler: change schedule or enabled with UPDATE (as a login role, which the job then runs as) and cron.job follows; enabled = false removes the job from cron.job. docs/jobs.md.';
-COMMENT ON COLUMN whatsapp_handler.jobs.function IS 'A function of schema whatsapp_handler named job_* or redrive_* that takes no argument (or only ones with defaults).';
+COMMENT ON TABLE whatsapp_handler.jobs IS 'The pg_cron jobs of whatsapp-handler, run as the login whatsapp_handler_cron: change schedule or enabled with UPDATE (as a superuser) and cron.job follows; enabled = false removes the job from cron.job. Owned by the deploying superuser, readable by the owner. docs/jobs.md.';
+COMMENT ON COLUMN whatsapp_handler.jobs.function IS 'A function of schema whatsapp_handler named job_* or redrive_* that takes no argument (or only ones with defaults) and that whatsapp_handler_cron may execute.';
+GRANT SELECT ON whatsapp_handler.jobs TO whatsapp_handler_owner;
 COMMENT ON COLUMN whatsapp_handler.jobs.schedule IS 'pg_cron schedule: five cron fields (minute granularity, GMT) or @hourly, @daily, ...';
 COMMENT ON COLUMN whatsapp_handler.jobs.cron_job_name IS 'The job''s name in cron.job.';
 COMMENT ON COLUMN whatsapp_handler.jobs.command IS 'The command pg_cron runs.';
@@ -35,8 +40,15 @@ AS $$
 DECLARE
     v_job bigint;
 BEGIN
-    -- Gone, renamed or turned off: out of cron.job. A role sees its own jobs there
-    -- (a superuser all of them), so a job scheduled by another role must be changed by it.
+    -- Only a superuser may schedule a job for whatsapp_handler_cron; refused before cron.job
+    -- is touched, deletions included (a superuser sees, and unschedules, every job).
+    IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+        RAISE EXCEPTION 'job %: changed by %, which is not a superuser',
+                CASE WHEN TG_OP = 'DELETE' THEN OLD.name ELSE NEW.name END, current_user
+            USING ERRCODE = 'WH021',
+                  HINT = 'The jobs run as the login whatsapp_handler_cron, and only a superuser may schedule a pg_cron job for another role: change whatsapp_handler.jobs as a superuser (RESET ROLE first).';
+    END IF;
+    -- Gone, renamed or turned off: out of cron.job, whoever it was scheduled for.
     IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND (OLD.name <> NEW.name OR NOT NEW.enabled)) THEN
         FOR v_job IN SELECT jobid FROM cron.job WHERE jobname = OLD.cron_job_name LOOP
             PERFORM cron.unschedule(v_job);
@@ -52,18 +64,24 @@ BEGIN
             USING ERRCODE = 'WH023',
                   HINT = 'Name a job_* or redrive_* function of schema whatsapp_handler that needs no argument.';
     END IF;
-    IF NOT (SELECT rolcanlogin FROM pg_roles WHERE rolname = current_user) THEN
-        RAISE EXCEPTION 'job %: pg_cron would run it as %, which cannot log in', NEW.name, current_user
-            USING ERRCODE = 'WH021',
-                  HINT = 'pg_cron runs a job as the role that schedules it: RESET ROLE and change whatsapp_handler.jobs as the login role that deployed (a superuser, or a member of whatsapp_handler_owner allowed to use pg_cron).';
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'whatsapp_handler_cron' AND rolcanlogin AND NOT rolsuper)
+       OR NOT EXISTS (SELECT FROM pg_proc WHERE pronamespace = 'whatsapp_handler'::regnamespace
+                      AND proname = NEW.function AND pronargs = pronargdefaults
+                      AND has_function_privilege('whatsapp_handler_cron', oid, 'EXECUTE')) THEN
+        RAISE EXCEPTION 'job %: the jobs login whatsapp_handler_cron is missing, a superuser, or may not execute whatsapp_handler.%()',
+                NEW.name, NEW.function
+            USING ERRCODE = 'WH040',
+                  HINT = 'Deploy role_groups (it creates the login), and GRANT EXECUTE ON FUNCTION whatsapp_handler.'
+                         || NEW.function || '(...) TO whatsapp_handler_cron in the change that adds the job.';
     END IF;
-    -- One job of this name: the same name scheduled by another role (visible to a superuser) goes.
-    FOR v_job IN SELECT jobid FROM cron.job WHERE jobname = NEW.cron_job_name AND username <> current_user LOOP
+    -- One job of this name: the same name scheduled for another role goes.
+    FOR v_job IN SELECT jobid FROM cron.job WHERE jobname = NEW.cron_job_name AND username <> 'whatsapp_handler_cron' LOOP
         PERFORM cron.unschedule(v_job);
     END LOOP;
     BEGIN
-        -- Inserts or updates the caller's job of this name.
-        PERFORM cron.schedule(NEW.cron_job_name, NEW.schedule, NEW.command);
+        -- Inserts or updates the job of this name run as whatsapp_handler_cron in this database.
+        PERFORM cron.schedule_in_database(NEW.cron_job_name, NEW.schedule, NEW.command, current_database(),
+                                          'whatsapp_handler_cron', true);
     EXCEPTION WHEN invalid_parameter_value THEN
         RAISE EXCEPTION 'job %: % is not a pg_cron schedule', NEW.name, NEW.schedule
             USING ERRCODE = 'WH022',
@@ -74,14 +92,19 @@ END
 $$;
 REVOKE ALL ON FUNCTION whatsapp_handler._sync_cron_job() FROM PUBLIC;
 COMMENT ON FUNCTION whatsapp_handler._sync_cron_job() IS
-    'Trigger of whatsapp_handler.jobs (SECURITY INVOKER: pg_cron schedules a job as its caller): schedules an enabled job in cron.job as whatsapp_handler.<name>, and unschedules a deleted, renamed or disabled one. Raises WH021 when the caller cannot log in (pg_cron could not run the job as it), WH022 for a schedule pg_cron refuses, WH023 when the function does not exist or needs arguments.';
+    'Trigger of whatsapp_handler.jobs (SECURITY INVOKER, owned by the deploying superuser): schedules an enabled job in cron.job as whatsapp_handler.<name>, run as the login whatsapp_handler_cron in this database, and unschedules a deleted, renamed or disabled one. Raises WH021 when the caller is not a superuser (only a superuser may schedule a job for another role), WH022 for a schedule pg_cron refuses, WH023 when the function does not exist or needs arguments, WH040 when whatsapp_handler_cron is missing, a superuser, or may not execute the function.';
 
 CREATE TRIGGER jobs_sync_cron_job
 AFTER INSERT OR UPDATE OR DELETE ON whatsapp_handler.jobs
 FOR EACH ROW EXECUTE FUNCTION whatsapp_handler._sync_cron_job();
 
--- Scheduled as the deploying role (see above), not as the owner.
-RESET ROLE;
+-- The jobs' login runs the job functions, and nothing else.
+GRANT USAGE ON SCHEMA whatsapp_handler TO whatsapp_handler_cron;
+GRANT EXECUTE ON FUNCTION whatsapp_handler.job_partitions(), whatsapp_handler.job_retention(),
+    whatsapp_handler.job_trim_cron_history(), whatsapp_handler.job_erase_inactive_users(integer),
+    whatsapp_handler.redrive_inbound(integer, bigint[]), whatsapp_handler.redrive_outbound(integer, bigint[])
+    TO whatsapp_handler_cron;
+
 INSERT INTO whatsapp_handler.jobs (name, function, schedule, description) VALUES
     ('partitions', 'job_partitions', '7 * * * *',
      'Makes partitions ahead and drops those past retention (partitions.*.ahead, retention.webhook_events, retention.messages, retention.message_status_events).'),

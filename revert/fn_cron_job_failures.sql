@@ -2,5 +2,6 @@
 BEGIN;
 
 DROP FUNCTION whatsapp_handler.cron_job_failures();
+DROP FUNCTION whatsapp_handler._cron_job_runs();
 
 COMMIT;

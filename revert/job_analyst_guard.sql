@@ -3,5 +3,6 @@
 BEGIN;
 
 DELETE FROM whatsapp_handler.jobs WHERE name = 'analyst_guard';
+REVOKE EXECUTE ON FUNCTION whatsapp_handler.job_analyst_guard() FROM whatsapp_handler_cron;
 
 COMMIT;

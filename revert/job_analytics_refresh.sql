@@ -3,5 +3,6 @@
 BEGIN;
 
 DELETE FROM whatsapp_handler.jobs WHERE name = 'analytics_refresh';
+REVOKE EXECUTE ON FUNCTION whatsapp_handler.job_analytics_refresh(timestamptz) FROM whatsapp_handler_cron;
 
 COMMIT;

@@ -7,7 +7,7 @@ DO $$
 DECLARE
     r text;
 BEGIN
-    FOREACH r IN ARRAY ARRAY['whatsapp_handler_consumer', 'whatsapp_handler_analyst', 'whatsapp_handler_worker',
+    FOREACH r IN ARRAY ARRAY['whatsapp_handler_cron', 'whatsapp_handler_consumer', 'whatsapp_handler_analyst', 'whatsapp_handler_worker',
                              'whatsapp_handler_relay', 'whatsapp_handler_owner'] LOOP
         CONTINUE WHEN NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = r);
         BEGIN

@@ -14,6 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 
 from app.settings import PROJECT_DIR
 from tests import analytics_data
@@ -518,3 +519,63 @@ def test_example_answers(data, analyst):
     mau = run_example(conn, ex["active_users_by_month"])
     assert [(r["channel"], r["mau"], r["avg_dau"]) for r in mau] == [("Sales", 1, 1), ("Support", 3, Decimal("1.67"))]
     assert len(EXAMPLES) >= 8
+
+
+# --- analysts never stall the jobs or ingestion ---------------------------------------
+
+
+def test_an_analyst_holding_every_view_open_blocks_neither_partitions_nor_ingestion(db, data, analyst):
+    """An analyst's transaction left open on every view holds no lock on a partitioned table: the
+    partitions job drops and makes partitions at once (it would otherwise wait lock_timeout and list
+    them as blocked), and an ingest_meta call behind it waits for no lock (lock_timeout 200 ms)."""
+    from tests.payloads import meta_text
+
+    conn = analyst(None, all_channels=True)
+    day = "(date_trunc('day', now() AT TIME ZONE 'UTC' - interval '40 days') AT TIME ZONE 'UTC')"
+    gone = db.execute(
+        f"SELECT whatsapp_handler.create_partition('whatsapp_handler.webhook_events', {day}, {day} + interval '1 day')"
+        " AS p"
+    ).fetchone()["p"]
+    db.execute("UPDATE whatsapp_handler.settings SET value = '9' WHERE key = 'partitions.webhook_events.ahead'")
+    with conn.transaction():
+        pid = conn.execute("SELECT pg_backend_pid() AS pid").fetchone()["pid"]
+        for view in VIEWS:
+            conn.execute(f"SELECT * FROM analytics.{view}").fetchall()
+        held = db.execute(
+            "SELECT c.oid::regclass::text AS rel FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+            "WHERE l.pid = %s AND (c.relkind = 'p' OR c.relispartition)",
+            (pid,),
+        ).fetchall()
+        assert held == []
+        report = db.execute("SELECT whatsapp_handler.job_partitions() AS r").fetchone()["r"]["webhook_events"]
+        assert report["blocked"] == [] and report["dropped"] == [gone.removeprefix("whatsapp_handler.")]
+        assert len(report["created"]) == 2
+        with db.transaction():
+            db.execute("SET LOCAL lock_timeout = '200ms'")
+            result = db.execute(
+                "SELECT whatsapp_handler.ingest_meta(%s) AS r", (Jsonb(meta_text("447700900555", "wamid.analyst")),)
+            ).fetchone()["r"]
+        assert result["webhook_event_id"] > 0
+        # Still inside the analyst's transaction: it was never in the way.
+        assert conn.execute("SELECT count(*) AS n FROM analytics.dead_letters").fetchone()["n"] >= 1
+
+
+def test_an_inbound_dead_letter_carries_its_channel(db, data, analyst):
+    """analytics.dead_letters no longer looks the channel up in webhook_events: the dead letter is
+    given it as it is queued, and a scoped analyst sees the dead letters of its channels only."""
+    event = db.execute(
+        "INSERT INTO whatsapp_handler.webhook_events (provider, channel_id, payload, outcome) "
+        "VALUES ('meta', %s, '{}', 'failed') RETURNING id, received_at",
+        (data["A"],),
+    ).fetchone()
+    db.execute(
+        "SELECT pgmq.send('inbound_dlq', jsonb_build_object('webhook_event_id', %s::bigint, 'received_at', %s))",
+        (event["id"], event["received_at"]),
+    )
+    message = db.execute("SELECT message FROM pgmq.q_inbound_dlq ORDER BY msg_id DESC LIMIT 1").fetchone()["message"]
+    assert message["channel_id"] == data["A"]
+    only_a, only_b = analyst([data["A"]]), analyst([data["B"]])
+    assert rows(only_a, "SELECT queue, channel_id, messages FROM analytics.dead_letters") == [
+        {"queue": "inbound_dlq", "channel_id": data["A"], "messages": 1}
+    ]
+    assert {r["queue"] for r in rows(only_b, "SELECT queue FROM analytics.dead_letters")} == {"outbound_dlq"}

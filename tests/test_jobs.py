@@ -6,6 +6,7 @@ boundary, and who may run them. The re-drive functions have their own file
 from __future__ import annotations
 
 import time
+import uuid
 
 import psycopg
 import pytest
@@ -15,6 +16,8 @@ from psycopg.types.json import Jsonb
 from app import sqitch
 from tests.conftest import CRON_DB
 from tests.helpers import raises_sqlstate
+
+CRON_LOGIN = "whatsapp_handler_cron"
 
 JOBS = {
     "whatsapp_handler.partitions": ("7 * * * *", "SELECT whatsapp_handler.job_partitions()"),
@@ -66,12 +69,12 @@ def test_deploy_schedules_every_job_in_pg_crons_database(cron_db):
     table = cron_db.execute("SELECT cron_job_name, schedule, command, enabled FROM whatsapp_handler.jobs").fetchall()
     assert {r["cron_job_name"]: (r["schedule"], r["command"]) for r in table} == JOBS
     assert all(r["enabled"] for r in table)
-    # pg_cron runs a job as the role that scheduled it: a role that can log in, not the owner.
+    # pg_cron runs a job as the role it was scheduled for: the jobs' login, never a superuser.
     users = cron_db.execute(
-        "SELECT DISTINCT r.rolname, r.rolcanlogin FROM cron.job j JOIN pg_roles r ON r.rolname = j.username "
-        "WHERE j.jobname LIKE 'whatsapp\\_handler.%%'"
+        "SELECT DISTINCT r.rolname, r.rolcanlogin, r.rolsuper FROM cron.job j "
+        "JOIN pg_roles r ON r.rolname = j.username WHERE j.jobname LIKE 'whatsapp\\_handler.%%'"
     ).fetchall()
-    assert users == [{"rolname": "postgres", "rolcanlogin": True}]
+    assert users == [{"rolname": CRON_LOGIN, "rolcanlogin": True, "rolsuper": False}]
 
 
 def test_revert_removes_exactly_its_jobs_and_deploy_brings_them_back(cluster, cron_db):
@@ -92,7 +95,8 @@ def test_revert_removes_exactly_its_jobs_and_deploy_brings_them_back(cluster, cr
 
 def test_verify_fails_when_a_job_is_missing_from_cron(cluster, cron_db):
     url = cluster.url(CRON_DB)
-    cron_db.execute("SELECT cron.unschedule('whatsapp_handler.retention')")
+    # By id: a name alone unschedules only the caller's own job, and this one is the jobs' login's.
+    cron_db.execute("SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname = 'whatsapp_handler.retention'")
     try:
         with pytest.raises(sqitch.SqitchError):
             sqitch.run("verify", url, capture=True)
@@ -128,11 +132,11 @@ def test_a_schedule_change_is_data(db):
 
 
 def test_the_job_of_another_role_is_replaced_not_doubled(db):
-    """A superuser changing a job scheduled by someone else takes it over: one job per name."""
+    """A job of the same name scheduled for another role gives way: one job per name, run as the jobs' login."""
     db.execute("UPDATE cron.job SET username = 'whatsapp_handler_relay' WHERE jobname = 'whatsapp_handler.retention'")
     db.execute("UPDATE whatsapp_handler.jobs SET schedule = '*/15 * * * *' WHERE name = 'retention'")
     rows = db.execute("SELECT username, schedule FROM cron.job WHERE jobname = 'whatsapp_handler.retention'").fetchall()
-    assert rows == [{"username": "postgres", "schedule": "*/15 * * * *"}]
+    assert rows == [{"username": CRON_LOGIN, "schedule": "*/15 * * * *"}]
 
 
 @pytest.mark.parametrize(
@@ -156,35 +160,104 @@ def test_a_bad_job_is_refused_and_cron_is_left_as_it_was(db, change, code):
     assert cron_jobs(db) == JOBS
 
 
-def test_a_job_scheduled_as_the_owner_is_refused(db):
-    """The owner cannot log in, so pg_cron could never run a job scheduled as it."""
+def test_only_a_superuser_changes_the_jobs(db):
+    """Scheduling a job for the jobs' login is a superuser's right: the owner (whose members could
+    otherwise redefine what a superuser runs) only reads the table, and a role given UPDATE on it
+    anyway is refused by the trigger before cron.job is touched."""
     with db.transaction():
         db.execute("SET LOCAL ROLE whatsapp_handler_owner")
-        with raises_sqlstate("WH021"):
+        assert len(db.execute("SELECT name FROM whatsapp_handler.jobs").fetchall()) == len(JOBS)
+        with raises_sqlstate("42501"):
             db.execute("UPDATE whatsapp_handler.jobs SET schedule = '*/5 * * * *' WHERE name = 'retention'")
+    dba = f"wh_jobs_dba_{uuid.uuid4().hex[:8]}"
+    db.execute(f"CREATE ROLE {dba} LOGIN")
+    try:
+        db.execute(f"GRANT USAGE ON SCHEMA whatsapp_handler TO {dba}")
+        db.execute(f"GRANT SELECT, UPDATE, DELETE ON whatsapp_handler.jobs TO {dba}")
+        for change in ("UPDATE whatsapp_handler.jobs SET schedule = '*/5 * * * *' WHERE name = 'retention'",
+                       "DELETE FROM whatsapp_handler.jobs WHERE name = 'retention'"):  # fmt: skip
+            with db.transaction():
+                db.execute(f"SET LOCAL ROLE {dba}")
+                with raises_sqlstate("WH021"):
+                    db.execute(change)
+    finally:
+        db.execute(f"DROP OWNED BY {dba}")
+        db.execute(f"DROP ROLE {dba}")
     assert cron_jobs(db) == JOBS
 
 
-def test_the_jobs_run_under_pg_cron(cron_db, pg_cron_running):
-    """One real run: the job connects as the role that scheduled it and its command works.
-    (pg_cron 1.4 has minute granularity, so this waits for the next minute.)"""
+def test_a_job_the_jobs_login_may_not_execute_is_refused(db):
+    db.execute("REVOKE EXECUTE ON FUNCTION whatsapp_handler.job_retention() FROM whatsapp_handler_cron")
+    with raises_sqlstate("WH040"):
+        db.execute("UPDATE whatsapp_handler.jobs SET schedule = '*/5 * * * *' WHERE name = 'retention'")
+    assert cron_jobs(db) == JOBS
+
+
+def test_the_jobs_login_runs_every_job_function_and_nothing_else(db):
+    """What a job runs with: as whatsapp_handler_cron, each job function works (the history trim too,
+    on that login's runs); a table, another function, a role change are refused."""
+    db.execute("SET ROLE whatsapp_handler_cron")
+    try:
+        for fn in JOB_FUNCTIONS:
+            db.execute(f"SELECT {fn}")
+        for denied in ("SELECT 1 FROM whatsapp_handler.users", "SELECT 1 FROM whatsapp_handler.jobs",
+                       "SELECT 1 FROM pgmq.q_outbound", "SELECT whatsapp_handler.erase_user(1)",
+                       "SELECT whatsapp_handler.cron_job_failures()",
+                       "SELECT cron.schedule_in_database('x', '* * * * *', 'SELECT 1', current_database(), 'postgres')",
+                       "ALTER ROLE whatsapp_handler_cron SUPERUSER",
+                       "CREATE TABLE whatsapp_handler.intruder (id int)"):  # fmt: skip
+            with raises_sqlstate("42501"):
+                db.execute(denied)
+    finally:
+        db.execute("RESET ROLE")
+
+
+def wait_for_run(cron_db, job: str, since) -> dict | None:
+    """The first finished run of a job started after since (pg_cron 1.4: minute granularity)."""
+    jobid = cron_db.execute(
+        "SELECT jobid FROM cron.job WHERE jobname = %s AND database = current_database()", (job,)
+    ).fetchone()["jobid"]
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        run = cron_db.execute(
+            "SELECT username, status, return_message FROM cron.job_run_details "
+            "WHERE jobid = %s AND start_time > %s AND status IN ('succeeded', 'failed') ORDER BY runid LIMIT 1",
+            (jobid, since),
+        ).fetchone()
+        if run is not None:
+            return run
+        time.sleep(1)
+    return None
+
+
+def test_the_jobs_run_under_pg_cron_as_the_jobs_login_only(cluster, cron_db, pg_cron_running):
+    """Real runs: a job runs as whatsapp_handler_cron (a background worker, no password) and its
+    command works; a member of whatsapp_handler_owner (not a superuser) who redefines a scheduled job
+    function to make itself a superuser sees that run fail for lack of rights."""
     # Rescheduled from this database: the copied rows of the session's template name that one.
     cron_db.execute("UPDATE whatsapp_handler.jobs SET enabled = false")
     cron_db.execute("UPDATE whatsapp_handler.jobs SET enabled = true")
-    jobid = cron_db.execute(
-        "SELECT jobid FROM cron.job "
-        "WHERE jobname = 'whatsapp_handler.redrive_inbound' AND database = current_database()"
-    ).fetchone()["jobid"]
-    deadline = time.monotonic() + 90
-    run = None
-    while run is None and time.monotonic() < deadline:
-        time.sleep(1)
-        run = cron_db.execute(
-            "SELECT status, return_message FROM cron.job_run_details "
-            "WHERE jobid = %s AND status IN ('succeeded', 'failed') LIMIT 1",
-            (jobid,),
-        ).fetchone()
-    assert run == {"status": "succeeded", "return_message": "SELECT 1"}
+    member = f"wh_owner_member_{uuid.uuid4().hex[:8]}"
+    guard = "whatsapp_handler.job_analyst_guard()"
+    original = cron_db.execute("SELECT pg_get_functiondef(%s::regprocedure) AS d", (guard,)).fetchone()["d"]
+    cron_db.execute(f"CREATE ROLE {member} LOGIN PASSWORD 'member-password' IN ROLE whatsapp_handler_owner")
+    try:
+        with psycopg.connect(cluster.url(CRON_DB, user=member, password="member-password"), autocommit=True) as conn:
+            conn.execute(
+                f"CREATE OR REPLACE FUNCTION {guard} RETURNS jsonb LANGUAGE plpgsql SECURITY INVOKER "
+                f"AS $$ BEGIN ALTER ROLE {member} SUPERUSER; RETURN '{{}}'; END $$"
+            )
+        since = cron_db.execute("SELECT clock_timestamp() AS t").fetchone()["t"]
+        attack = wait_for_run(cron_db, "whatsapp_handler.analyst_guard", since)
+        plain = wait_for_run(cron_db, "whatsapp_handler.redrive_inbound", since)
+        superuser = cron_db.execute("SELECT rolsuper FROM pg_roles WHERE rolname = %s", (member,)).fetchone()
+    finally:
+        cron_db.execute(original)
+        cron_db.execute(f"DROP ROLE {member}")
+    assert plain == {"username": CRON_LOGIN, "status": "succeeded", "return_message": "SELECT 1"}
+    assert attack is not None and attack["username"] == CRON_LOGIN and attack["status"] == "failed"
+    assert "permission denied" in attack["return_message"] or "must be superuser" in attack["return_message"]
+    assert superuser == {"rolsuper": False}
 
 
 # --- who may run them -----------------------------------------------------------------
@@ -409,14 +482,18 @@ def test_queue_archive_retention_changed_as_data(db):
 
 
 def test_cron_history_is_trimmed_past_its_period(db):
+    """The runs of the jobs' login past the period go; younger runs, and other roles' jobs, stay."""
     db.execute(
         "INSERT INTO cron.job_run_details (jobid, runid, username, command, status, start_time, end_time) VALUES "
-        "(1, 1001, 'postgres', 'old', 'succeeded', now() - '8 days'::interval, now() - '7 days 1 minute'::interval), "
-        "(1, 1002, 'postgres', 'young', 'succeeded', now() - '8 days'::interval, now() - '7 days -1 minute'::interval)"
+        "(1, 1001, 'whatsapp_handler_cron', 'old', 'succeeded', now() - '8 days'::interval, "
+        " now() - '7 days 1 minute'::interval), "
+        "(1, 1002, 'whatsapp_handler_cron', 'young', 'succeeded', now() - '8 days'::interval, "
+        " now() - '7 days -1 minute'::interval), "
+        "(2, 1003, 'postgres', 'not ours', 'succeeded', now() - '8 days'::interval, now() - '8 days'::interval)"
     )
     assert db.execute("SELECT whatsapp_handler.job_trim_cron_history() AS r").fetchone()["r"] == {"job_run_details": 1}
-    left = db.execute("SELECT command FROM cron.job_run_details WHERE runid IN (1001, 1002)").fetchall()
-    assert left == [{"command": "young"}]
+    left = db.execute("SELECT command FROM cron.job_run_details WHERE runid IN (1001, 1002, 1003) ORDER BY runid")
+    assert left.fetchall() == [{"command": "young"}, {"command": "not ours"}]
 
 
 # --- GDPR -----------------------------------------------------------------------------

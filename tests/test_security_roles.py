@@ -1,7 +1,8 @@
 """What each login role can reach, read from the catalog and held to an allow list written here,
 then shown by connecting as the role: denials with SQLSTATE 42501, no way up to the owner, no
-objects of its own, no pg_cron. tests/test_privileges.py shows what each role can do; this file
-looks for anything more."""
+objects of its own, no pg_cron. The same for the jobs' login, for PUBLIC and for every built-in
+role (pg_*) against every object the plan creates. tests/test_privileges.py shows what each role
+can do; this file looks for anything more."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import uuid
 
 import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 
 from tests.conftest import LOGIN_PASSWORD, LOGINS
 from tests.helpers import raises_sqlstate
@@ -50,6 +52,25 @@ ALLOWED: dict[str, set[tuple[str, str, str]]] = {
             "outbox_ack(bigint[])", "outbox_nack(bigint,integer)", "outbox_read(integer,integer)")),
     },
 }  # fmt: skip
+
+# The login pg_cron runs the jobs as (docs/jobs.md): the job functions, the two helpers it owns
+# (pg_cron shows a role only its own jobs' runs), the schemas they live in; nothing else.
+CRON_LOGIN = "whatsapp_handler_cron"
+CRON_ALLOWED = {
+    ("schema", WH, "USAGE"),
+    ("schema", "cron", "USAGE"),
+    *(("function", f"{WH}.{f}", "EXECUTE") for f in (
+        "job_partitions()", "job_retention()", "job_trim_cron_history()", "job_erase_inactive_users(integer)",
+        "redrive_inbound(integer,bigint[])", "redrive_outbound(integer,bigint[])",
+        "job_analytics_refresh(timestamp with time zone)", "job_analyst_guard()",
+        "_trim_cron_history(timestamp with time zone)", "_cron_job_runs()")),
+}  # fmt: skip
+
+# Built-in roles that hold every table's rows (or the server's files and programs) by definition:
+# the superuser's powers, for backups and administration, never for a monitoring agent
+# (docs/security.md). The two that show in the catalog are checked to do so below.
+ALL_POWERFUL = {"pg_read_all_data", "pg_write_all_data", "pg_read_server_files", "pg_write_server_files",
+                "pg_execute_server_program"}  # fmt: skip
 
 # The privileges has_*_privilege knows, per kind of object.
 HELD = """
@@ -296,3 +317,129 @@ def test_what_an_analyst_can_and_cannot_change_of_its_limits(db, analyst_login):
         conn.execute(f"ALTER ROLE {login} BYPASSRLS")
     with raises_sqlstate("42501"):
         conn.execute("DELETE FROM analytics.users")
+
+
+# --- the jobs' login, PUBLIC and the built-in roles ----------------------------------------------
+
+
+def test_the_jobs_login_holds_exactly_its_allow_list(db):
+    role = db.execute(
+        "SELECT rolcanlogin, rolsuper, rolcreaterole, rolcreatedb, rolbypassrls, rolreplication, rolpassword IS NULL "
+        "AS no_password FROM pg_authid WHERE rolname = %s",
+        (CRON_LOGIN,),
+    ).fetchone()
+    assert role == {"rolcanlogin": True, "rolsuper": False, "rolcreaterole": False, "rolcreatedb": False,
+                    "rolbypassrls": False, "rolreplication": False, "no_password": True}  # fmt: skip
+    memberships = db.execute("SELECT count(*) AS n FROM pg_auth_members WHERE member = %s::regrole", (CRON_LOGIN,))
+    assert memberships.fetchone()["n"] == 0
+    own = {(r["kind"], _name(r["kind"], r["name"]), r["privilege"]) for r in held(db, CRON_LOGIN) if not r["everyone"]}
+    assert own == CRON_ALLOWED
+    # Every job it runs is one it may run, and no job of the project runs as anyone else.
+    jobs = db.execute(
+        "SELECT c.username, has_function_privilege(c.username, p.oid, 'EXECUTE') AS may FROM whatsapp_handler.jobs j "
+        "JOIN cron.job c ON c.jobname = j.cron_job_name "
+        "JOIN pg_proc p ON p.pronamespace = 'whatsapp_handler'::regnamespace AND p.proname = j.function"
+    ).fetchall()
+    assert jobs and all(j == {"username": CRON_LOGIN, "may": True} for j in jobs)
+
+
+PLAN_OBJECTS = """
+SELECT 'table' AS kind, c.oid::regclass::text AS name
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
+  AND (n.nspname IN ('whatsapp_handler', 'analytics') OR c.relowner = ANY (%(roles)s))
+UNION ALL
+SELECT 'sequence', c.oid::regclass::text
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'S' AND (n.nspname IN ('whatsapp_handler', 'analytics') OR c.relowner = ANY (%(roles)s))
+UNION ALL
+SELECT 'function', p.oid::regprocedure::text
+FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+WHERE n.nspname IN ('whatsapp_handler', 'analytics') OR p.proowner = ANY (%(roles)s)
+UNION ALL
+SELECT 'schema', nspname::text FROM pg_namespace WHERE nspname IN ('whatsapp_handler', 'analytics')
+"""
+
+
+def plan_objects(db: psycopg.Connection) -> set[tuple[str, str]]:
+    """Every table, view, sequence, function and schema the plan creates: those of its two schemas, and
+    those its roles own elsewhere (the queues in pgmq, the jobs' login's functions)."""
+    roles = [OWNER, CRON_LOGIN]
+    oids = [r["oid"] for r in db.execute("SELECT oid FROM pg_roles WHERE rolname = ANY (%s)", (roles,)).fetchall()]
+    return {(r["kind"], r["name"]) for r in db.execute(PLAN_OBJECTS, {"roles": oids}).fetchall()}
+
+
+def builtin_roles(db: psycopg.Connection) -> list[str]:
+    return [r["rolname"] for r in db.execute("SELECT rolname FROM pg_roles WHERE rolname ~ '^pg_' ORDER BY 1")]
+
+
+def test_no_builtin_role_nor_public_reaches_what_the_plan_creates(db):
+    """Every pg_* role of the server and PUBLIC, against every object of the plan: nothing, the queues
+    included (pgmq's install grants pg_monitor SELECT on its schema's tables by default privileges; the
+    queue changes take it back). pg_read_all_data and pg_write_all_data are all-powerful by definition and
+    are shown to be. Outside the plan, pg_monitor keeps pgmq's own catalog (queue names, no message)."""
+    plan = plan_objects(db)
+    assert ("table", "pgmq.q_outbound") in plan and ("table", "pgmq.a_outbox") in plan
+    assert ("sequence", "pgmq.q_outbound_msg_id_seq") in plan and ("schema", "analytics") in plan
+    assert len(plan) > 150
+    roles = builtin_roles(db)
+    assert {"pg_monitor", "pg_read_all_stats", "pg_signal_backend", "pg_database_owner", "pg_read_all_data"} <= set(
+        roles
+    )
+    pgmq_catalog = {
+        ("table", r["name"], "SELECT")
+        for r in db.execute(
+            "SELECT c.oid::regclass::text AS name FROM pg_class c WHERE c.relnamespace = 'pgmq'::regnamespace "
+            "AND c.relkind = 'r' AND c.relname !~ '^[qa]_'"
+        ).fetchall()
+    }
+    outside = {"pg_monitor": {("schema", "pgmq", "USAGE"), *pgmq_catalog},
+               "pg_database_owner": {("schema", "public", "CREATE")}}  # fmt: skip
+    for role in roles:
+        rows = {(r["kind"], _name(r["kind"], r["name"]), r["privilege"]) for r in held(db, role) if not r["everyone"]}
+        reached = {row for row in rows if row[:2] in plan}
+        if role in ("pg_read_all_data", "pg_write_all_data"):
+            wanted = "SELECT" if role == "pg_read_all_data" else "INSERT"
+            assert ("table", "pgmq.q_outbound", wanted) in reached, role
+            continue
+        assert reached == set(), f"{role} reaches {sorted(reached)[:5]}"
+        assert {row for row in rows if row[:2] not in plan} <= outside.get(role, set()), role
+    public = {(r["kind"], _name(r["kind"], r["name"]), r["privilege"]) for r in held(db, "public")}
+    assert {row for row in public if row[:2] in plan} == set()
+
+
+def test_a_monitoring_login_reads_no_queued_message(db, cluster, db_name):
+    """A login granted every built-in role but the all-powerful ones (pg_monitor, what monitoring agents
+    hold, among them) reads no queue: not the OTP code waiting on outbound, not an archive, not a
+    sequence; pgmq's functions, which run as their caller, are refused too."""
+    login = f"wh_sec_monitor_{uuid.uuid4().hex[:8]}"
+    grantable = [r for r in builtin_roles(db) if r not in ALL_POWERFUL and r != "pg_database_owner"]
+    assert "pg_monitor" in grantable
+    db.execute(f"CREATE ROLE {login} LOGIN PASSWORD '{LOGIN_PASSWORD}' IN ROLE {', '.join(grantable)}")
+    otp = {"kind": "otp", "channel_id": 1, "user_id": 1, "to": "+447700900123", "code": "424242"}
+    db.execute("SELECT pgmq.send('outbound', %s)", (Jsonb(otp),))
+    db.execute("SELECT pgmq.send('outbound_dlq', %s)", (Jsonb({"message": otp, "reason": "rejected"}),))
+    queues = [
+        r["name"]
+        for r in db.execute(
+            "SELECT c.oid::regclass::text AS name FROM pg_class c WHERE c.relnamespace = 'pgmq'::regnamespace "
+            "AND c.relname ~ '^[qa]_' AND c.relkind IN ('r', 'S') ORDER BY 1"
+        ).fetchall()
+    ]
+    assert "pgmq.q_outbound" in queues and "pgmq.q_outbound_msg_id_seq" in queues and len(queues) == 15
+    try:
+        with psycopg.connect(cluster.url(db_name, user=login, password=LOGIN_PASSWORD), autocommit=True) as conn:
+            assert conn.execute("SELECT pg_has_role(current_user, 'pg_monitor', 'member')").fetchone()[0]
+            assert conn.execute("SELECT count(*) FROM pgmq.meta WHERE queue_name = 'outbound'").fetchone()[0] == 1
+            for name in queues:
+                with raises_sqlstate("42501"):
+                    conn.execute(f"SELECT * FROM {name}")
+            for call in ("SELECT * FROM pgmq.read('outbound', 30, 10)", "SELECT * FROM pgmq.pop('outbound')",
+                         "SELECT * FROM pgmq.metrics('outbound')",
+                         "SELECT * FROM pgmq.archive('outbound', 1::bigint)"):  # fmt: skip
+                with raises_sqlstate("42501"):
+                    conn.execute(call)
+    finally:
+        db.execute(f"DROP ROLE {login}")
+    # The code was there all along (the superuser reads it).
+    assert db.execute("SELECT count(*) AS n FROM pgmq.q_outbound WHERE message ->> 'code' = '424242'").fetchone()["n"]
