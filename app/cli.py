@@ -124,7 +124,8 @@ def cluster_command(settings: Settings, action: str) -> int:
 
 def serve(settings: Settings) -> int:
     from granian import Granian
-    from granian.constants import Interfaces, Loops
+    from granian.constants import HTTPModes, Interfaces, Loops
+    from granian.http import HTTP1Settings
     from granian.log import LogLevels
 
     # A server's log is read by machines: JSON lines from here on, as the app's.
@@ -152,6 +153,12 @@ def serve(settings: Settings) -> int:
         loop=Loops.uvloop if find_spec("uvloop") else Loops.asyncio,
         log_level=LogLevels(settings.log_level.lower()),
         log_dictconfig=logs.dict_config(settings.log_level),
+        # HTTP/1.1 only: in "auto" mode granian first waits, with no deadline, for the bytes that
+        # tell HTTP/1 from HTTP/2, so a connection that never sends one is held for good. Providers
+        # post over HTTP/1.1 (and a TLS proxy in front speaks it to the relay).
+        http=HTTPModes.http1,
+        http1_settings=HTTP1Settings(header_read_timeout=int(settings.http_header_timeout * 1000)),
+        backpressure=settings.http_backpressure,
     )
     try:
         server.serve()

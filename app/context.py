@@ -21,6 +21,7 @@ REJECTED = {
     401: "unauthorized",
     403: "unauthorized",
     404: "unknown_channel",
+    408: "timeout",
     413: "too_large",
     503: "unavailable",
 }

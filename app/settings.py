@@ -92,6 +92,14 @@ class Settings(BaseSettings):
     otp_api_keys: list[SecretStr] = Field(default_factory=list)
     # Meta sends up to 3 MB.
     max_body_bytes: int = Field(default=4 * MIB, ge=1024, le=64 * MIB)
+    # Seconds in which a request's whole body must arrive once its headers are in (else 408);
+    # Twilio gives up after 15 s, and 3 MB take 10 s at 2.4 Mbit/s.
+    body_timeout: float = Field(default=10.0, gt=0, le=300)
+    # granian's limits (serve): seconds to read a request's headers, counted from the connection's
+    # opening or the previous answer, so an idle connection is closed after it too (granian takes
+    # 1-60); connections served at once per worker, the rest wait in the listen backlog.
+    http_header_timeout: float = Field(default=10.0, ge=1, le=60)
+    http_backpressure: int = Field(default=256, ge=1, le=65535)
 
     pool_min_size: int = Field(default=2, ge=1, le=100)
     pool_max_size: int = Field(default=10, ge=1, le=100)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
 from litestar.datastructures import State
+from litestar.exceptions import HTTPException
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import __version__, health, logs, metrics, otp, webhooks
 from app.batching import PROVIDERS, Batcher
@@ -19,7 +23,43 @@ from app.pool import relay_pool
 from app.settings import PROJECT_DIR, get_settings
 from app.signatures import twilio_base_urls
 
-__all__ = ["create_app", "last_change"]
+__all__ = ["body_deadline", "create_app", "last_change"]
+
+
+def body_deadline(app: ASGIApp, seconds: float) -> ASGIApp:
+    """The whole request body must arrive within `seconds` of the request's start, or the request
+    is answered 408 and its connection closed. granian reads a body only as fast as the client
+    sends it and has no deadline of its own: a body trickled a byte at a time would hold its
+    connection, and one of granian's backpressure slots, for as long as the client likes."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        deadline = asyncio.get_running_loop().time() + seconds
+        complete = False
+
+        async def timed_receive() -> Message:
+            nonlocal complete
+            if complete:
+                # The body is in; what comes now (a disconnect) has no deadline.
+                return await receive()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                raise HTTPException(
+                    status_code=408,
+                    detail=f"the request body did not arrive within {seconds:g} s",
+                    headers={"Connection": "close"},
+                ) from None
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                complete = True
+            return message
+
+        await app(scope, timed_receive, send)
+
+    return middleware
 
 
 @asynccontextmanager
@@ -73,7 +113,7 @@ def create_app() -> Litestar:
         route_handlers=[*health.ROUTES, *webhooks.ROUTES, *otp.ROUTES, metrics.metrics],
         lifespan=[_pool],
         state=state,
-        middleware=[request_context],
+        middleware=[request_context, DefineMiddleware(body_deadline, seconds=settings.body_timeout)],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(title="whatsapp-handler", version=__version__, path="/schema"),
