@@ -46,10 +46,13 @@ def _text(body: bytes) -> str:
         raise ClientException("the body is not UTF-8") from None
 
 
-def _channel(request: Request, provider: str, ref: object) -> Channel:
+def _channel(request: Request, provider: str, ref: object, signers: set[bytes]) -> Channel:
+    """The channel a request names, among those of the secrets that authenticated it. One answer
+    for a ref that is not configured and for one of another app, account or instance: holding
+    one channel's secret must not tell which refs the others are."""
     channel = request.app.state.channels.get(provider, ref)
-    if channel is None:
-        raise NotFoundException(f"no {provider} channel is configured for {ref}")
+    if channel is None or channel.secret not in signers:
+        raise NotFoundException(f"no {provider} channel of the credentials presented is configured for {ref}")
     return channel
 
 
@@ -95,11 +98,9 @@ async def meta_webhook(request: Request) -> Response:
                if signatures.meta_valid(secret, body, signature)}  # fmt: skip
     if not signers:
         raise NotAuthorizedException("X-Hub-Signature-256 does not match the body")
-    ids = sorted(meta_envelope(body).phone_number_ids())
     # Account-level events name no number; the signing app's are stored raw by SQL.
-    channels = [_channel(request, "meta", phone_number_id) for phone_number_id in ids]
-    if any(channel.secret not in signers for channel in channels):
-        raise NotAuthorizedException("the body names a channel of another app than the one that signed it")
+    for phone_number_id in sorted(meta_envelope(body).phone_number_ids()):
+        _channel(request, "meta", phone_number_id, signers)
     return Response(await _ingest(request, "meta", _text(body)))
 
 
@@ -145,12 +146,14 @@ async def twilio_webhook(request: Request) -> Response:
                if signatures.twilio_valid(token, urls, signed, signature, algorithm)}  # fmt: skip
     if not signers or (body_hash is not None and not signatures.body_sha256_valid(body, body_hash)):
         raise PermissionDeniedException("X-Twilio-Signature does not match the request")
+    # The signed text of a form can be split otherwise; a JSON body is pinned by its hash.
+    if body_hash is None and (refusal := signatures.twilio_form_refusal(signed)):
+        raise ClientException(refusal)
     # Status callbacks come from the business number; inbound messages are sent to it.
     ref_field = "From" if fields.get("MessageStatus", "received") != "received" else "To"
     if not fields.get(ref_field):
         raise ClientException(f"the body has no {ref_field}")
-    if _channel(request, "twilio", fields[ref_field]).secret not in signers:
-        raise PermissionDeniedException("the request names a number of another account than the one that signed it")
+    _channel(request, "twilio", fields[ref_field], signers)
     await _ingest(request, "twilio", payload)
     return Response(EMPTY_TWIML, media_type="text/xml")
 
@@ -169,17 +172,24 @@ def _bearer(header: str | None) -> str | None:
 )
 async def evolution_webhook(request: Request) -> Response:
     """Evolution API events, authenticated by the instance's apikey (body, apikey header or Bearer)."""
-    envelope, payload = evolution_envelope(await request.body())
-    presented = (envelope.apikey, request.headers.get("apikey"), _bearer(request.headers.get("authorization")))
-    # Authenticated before the instance is looked up: the presented keys against every configured one.
-    keys = {key for key in request.app.state.channels.secrets("evolution")
-            if any([signatures.same(key, candidate) for candidate in presented])}  # fmt: skip
+    body = await request.body()
+    configured = request.app.state.channels.secrets("evolution")
+    # Authenticated before the instance is looked up, against every configured key; a key in a
+    # header before the body is parsed, one in the body only from a small body.
+    headers = (request.headers.get("apikey"), _bearer(request.headers.get("authorization")))
+    keys = {key for key in configured if any([signatures.same(key, candidate) for candidate in headers])}
+    if not keys and len(body) > signatures.EVOLUTION_BODY_KEY_MAX_BYTES:
+        raise NotAuthorizedException(
+            f"no configured apikey in the apikey or Authorization header, and a body over"
+            f" {signatures.EVOLUTION_BODY_KEY_MAX_BYTES} bytes is not searched for one"
+        )
+    envelope, payload = evolution_envelope(body)
+    keys |= {key for key in configured if signatures.same(key, envelope.apikey)}
     if not keys:
         raise NotAuthorizedException("no configured apikey was presented")
-    if _channel(request, "evolution", envelope.instance).secret not in keys:
-        raise NotAuthorizedException("no apikey matching the instance's was presented")
-    # The apikey is a credential: it is not stored with the raw event.
-    payload.pop("apikey", None)
+    _channel(request, "evolution", envelope.instance, keys)
+    # The apikey is a credential: no copy of it is stored with the raw event.
+    signatures.redact_evolution_keys(payload, configured)
     return Response(await _ingest(request, "evolution", json.dumps(payload)))
 
 

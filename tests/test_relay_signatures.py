@@ -79,3 +79,32 @@ def test_same_takes_any_presented_value() -> None:
     assert signatures.same(b"k", "k")
     assert not signatures.same(b"k", None)
     assert not signatures.same(b"k", "\udcff")
+
+
+def test_twilio_form_refusal_names_what_twilio_would_not_send() -> None:
+    sid = "SM" + "0123456789abcdef" * 2
+    good = [("MessageSid", sid), ("SmsSid", sid), ("AccountSid", "AC" + "F" * 32), ("MediaUrl12", "u")]
+    assert signatures.twilio_form_refusal(good) is None
+    assert signatures.twilio_form_refusal([*good, ("ReferralAnythingNew", "x")]) is None
+    assert "'Extra'" in signatures.twilio_form_refusal([*good, ("Extra", "")])
+    assert "Extra" * 13 not in signatures.twilio_form_refusal([*good, ("Extra" * 1000, "")])  # the name is cut
+    assert "AccountSid" in signatures.twilio_form_refusal([*good, ("AccountSid", "AC" + "0" * 31)])
+    # A repeated SID name: every value is held to the shape, not only the first.
+    assert "MessageSid" in signatures.twilio_form_refusal([*good, ("MessageSid", sid + "NumMedia0")])
+    assert "differ" in signatures.twilio_form_refusal([("MessageSid", sid), ("SmsSid", "SM" + "1" * 32)])
+    assert "no MessageSid" in signatures.twilio_form_refusal([("SmsSid", sid)])
+
+
+def test_redact_evolution_keys_reaches_every_depth_without_recursing() -> None:
+    secret = "k-0123456789"
+    deep: dict = {"apikey": secret, "note": f"x{secret}y"}
+    for _ in range(50_000):  # far deeper than Python's recursion limit
+        deep = {"d": [deep]}
+    payload = {"apikey": secret, "APIKEY": 1, "data": deep, "text": f"a {secret} b", secret: "v"}
+    redacted = signatures.redact_evolution_keys(payload, [secret.encode(), b""])
+    assert "apikey" not in redacted
+    assert (redacted["APIKEY"], redacted["text"], redacted[secret]) == ("[redacted]", "a [redacted] b", "v")
+    node = redacted["data"]
+    while "d" in node:
+        node = node["d"][0]
+    assert node == {"apikey": "[redacted]", "note": "x[redacted]y"}

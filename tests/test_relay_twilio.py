@@ -130,3 +130,92 @@ def test_json_body_signed_through_body_sha256(relay: Callable[..., str], db: psy
     tampered = body.replace(b"hello", b"HELLO")
     assert_problem(httpx.post(base + url, content=tampered, headers=headers), 403)
     assert count(db, "webhook_events") == 1
+
+
+# Names and SIDs of a signed form (issue 11, finding 9: the signed text can be split otherwise) ------
+
+SID = "SM" + "8" * 32
+BAD_SIDS = {
+    "short": SID[:-1],
+    "long": SID + "8",
+    "not-hex": "SM" + "g" * 32,
+    "lower-case-prefix": "sm" + "8" * 32,
+    "one-letter-prefix": "S" + "8" * 33,
+    "trailing-newline": SID[:-1] + "\n",
+    "trailing-space": SID + " ",
+    "other-script-digits": "SM" + "\u0663" * 32,
+    "empty": "",
+    "next-pair-appended": SID + "NumMedia0",
+}
+
+
+def test_a_signed_form_with_a_malformed_sid_is_400(relay: Callable[..., str], db: psycopg.Connection) -> None:
+    base = relay()
+    for field in ("MessageSid", "AccountSid", "MessagingServiceSid", "OriginalRepliedMessageSid", "ChannelInstallSid"):
+        for what, value in BAD_SIDS.items():
+            params = p.twilio_inbound(SID, USER, BUSINESS) | {field: value}
+            if field == "MessageSid":
+                params |= {"SmsSid": value, "SmsMessageSid": value}
+            problem = assert_problem(post_twilio(base, params), 400)
+            assert field in problem["detail"], (field, what)
+    assert count(db, "webhook_events") == 0
+
+
+def test_message_sids_that_differ_are_400(relay: Callable[..., str], db: psycopg.Connection) -> None:
+    """Twilio sends the message's SID as MessageSid, SmsSid and SmsMessageSid alike."""
+    base = relay()
+    assert_problem(post_twilio(base, p.twilio_inbound(SID, USER, BUSINESS) | {"SmsSid": "SM" + "9" * 32}), 400)
+    no_message_sid = {k: v for k, v in p.twilio_inbound(SID, USER, BUSINESS).items() if k != "MessageSid"}
+    assert_problem(post_twilio(base, no_message_sid), 400)
+    assert count(db, "webhook_events") == 0
+
+
+def test_a_signed_form_with_a_name_twilio_does_not_send_is_400(
+    relay: Callable[..., str], db: psycopg.Connection
+) -> None:
+    base = relay()
+    for name in ("Extra", "messagesid", "Body ", "MediaUrl100", "MediaUrlX", "Referral", "ReferralCtwaClid2", "Ünï"):
+        problem = assert_problem(post_twilio(base, p.twilio_inbound(SID, USER, BUSINESS) | {name: "1"}), 400)
+        assert "is not a parameter Twilio sends" in problem["detail"], name
+    assert count(db, "webhook_events") == 0
+
+
+def test_every_documented_parameter_and_new_members_of_its_families_are_taken(
+    relay: Callable[..., str], db: psycopg.Connection
+) -> None:
+    """Twilio's documented inbound and status-callback parameters, and names Twilio may add to a family
+    (another media index, another Referral or Channel field): stored as sent."""
+    base = relay()
+    inbound = p.twilio_inbound(
+        SID, USER, BUSINESS, body="", NumMedia="2", MediaUrl0="https://api.twilio.com/m0",
+        MediaContentType0="image/jpeg", MediaUrl1="https://api.twilio.com/m1", MediaContentType1="image/png",
+        MessagingServiceSid="MG" + "a" * 32,
+        ButtonPayload="p", ButtonText="t", ButtonType="REPLY", InteractiveData="{}", FlowData="{}",
+        ChannelMetadata="{}", Latitude="51.5", Longitude="-0.12", Address="a", Label="l", FromCity="c",
+        FromState="s", FromZip="z", FromCountry="GB", ToCity="c", ToState="s", ToZip="z", ToCountry="US",
+        Forwarded="true", FrequentlyForwarded="false", ReferralBody="b", ReferralHeadline="h",
+        ReferralSourceId="1", ReferralSourceType="ad", ReferralSourceUrl="https://fb.me/x", ReferralMediaId="m",
+        ReferralMediaContentType="image/jpeg", ReferralMediaUrl="https://x", ReferralCtwaClid="ARAk",
+        ReferralSomethingNew="x", OriginalRepliedMessageSender=f"whatsapp:{BUSINESS}",
+        OriginalRepliedMessageSid="SM" + "b" * 32,
+    )  # fmt: skip
+    assert_twiml(post_twilio(base, inbound))
+    status = p.twilio_status(
+        SID, "undelivered", BUSINESS, USER, ErrorCode="63016", ErrorMessage="outside the window",
+        ChannelInstallSid="XE" + "c" * 32, ChannelStatusMessage="m", ChannelToAddress=USER, EventType="UNDELIVERED",
+        StructuredMessage="false", RawDlrDoneDate="2611301200", MessagingServiceSid="MG" + "a" * 32,
+        ChannelSomethingNew="x",
+    )  # fmt: skip
+    assert_twiml(post_twilio(base, status))
+    stored = [r["payload"] for r in db.execute("SELECT payload FROM whatsapp_handler.webhook_events ORDER BY id")]
+    assert stored == [inbound, status]
+
+
+def test_a_json_body_is_pinned_by_its_hash_and_not_held_to_form_names(
+    relay: Callable[..., str], db: psycopg.Connection
+) -> None:
+    base = relay()
+    body = json.dumps(p.twilio_inbound(SID, USER, BUSINESS) | {"SomeJsonField": "1"}).encode()
+    url = f"/webhooks/twilio?bodySHA256={hashlib.sha256(body).hexdigest()}"
+    headers = {"Content-Type": "application/json", "X-Twilio-Signature": twilio_signature(PUBLIC_BASE_URL + url, {})}
+    assert_twiml(httpx.post(base + url, content=body, headers=headers))

@@ -160,18 +160,20 @@ def test_an_unsigned_caller_cannot_tell_configured_numbers_from_others(meta, db)
     assert snapshot(db) == before
 
 
-def test_meta_valid_signature_of_another_app_naming_this_channel_is_401(meta, db) -> None:
+def test_meta_valid_signature_of_another_app_naming_this_channel_is_404(meta, db) -> None:
+    """For the app that signed, another app's number is not one of its channels: 404, as for a number
+    that is not configured at all (test_one_channels_credentials_cannot_list_the_others_refs)."""
     base, before = meta
     body = meta_body("wamid.OTHERAPP")
-    refused(send_meta(base, body, [("X-Hub-Signature-256", "sha256=" + hexmac(body, META_OTHER_SECRET))]), 401, db,
+    refused(send_meta(base, body, [("X-Hub-Signature-256", "sha256=" + hexmac(body, META_OTHER_SECRET))]), 404, db,
             before)  # fmt: skip
     # And the other way round: this app's secret over a body for the other app's number.
     other = meta_body("wamid.OTHERAPP2", phone_number_id=META_OTHER_APP_REF)
-    refused(send_meta(base, other, [("X-Hub-Signature-256", "sha256=" + hexmac(other))]), 401, db, before)
+    refused(send_meta(base, other, [("X-Hub-Signature-256", "sha256=" + hexmac(other))]), 404, db, before)
 
 
 @pytest.mark.parametrize("first_secret", [META_SECRET, META_OTHER_SECRET])
-def test_meta_body_naming_two_apps_is_401_whichever_signs(meta, db, first_secret) -> None:
+def test_meta_body_naming_two_apps_is_404_whichever_signs(meta, db, first_secret) -> None:
     base, before = meta
     body = json.dumps(
         p.meta_body(
@@ -179,7 +181,7 @@ def test_meta_body_naming_two_apps_is_401_whichever_signs(meta, db, first_secret
             p.meta_value([p.meta_message(WA_ID, "wamid.TWO2")], phone_number_id=META_OTHER_APP_REF),
         )
     ).encode()
-    refused(send_meta(base, body, [("X-Hub-Signature-256", "sha256=" + hexmac(body, first_secret))]), 401, db, before)
+    refused(send_meta(base, body, [("X-Hub-Signature-256", "sha256=" + hexmac(body, first_secret))]), 404, db, before)
 
 
 def test_meta_duplicate_keys_route_where_the_database_reads(meta, db) -> None:
@@ -190,7 +192,7 @@ def test_meta_duplicate_keys_route_where_the_database_reads(meta, db) -> None:
     other = f'"phone_number_id": "{META_OTHER_APP_REF}"'
     body = text.replace('"phone_number_id": "1234567890"', f'"phone_number_id": "1234567890", {other}').encode()
     assert body.count(b"phone_number_id") == 2
-    refused(send_meta(base, body, [("X-Hub-Signature-256", "sha256=" + hexmac(body))]), 401, db, before)
+    refused(send_meta(base, body, [("X-Hub-Signature-256", "sha256=" + hexmac(body))]), 404, db, before)
     response = send_meta(base, body, [("X-Hub-Signature-256", "sha256=" + hexmac(body, META_OTHER_SECRET))])
     assert response.status_code == 200, response.text
     row = db.execute(
@@ -270,7 +272,6 @@ def _twilio_variants() -> dict[str, Callable[[dict[str, str]], list[tuple[str, s
 
     variants: dict[str, Callable[[dict[str, str]], list[tuple[str, str]]]] = {
         "wrong-token": lambda q: [(sig, twilio_signature(TWILIO_URL, q, token="not-the-token"))],
-        "other-channels-token": lambda q: [(sig, twilio_signature(TWILIO_URL, q, token=TWILIO_OTHER_TOKEN))],
         "empty": lambda q: [(sig, "")],
         "hex-digest": lambda q: [(sig, raw_mac(q).hex())],
         "base64-of-hex": lambda q: [(sig, base64.b64encode(raw_mac(q).hex().encode()).decode())],
@@ -319,11 +320,11 @@ def test_twilio_form_changed_after_signing_is_403(twilio, db, change) -> None:
     refused(send_twilio(base, changed, signature), 403, db, before)
 
 
-def test_twilio_other_channels_token_naming_this_channel_is_403(twilio, db) -> None:
+def test_twilio_other_channels_token_naming_this_channel_is_404(twilio, db) -> None:
     base, before = twilio
     params = twilio_params()
     signature = [("X-Twilio-Signature", twilio_signature(TWILIO_URL, params, token=TWILIO_OTHER_TOKEN))]
-    refused(send_twilio(base, params, signature), 403, db, before)
+    refused(send_twilio(base, params, signature), 404, db, before)
     # Signed right for the other channel, it is accepted there and only there.
     params = twilio_params("SM" + "b" * 32, to="+15550006666")
     signature = [("X-Twilio-Signature", twilio_signature(TWILIO_URL, params, token=TWILIO_OTHER_TOKEN))]
@@ -348,7 +349,7 @@ def test_twilio_two_to_fields_go_to_the_channel_that_signed(twilio, db) -> None:
 
     signed_other = twilio_signature(TWILIO_URL, Multi(pairs), token=TWILIO_OTHER_TOKEN)
     signed_this = twilio_signature(TWILIO_URL, Multi(pairs), token=TWILIO_TOKEN)
-    refused(send_twilio(base, pairs, [("X-Twilio-Signature", signed_this)]), 403, db, before)
+    refused(send_twilio(base, pairs, [("X-Twilio-Signature", signed_this)]), 404, db, before)
     assert send_twilio(base, pairs, [("X-Twilio-Signature", signed_other)]).status_code == 200
     stored = db.execute("SELECT payload FROM whatsapp_handler.webhook_events").fetchone()["payload"]
     assert stored["To"] == TWILIO_OTHER_REF
@@ -362,7 +363,7 @@ def test_twilio_json_body_with_duplicate_to_routes_where_the_database_reads(twil
     url = f"/webhooks/twilio?bodySHA256={hashlib.sha256(body_bytes).hexdigest()}"
     headers = {"Content-Type": "application/json"}
     this = {**headers, "X-Twilio-Signature": twilio_signature(PUBLIC_BASE_URL + url, {})}
-    assert_problem(httpx.post(base + url, content=body_bytes, headers=this, timeout=10), 403)
+    assert_problem(httpx.post(base + url, content=body_bytes, headers=this, timeout=10), 404)
     assert snapshot(db) == before
     other = {**headers, "X-Twilio-Signature": twilio_signature(PUBLIC_BASE_URL + url, {}, token=TWILIO_OTHER_TOKEN)}
     assert httpx.post(base + url, content=body_bytes, headers=other, timeout=10).status_code == 200
@@ -400,9 +401,6 @@ def send_evolution(base: str, body: dict | bytes, headers: list[tuple[str, str]]
 def _evolution_variants() -> dict[str, tuple[str | None, list[tuple[str, str]]]]:
     """(apikey in the body, headers)."""
     variants: dict[str, tuple[str | None, list[tuple[str, str]]]] = {
-        "other-instances-key-in-body": (EVOLUTION_OTHER_KEY, []),
-        "other-instances-key-in-header": ("", [("apikey", EVOLUTION_OTHER_KEY)]),
-        "other-instances-key-as-bearer": ("", [("Authorization", f"Bearer {EVOLUTION_OTHER_KEY}")]),
         "upper-cased": (EVOLUTION_KEY.upper(), []),
         "with-trailing-space": (EVOLUTION_KEY + " ", []),
         "with-nul": (EVOLUTION_KEY + "\u0000", []),
@@ -418,6 +416,11 @@ def _evolution_variants() -> dict[str, tuple[str | None, list[tuple[str, str]]]]
 
 
 EVOLUTION_VARIANTS = _evolution_variants()
+OTHER_INSTANCES_KEY = {
+    "in-body": (EVOLUTION_OTHER_KEY, []),
+    "in-header": ("", [("apikey", EVOLUTION_OTHER_KEY)]),
+    "as-bearer": ("", [("Authorization", f"Bearer {EVOLUTION_OTHER_KEY}")]),
+}
 
 
 @pytest.mark.parametrize("variant", sorted(EVOLUTION_VARIANTS))
@@ -429,6 +432,14 @@ def test_evolution_apikey_variants_are_401_and_store_nothing(evolution, db, vari
     refused(send_evolution(base, body, headers), 401, db, before)
 
 
+@pytest.mark.parametrize("where", sorted(OTHER_INSTANCES_KEY))
+def test_evolution_other_instances_key_naming_this_instance_is_404(evolution, db, where) -> None:
+    base, before = evolution
+    key, headers = OTHER_INSTANCES_KEY[where]
+    body = p.evolution_upsert(EVOLUTION_REF, USER, "EVOSEC2", text="sec evo", apikey=key)
+    refused(send_evolution(base, body, headers), 404, db, before)
+
+
 def test_evolution_duplicate_instance_keys_route_where_the_database_reads(evolution, db) -> None:
     """The last "instance" wins for the relay and for PostgreSQL: the key must be that instance's."""
     base, before = evolution
@@ -436,7 +447,7 @@ def test_evolution_duplicate_instance_keys_route_where_the_database_reads(evolut
     this, other = f'"instance": "{EVOLUTION_REF}"', f'"instance": "{EVOLUTION_OTHER_REF}"'
     body = text.replace(this, f"{this}, {other}")
     forged = text.replace(this, f"{other}, {this}")
-    refused(send_evolution(base, forged.encode()), 401, db, before)
+    refused(send_evolution(base, forged.encode()), 404, db, before)
     assert send_evolution(base, body.encode()).status_code == 200
     row = db.execute(
         "SELECT c.provider_ref FROM whatsapp_handler.messages m JOIN whatsapp_handler.channels c ON c.id = m.channel_id"
@@ -452,3 +463,106 @@ def test_evolution_replay_is_accepted_and_acted_on_once(evolution, db) -> None:
     assert _messages(db, "EVOREPLAY") == 1
     stored = db.execute("SELECT payload::text AS t FROM whatsapp_handler.webhook_events").fetchall()
     assert all(EVOLUTION_KEY not in r["t"] for r in stored)
+
+
+# One channel's credentials naming another channel (issue 11, finding 13) ---------------------------
+
+
+def _answer(response: httpx.Response, ref: str) -> tuple[int, str, str]:
+    """The status, content type and problem body, with the ref the caller sent replaced."""
+    body = json.loads(response.text.replace(json.dumps(ref)[1:-1], "<ref>"))
+    return response.status_code, response.headers["content-type"], json.dumps(body, sort_keys=True)
+
+
+def test_one_channels_credentials_cannot_list_the_others_refs(twilio, db) -> None:
+    """Holding one app's, account's or instance's secret, a configured channel of another and a ref
+    configured nowhere get the same answer, so the secret does not list the others' numbers."""
+    base, before = twilio
+    answers: dict[str, set[tuple]] = {"meta": set(), "twilio": set(), "evolution": set()}
+    for ref in (p.META_PHONE_NUMBER_ID, "999000999000"):
+        body = meta_body("wamid.LIST", phone_number_id=ref)
+        response = send_meta(base, body, [("X-Hub-Signature-256", "sha256=" + hexmac(body, META_OTHER_SECRET))])
+        answers["meta"].add(_answer(response, ref))
+    for number in ("+15550002222", "+15559990000"):
+        params = twilio_params("SM" + "f" * 32, to=number)
+        signature = twilio_signature(TWILIO_URL, params, token=TWILIO_OTHER_TOKEN)
+        answers["twilio"].add(
+            _answer(send_twilio(base, params, [("X-Twilio-Signature", signature)]), f"whatsapp:{number}")
+        )
+    for instance in (EVOLUTION_REF, "no-such-instance"):
+        response = send_evolution(base, p.evolution_upsert(instance, USER, "EVOLIST", apikey=EVOLUTION_OTHER_KEY))
+        answers["evolution"].add(_answer(response, instance))
+    assert {provider: len(seen) for provider, seen in answers.items()} == {"meta": 1, "twilio": 1, "evolution": 1}, (
+        answers
+    )
+    assert {next(iter(seen))[0] for seen in answers.values()} == {404}
+    assert snapshot(db) == before
+
+
+# Twilio: a signed text split otherwise (issue 11, finding 9) ---------------------------------------
+
+
+def twilio_documented(sid: str, body: str = "DELETE") -> dict[str, str]:
+    """The parameters of Twilio's documented inbound WhatsApp request (no MessageType): MessageSid is
+    followed by NumMedia in the signed text."""
+    return {
+        "AccountSid": "AC" + "0" * 32, "ApiVersion": "2010-04-01", "Body": body, "From": f"whatsapp:{USER}",
+        "MessageSid": sid, "NumMedia": "0", "NumSegments": "1", "ProfileName": "Ana", "SmsMessageSid": sid,
+        "SmsSid": sid, "SmsStatus": "received", "To": "whatsapp:+15550002222", "WaId": WA_ID,
+    }  # fmt: skip
+
+
+def _without(params: dict[str, str], *names: str) -> dict[str, str]:
+    return {k: v for k, v in params.items() if k not in names}
+
+
+SID = "SM" + "5" * 32
+RESPLITS: dict[str, Callable[[dict[str, str]], dict[str, str]]] = {
+    # The issue's: MessageSid takes NumMedia and its value, a new message id of the same signature.
+    "message-sid-takes-the-next-pair": lambda q: _without(q, "NumMedia") | {"MessageSid": SID + "NumMedia0"},
+    "account-sid-takes-the-next-pair": lambda q: _without(q, "ApiVersion") | {"AccountSid": q["AccountSid"]
+                                                                              + "ApiVersion2010-04-01"},
+    "a-name-takes-a-value-and-a-name": lambda q: _without(q, "Body", "From") | {"BodyDELETEFrom": q["From"]},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("resplit", sorted(RESPLITS))
+def test_twilio_form_split_otherwise_is_400_and_stores_nothing(twilio, db, resplit) -> None:
+    """The same signature over another split of the signed text: refused once authenticated (400),
+    nothing stored, so the DELETE it carries is not acted on again as a new message."""
+    base, _ = twilio
+    original = twilio_documented(SID)
+    forged = RESPLITS[resplit](original)
+    signature = twilio_signature(TWILIO_URL, original)
+    assert twilio_signature(TWILIO_URL, forged) == signature, "not the same signed text"
+    assert send_twilio(base, original, [("X-Twilio-Signature", signature)]).status_code == 200
+    before = snapshot(db)
+    refused(send_twilio(base, forged, [("X-Twilio-Signature", signature)]), 400, db, before)
+    assert _messages(db, SID) == 1
+
+
+def test_twilio_split_keeping_known_names_and_whole_sids_is_the_same_message(twilio, db) -> None:
+    """What a split can still do: move text between free-text values of known names. The SIDs are
+    whole, so it is the same message id: a duplicate, acted on once."""
+    base, _ = twilio
+    original = twilio_documented(SID)
+    forged = _without(original, "ProfileName") | {"NumSegments": "1ProfileNameAna"}
+    signature = twilio_signature(TWILIO_URL, original)
+    assert twilio_signature(TWILIO_URL, forged) == signature
+    assert send_twilio(base, original, [("X-Twilio-Signature", signature)]).status_code == 200
+    assert send_twilio(base, forged, [("X-Twilio-Signature", signature)]).status_code == 200
+    assert _messages(db, SID) == 1
+    received = "SELECT count(*) AS n FROM pgmq.q_outbox WHERE message->>'type' = 'message.received'"
+    assert db.execute(received).fetchone()["n"] == 1
+
+
+def test_twilio_unsigned_forms_hear_403_whatever_their_names_and_sids(twilio, db) -> None:
+    """The names and SIDs are judged only once the form is authenticated: unsigned, a form with an
+    unknown name or a malformed SID hears what any unsigned form hears."""
+    base, before = twilio
+    answers = set()
+    for params in (twilio_params(), twilio_params() | {"Extra": "1"}, twilio_params(sid="SMshort")):
+        response = send_twilio(base, params, [("X-Twilio-Signature", "c2lnbmF0dXJl")])
+        answers.add((response.status_code, response.text))
+    assert len(answers) == 1 and next(iter(answers))[0] == 403, answers
+    assert snapshot(db) == before
