@@ -22,12 +22,20 @@ BEGIN
     PERFORM _check_phone(p_phone);
     -- Unknown, blocked and registered phones take one path, with the same statements, one
     -- bcrypt comparison each and the same answers: neither the outcome nor the time tells who
-    -- is registered or blocked. The row lock (none for an unknown phone) serialises
-    -- verifications of one phone: of two concurrent ones with the right code, the second finds
-    -- the challenge already used. _lock_user is not used: its errors name the internal id.
-    SELECT * INTO v_user FROM users u WHERE u.phone = p_phone FOR UPDATE;
+    -- is registered or blocked. _lock_user is not used: its errors name the internal id.
+    SELECT * INTO v_user FROM users u WHERE u.phone = p_phone;
     SELECT * INTO v_challenge FROM otp_challenges c
     WHERE c.user_id = v_user.id ORDER BY c.created_at DESC, c.id DESC LIMIT 1;
+    -- Only a pending code is changed by a verification, so only then is the user's row locked
+    -- (which serialises verifications of one phone: of two concurrent ones with the right code,
+    -- the second finds the challenge used) and the challenge read again under the lock. A phone
+    -- without one, known or not, locks nothing and writes nothing: a row lock would give the
+    -- transaction an id and its commit a WAL flush, milliseconds an unknown phone would not pay.
+    IF v_challenge.status = 'pending' THEN
+        SELECT * INTO v_user FROM users u WHERE u.id = v_user.id FOR UPDATE;
+        SELECT * INTO v_challenge FROM otp_challenges c
+        WHERE c.user_id = v_user.id ORDER BY c.created_at DESC, c.id DESC LIMIT 1;
+    END IF;
     v_live := v_challenge.status = 'pending' AND v_challenge.expires_at > now();
     v_match := public.crypt(coalesce(p_code, ''), CASE WHEN v_live THEN v_challenge.code_hash ELSE c_no_code_hash END)
                = v_challenge.code_hash;
