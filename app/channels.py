@@ -12,7 +12,7 @@ from app.settings import ChannelConfig
 
 log = logging.getLogger(__name__)
 
-ADD_CHANNEL = "SELECT whatsapp_handler.add_channel(%s, %s, %s, %s)"
+ADD_CHANNEL = "SELECT whatsapp_handler.add_channel(%s, %s, %s, %s, %s)"
 
 
 @dataclass(frozen=True)
@@ -54,5 +54,5 @@ def register(conninfo: str, configs: list[ChannelConfig]) -> None:
         return
     with psycopg.connect(conninfo, autocommit=True, connect_timeout=10) as conn:
         for c in configs:
-            row = conn.execute(ADD_CHANNEL, (c.provider, c.ref, c.phone, c.name)).fetchone()
+            row = conn.execute(ADD_CHANNEL, (c.provider, c.ref, c.phone, c.name, c.brand)).fetchone()
             log.info("channel %s %s is id %s", c.provider, c.ref, row[0] if row else None)

@@ -32,6 +32,9 @@ class ChannelConfig(BaseModel):
     secret: SecretStr
     # Meta's GET handshake only.
     verify_token: SecretStr | None = Field(default=None, min_length=1)
+    # The business the number speaks for: terms accepted and erasure asked for in a
+    # conversation count for the channels of one brand. Unset: the channel is a brand of its own.
+    brand: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 
     # Sending (the worker). The provider's API root; Meta and Twilio default to theirs,
     # an Evolution server has no default.

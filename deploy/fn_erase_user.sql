@@ -8,6 +8,95 @@ CREATE INDEX a_outbound_group_idx ON pgmq.a_outbound ((headers ->> 'x-pgmq-group
 CREATE INDEX a_outbox_group_idx ON pgmq.a_outbox ((headers ->> 'x-pgmq-group'));
 SET LOCAL ROLE whatsapp_handler_owner;
 
+-- Every phone number a raw webhook names, wherever it sits and in whichever form the
+-- provider writes it: Meta's digits (from, wa_id, recipient_id), Twilio's whatsapp:+E164
+-- and WaId, Evolution's <digits>@s.whatsapp.net jid (with a device suffix or not).
+-- Only whole JSON strings and numbers count: a number inside a text is the text's.
+CREATE FUNCTION whatsapp_handler._webhook_phones(p_payload jsonb)
+RETURNS text[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, whatsapp_handler, pg_temp
+AS $$
+    SELECT coalesce(array_agg(DISTINCT m[1]) FILTER (WHERE m IS NOT NULL), '{}')
+    FROM jsonb_path_query(p_payload, 'strict $.** ? (@.type() == "string" || @.type() == "number")') AS v (value)
+    CROSS JOIN LATERAL regexp_match(v.value #>> '{}',
+        '^(?:whatsapp:)?\+?([1-9][0-9]{6,14})(?::[0-9]{1,4})?(?:@(?:s\.whatsapp\.net|c\.us))?$') AS m
+$$;
+REVOKE ALL ON FUNCTION whatsapp_handler._webhook_phones(jsonb) FROM PUBLIC;
+COMMENT ON FUNCTION whatsapp_handler._webhook_phones(jsonb) IS
+    'Internal: the phone numbers (digits, no +) a webhook body names as a whole string or number, in any provider''s form (447700900123, +447700900123, whatsapp:+447700900123, 447700900123@s.whatsapp.net); the key of webhook_events_phones_idx. Raises nothing.';
+
+-- Erasure finds every raw webhook naming a person through this index, statuses,
+-- retried copies and dead letters included, without reading the table. fastupdate off:
+-- a few keys per webhook, and no pending list for one unlucky insert to flush.
+CREATE INDEX webhook_events_phones_idx ON whatsapp_handler.webhook_events
+    USING gin (whatsapp_handler._webhook_phones(payload)) WITH (fastupdate = off);
+-- Bodies kept only as bytes (not JSON at all) are few: erasure searches them all.
+CREATE INDEX webhook_events_unparsed_idx ON whatsapp_handler.webhook_events (received_at) WHERE payload IS NULL;
+
+CREATE FUNCTION whatsapp_handler._erase_raw_webhooks(p_phone text, p_channel_ids bigint[])
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, whatsapp_handler, pg_temp
+AS $$
+DECLARE
+    v_digits text := ltrim(p_phone, '+');
+    v_events text[];
+BEGIN
+    WITH gone AS (
+        DELETE FROM webhook_events w
+        WHERE (_webhook_phones(w.payload) @> ARRAY[v_digits]
+               OR (w.payload IS NULL AND position(convert_to(v_digits, 'UTF8') IN w.raw) > 0))
+          AND (p_channel_ids IS NULL OR w.channel_id = ANY (p_channel_ids))
+        RETURNING w.id, w.channel_id, w.payload
+    ), reported AS (
+        -- The statuses these bodies reported keep the provider's errors, which may quote
+        -- the number (a status about a message that is not ours has no message to follow).
+        UPDATE message_status_events s SET errors = NULL
+        FROM (SELECT DISTINCT g.channel_id, k.id #>> '{}' AS provider_message_id
+              FROM gone g
+              CROSS JOIN (VALUES ('lax $.entry[*].changes[*].value.statuses[*].id'::jsonpath),
+                                 ('lax $.MessageSid'), ('lax $.data.keyId'), ('lax $.data.key.id')) AS q (path)
+              CROSS JOIN LATERAL jsonb_path_query(g.payload, q.path) AS k (id)
+              WHERE g.channel_id IS NOT NULL) r
+        WHERE s.channel_id = r.channel_id AND s.provider_message_id = r.provider_message_id AND s.errors IS NOT NULL
+    )
+    SELECT array_agg(id::text) INTO v_events FROM gone;
+    -- Their dead letters point at nothing now (and a re-drive would find nothing). The
+    -- inbound dead-letter queue comes later in the plan than this change.
+    IF v_events IS NOT NULL AND to_regclass('pgmq.q_inbound_dlq') IS NOT NULL THEN
+        DELETE FROM pgmq.q_inbound_dlq WHERE message ->> 'webhook_event_id' = ANY (v_events);
+        DELETE FROM pgmq.a_inbound_dlq WHERE message ->> 'webhook_event_id' = ANY (v_events);
+    END IF;
+    RETURN coalesce(cardinality(v_events), 0);
+END
+$$;
+REVOKE ALL ON FUNCTION whatsapp_handler._erase_raw_webhooks(text, bigint[]) FROM PUBLIC;
+COMMENT ON FUNCTION whatsapp_handler._erase_raw_webhooks(text, bigint[]) IS
+    'Internal: deletes every raw webhook naming the phone in any form (webhook_events_phones_idx; bodies kept only as bytes are searched for its digits), of the given channels or of all when NULL, the inbound dead letters pointing at them, and the provider errors of the statuses they reported; returns how many webhooks went. Raises nothing.';
+
+-- Events not yet consumed keep their place (consumers see user.erased after them) but
+-- lose what names the person.
+CREATE FUNCTION whatsapp_handler._scrub_pending_events(p_user_id bigint, p_channel_ids text[])
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, whatsapp_handler, pg_temp
+AS $$
+BEGIN
+    UPDATE pgmq.q_outbox
+    SET message = jsonb_set(message, '{payload}',
+                            (message -> 'payload') - ARRAY['phone', 'display_name', 'body', 'media', 'errors']
+                            || jsonb_build_object('erased', true))
+    WHERE headers ->> 'x-pgmq-group' = 'user:' || p_user_id
+      AND jsonb_typeof(message -> 'payload') = 'object'
+      AND (p_channel_ids IS NULL OR message #>> '{payload,channel_id}' = ANY (p_channel_ids))
+      AND (message -> 'payload') ?| ARRAY['phone', 'display_name', 'body', 'media', 'errors'];
+END
+$$;
+REVOKE ALL ON FUNCTION whatsapp_handler._scrub_pending_events(bigint, text[]) FROM PUBLIC;
+COMMENT ON FUNCTION whatsapp_handler._scrub_pending_events(bigint, text[]) IS
+    'Internal: removes phone, display_name, body, media and errors from the payloads of the user''s events still waiting on the outbox (of the given channels, or all when NULL) and marks them erased: true. Raises nothing.';
+
 CREATE FUNCTION whatsapp_handler.erase_user(p_user_id bigint)
 RETURNS boolean
 LANGUAGE plpgsql
@@ -25,7 +114,10 @@ BEGIN
         RETURN false;
     END IF;
 
-    -- Raw bodies carry the phone number and texts: drop the ones behind this user's messages.
+    -- Raw bodies carry the phone number and texts: every one naming the phone goes
+    -- (inbound, statuses, retried copies, dead-lettered, any event), then any left
+    -- behind this user's messages.
+    PERFORM _erase_raw_webhooks(v_user.phone, NULL);
     DELETE FROM webhook_events w USING messages m
     WHERE m.user_id = p_user_id AND w.id = m.webhook_event_id;
     -- Messages stay as anonymous history (when, which channel, which type, which status).
@@ -41,9 +133,12 @@ BEGIN
     DELETE FROM pgmq.q_outbound WHERE headers ->> 'x-pgmq-group' = 'user:' || p_user_id;
     DELETE FROM pgmq.a_outbound WHERE headers ->> 'x-pgmq-group' = 'user:' || p_user_id;
     DELETE FROM pgmq.a_outbox WHERE headers ->> 'x-pgmq-group' = 'user:' || p_user_id;
+    PERFORM _scrub_pending_events(p_user_id, NULL);
     -- Dead letters about them hold their phone and texts too (outbound) or events about them.
     DELETE FROM pgmq.q_outbound_dlq WHERE headers ->> 'x-pgmq-group' = 'user:' || p_user_id;
+    DELETE FROM pgmq.a_outbound_dlq WHERE headers ->> 'x-pgmq-group' = 'user:' || p_user_id;
     DELETE FROM pgmq.q_outbox_dlq WHERE headers ->> 'x-pgmq-group' = 'user:' || p_user_id;
+    DELETE FROM pgmq.a_outbox_dlq WHERE headers ->> 'x-pgmq-group' = 'user:' || p_user_id;
 
     UPDATE users SET phone = NULL, display_name = NULL, blocked_reason = NULL,
                      blocked_at = NULL, erased_at = now(), updated_at = now()
@@ -54,6 +149,71 @@ END
 $$;
 REVOKE ALL ON FUNCTION whatsapp_handler.erase_user(bigint) FROM PUBLIC;
 COMMENT ON FUNCTION whatsapp_handler.erase_user(bigint) IS
-    'GDPR erasure: removes the phone, name, preferences, OTP challenges, message bodies and media, the raw webhooks behind the user''s messages, queued and dead-lettered outbound messages, archived and dead-lettered events about the user; keeps anonymous history (message times, types, statuses) and emits user.erased. Returns false when already erased. Raises WH002 unknown user.';
+    'GDPR erasure of a person, for DBAs and the inactivity job: removes the phone, name, preferences, OTP challenges, message bodies and media, every raw webhook naming the phone (inbound, statuses, retried copies, dead-lettered, any event) and their inbound dead letters, queued, archived and dead-lettered outbound messages, archived and dead-lettered events about the user, and the personal fields of their events not yet consumed; keeps anonymous history (message times, types, statuses) and emits user.erased. Returns false when already erased. Raises WH002 unknown user.';
+
+-- What one brand holds about a person who also speaks to other brands: asked for in a
+-- conversation, erasure reaches only the brand of the channel it was asked on (docs/security.md).
+CREATE FUNCTION whatsapp_handler._erase_user_from_brand(p_conversation_id bigint)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, whatsapp_handler, pg_temp
+AS $$
+DECLARE
+    v_conv     conversations;
+    v_user     users;
+    v_brand    text;
+    v_channels bigint[];
+    v_keys     text[];
+BEGIN
+    SELECT * INTO STRICT v_conv FROM conversations WHERE id = p_conversation_id;
+    SELECT * INTO v_user FROM users WHERE id = v_conv.user_id FOR UPDATE;
+    IF v_user.erased_at IS NOT NULL THEN
+        RETURN false;
+    END IF;
+    v_brand := _brand(v_conv.channel_id);
+    SELECT array_agg(id ORDER BY id) INTO STRICT v_channels FROM channels WHERE _brand(id) = v_brand;
+    v_keys := v_channels::text[];
+
+    PERFORM _erase_raw_webhooks(v_user.phone, v_channels);
+    DELETE FROM webhook_events w USING messages m
+    WHERE m.user_id = v_user.id AND m.channel_id = ANY (v_channels) AND w.id = m.webhook_event_id;
+    UPDATE message_status_events s SET errors = NULL
+    FROM message_keys k JOIN messages m ON m.id = k.message_id AND m.created_at = k.message_created_at
+    WHERE m.user_id = v_user.id AND m.channel_id = ANY (v_channels)
+      AND s.channel_id = k.channel_id AND s.provider_message_id = k.provider_message_id AND s.errors IS NOT NULL;
+    -- The brand's messages stay as anonymous history, no longer the person's.
+    UPDATE messages SET body = NULL, media = NULL, user_id = NULL, conversation_id = NULL
+    WHERE user_id = v_user.id AND channel_id = ANY (v_channels);
+    DELETE FROM otp_challenges WHERE user_id = v_user.id AND channel_id = ANY (v_channels);
+    DELETE FROM pgmq.q_outbound
+    WHERE headers ->> 'x-pgmq-group' = 'user:' || v_user.id AND message ->> 'channel_id' = ANY (v_keys);
+    DELETE FROM pgmq.a_outbound
+    WHERE headers ->> 'x-pgmq-group' = 'user:' || v_user.id AND message ->> 'channel_id' = ANY (v_keys);
+    DELETE FROM pgmq.q_outbound_dlq
+    WHERE headers ->> 'x-pgmq-group' = 'user:' || v_user.id AND message ->> 'channel_id' = ANY (v_keys);
+    DELETE FROM pgmq.a_outbound_dlq
+    WHERE headers ->> 'x-pgmq-group' = 'user:' || v_user.id AND message ->> 'channel_id' = ANY (v_keys);
+    DELETE FROM pgmq.a_outbox
+    WHERE headers ->> 'x-pgmq-group' = 'user:' || v_user.id AND message #>> '{payload,channel_id}' = ANY (v_keys);
+    DELETE FROM pgmq.q_outbox_dlq
+    WHERE headers ->> 'x-pgmq-group' = 'user:' || v_user.id AND message #>> '{payload,channel_id}' = ANY (v_keys);
+    DELETE FROM pgmq.a_outbox_dlq
+    WHERE headers ->> 'x-pgmq-group' = 'user:' || v_user.id AND message #>> '{payload,channel_id}' = ANY (v_keys);
+    PERFORM _scrub_pending_events(v_user.id, v_keys);
+    -- The brand no longer knows them: its other conversations go, and the one that asked
+    -- stays closed, without terms or context, for the confirmation (the next message
+    -- starts it again as new).
+    DELETE FROM conversations WHERE user_id = v_user.id AND channel_id = ANY (v_channels) AND id <> v_conv.id;
+    UPDATE conversations SET state = 'closed', context = '{}', terms_version = NULL, terms_accepted_at = NULL,
+                             state_changed_at = now(), updated_at = now()
+    WHERE id = v_conv.id;
+    PERFORM _emit_event('user.brand_erased', v_user.id,
+                        jsonb_build_object('brand', v_brand, 'channel_ids', to_jsonb(v_channels)));
+    RETURN true;
+END
+$$;
+REVOKE ALL ON FUNCTION whatsapp_handler._erase_user_from_brand(bigint) FROM PUBLIC;
+COMMENT ON FUNCTION whatsapp_handler._erase_user_from_brand(bigint) IS
+    'Internal: erases what the brand of a conversation''s channel holds about its user (raw webhooks of the brand''s channels naming the phone and their dead letters, message bodies, media and the link of its messages to the person, OTP challenges, queued, archived and dead-lettered messages and events of those channels, the personal fields of pending events about them, the brand''s other conversations), leaves the conversation closed without terms, and emits user.brand_erased; the person and what other brands hold stay. Returns false for an erased user. Raises nothing of its own.';
 
 COMMIT;

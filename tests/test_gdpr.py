@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+from psycopg.types.json import Jsonb
+
+from tests import payloads as p
 from tests.helpers import outbound_messages, outbox_events, raises_sqlstate
 
 PHONE = "+447700900123"
@@ -129,3 +132,151 @@ def test_erase_removes_the_users_dead_letters_and_archives(db, channel_id):
         groups = [r["g"] for r in db.execute(f"SELECT headers ->> 'x-pgmq-group' AS g FROM pgmq.{queue}").fetchall()]
         assert f"user:{uid}" not in groups, queue
     assert db.execute("SELECT count(*) AS n FROM pgmq.q_outbound_dlq").fetchone()["n"] == 1  # the other user's stays
+
+
+# Every kind of raw row that can name a person, through the real ingestion functions.
+SECRET_TEXT = "my very secret text"
+TWILIO_REF = "whatsapp:+15550002222"
+EVOLUTION_REF = "shop-instance"
+
+
+def ingest(db, provider: str, body: dict) -> dict:
+    return db.execute(f"SELECT whatsapp_handler.ingest_{provider}(%s, NULL) AS r", (Jsonb(body),)).fetchone()["r"]
+
+
+def seed_raw_kinds(db) -> int:
+    """The user writes on Meta, Twilio and Evolution; providers retry, report statuses, send
+    account-level events; a body names a channel we do not have (dead-lettered); a body is not
+    JSON at all; replies and events are queued, consumed, archived and dead-lettered."""
+    meta = db.execute(
+        "SELECT whatsapp_handler.add_channel('meta', %s, '+15550001111', 'Support', 'acme') AS id",
+        (p.META_PHONE_NUMBER_ID,),
+    ).fetchone()["id"]
+    db.execute("SELECT whatsapp_handler.add_channel('twilio', %s, '+15550002222', 'Twilio', 'acme')", (TWILIO_REF,))
+    db.execute("SELECT whatsapp_handler.add_channel('evolution', %s, '+15550003333', 'Shop', 'acme')", (EVOLUTION_REF,))
+    wa_id = PHONE[1:]
+    first = p.meta_text(wa_id, "wamid.GDPR1", body=SECRET_TEXT)
+    assert ingest(db, "meta", first)["messages"] == 1
+    assert ingest(db, "meta", first)["duplicates"] == 1  # Meta's retried copy
+    statuses = [
+        p.meta_status("wamid.OUT1", "delivered", wa_id),
+        p.meta_status("wamid.OUT1", "failed", wa_id, errors=[{"code": 131026, "title": f"undeliverable to {PHONE}"}]),
+    ]
+    assert ingest(db, "meta", p.meta_body(p.meta_value(statuses=statuses)))["statuses"] == 2
+    account = {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "102290129340398", "changes": [{"field": "user_preferences", "value": {
+            "metadata": {"display_phone_number": p.META_DISPLAY_PHONE, "phone_number_id": p.META_PHONE_NUMBER_ID},
+            "user_preferences": [{"wa_id": wa_id, "category": "marketing_messages", "value": "stop"}]}}]}],
+    }  # fmt: skip
+    assert ingest(db, "meta", account)["outcome"] == "stored"
+    elsewhere = p.meta_text(wa_id, "wamid.GDPR2", body=SECRET_TEXT, phone_number_id="999")
+    assert ingest(db, "meta", elsewhere)["outcome"] == "failed"  # dead-lettered
+    sid = "SM" + "1" * 32
+    assert ingest(db, "twilio", p.twilio_inbound(sid, PHONE, "+15550002222", body=SECRET_TEXT))["messages"] == 1
+    assert ingest(db, "twilio", p.twilio_status("SM" + "2" * 32, "delivered", "+15550002222", PHONE))["statuses"] == 1
+    assert ingest(db, "evolution", p.evolution_upsert(EVOLUTION_REF, PHONE, "3EB0GDPR", text=SECRET_TEXT))["messages"]
+    update = p.evolution_update(EVOLUTION_REF, "3EB0OUT", "DELIVERY_ACK")
+    update["data"]["remoteJid"] = f"{wa_id}:12@s.whatsapp.net"
+    ingest(db, "evolution", update)
+    contacts = {"event": "contacts.upsert", "instance": EVOLUTION_REF,
+                "data": [{"remoteJid": f"{wa_id}@s.whatsapp.net", "pushName": "Ana"}]}  # fmt: skip
+    assert ingest(db, "evolution", contacts)["outcome"] == "stored"
+    form = f"From=whatsapp%3A%2B{wa_id}&Body={SECRET_TEXT.replace(' ', '+')}%00".encode()
+    db.execute("SELECT whatsapp_handler.ingest_raw('twilio', %s, NULL, 'not JSON', NULL)", (form,))
+    uid = db.execute("SELECT id FROM whatsapp_handler.users WHERE phone = %s", (PHONE,)).fetchone()["id"]
+    db.execute("SELECT whatsapp_handler.set_user_preferences(%s, '{\"language\": \"pt-BR\"}')", (uid,))
+    db.execute("SELECT whatsapp_handler.request_otp(%s, %s)", (PHONE, meta))
+    # Consumers and the worker took some: archived, and dead-lettered then archived.
+    db.execute("SELECT pgmq.archive('outbox', (SELECT min(msg_id) FROM pgmq.q_outbox))")
+    db.execute("SELECT pgmq.archive('outbound', (SELECT min(msg_id) FROM pgmq.q_outbound))")
+    for queue in ("outbound", "outbox"):
+        db.execute(
+            f"""INSERT INTO pgmq.a_{queue}_dlq (msg_id, read_ct, enqueued_at, archived_at, vt, message, headers)
+                SELECT msg_id, read_ct, enqueued_at, now(), vt, message, headers FROM pgmq.q_{queue}
+                ORDER BY msg_id DESC LIMIT 1"""
+        )
+        db.execute(
+            f"""INSERT INTO pgmq.q_{queue}_dlq (vt, message, headers)
+                SELECT vt, message, headers FROM pgmq.q_{queue} ORDER BY msg_id DESC LIMIT 1"""
+        )
+    return uid
+
+
+def rows_naming(db, needles: list[str]) -> dict[str, int]:
+    """Rows of every table of the project and of pgmq (queues and archives, partitions)
+    holding any needle, in their text or in a bytea column."""
+    found: dict[str, int] = {}
+    tables = db.execute(
+        """SELECT c.oid::regclass::text AS t,
+                  array(SELECT quote_ident(a.attname) FROM pg_attribute a
+                        WHERE a.attrelid = c.oid AND a.atttypid = 'bytea'::regtype AND a.attnum > 0
+                          AND NOT a.attisdropped) AS bytea_columns
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE n.nspname IN ('whatsapp_handler', 'pgmq') AND c.relkind = 'r'"""
+    ).fetchall()
+    assert any(t["t"] == "pgmq.q_outbox" for t in tables)
+    for row in tables:
+        for needle in needles:
+            checks = ["x::text LIKE %s"] + [f"position(%s::bytea IN x.{c}) > 0" for c in row["bytea_columns"]]
+            args = [f"%{needle}%"] + [needle.encode()] * len(row["bytea_columns"])
+            n = db.execute(f"SELECT count(*) AS n FROM {row['t']} x WHERE {' OR '.join(checks)}", args).fetchone()["n"]
+            if n:
+                found[f"{row['t']} {needle}"] = n
+    return found
+
+
+def test_erase_leaves_no_raw_row_naming_the_user_in_any_form(db):
+    uid = seed_raw_kinds(db)
+    needles = [PHONE[1:], SECRET_TEXT, SECRET_TEXT.replace(" ", "+")]
+    assert rows_naming(db, needles)
+    # The data holds every kind: inbound on three providers, the retried copy, statuses,
+    # dead-lettered, account-level events, a body kept only as bytes.
+    raw = db.execute(
+        "SELECT count(*) AS n FROM whatsapp_handler.webhook_events WHERE payload::text LIKE %s OR raw IS NOT NULL",
+        (f"%{PHONE[1:]}%",),
+    ).fetchone()["n"]
+    assert raw == 11
+    assert db.execute("SELECT count(*) AS n FROM pgmq.q_inbound_dlq").fetchone()["n"] == 2
+
+    assert db.execute("SELECT whatsapp_handler.erase_user(%s) AS e", (uid,)).fetchone()["e"] is True
+    assert rows_naming(db, needles) == {}
+    assert db.execute("SELECT count(*) AS n FROM whatsapp_handler.webhook_events").fetchone()["n"] == 0
+    assert db.execute("SELECT count(*) AS n FROM pgmq.q_inbound_dlq").fetchone()["n"] == 0
+    # Events still waiting keep their place and say that they lost their content.
+    events = outbox_events(db)
+    assert events[-1]["type"] == "user.erased"
+    received = [e for e in events if e["type"] == "message.received"]
+    assert received and all(e["payload"]["erased"] is True and "body" not in e["payload"] for e in received)
+    # Anonymous history stays.
+    assert db.execute("SELECT count(*) AS n FROM whatsapp_handler.messages WHERE user_id = %s", (uid,)).fetchone()["n"]
+
+
+def test_erase_keeps_the_raw_webhooks_of_other_people(db):
+    seed_raw_kinds(db)
+    other = "+447700900999"
+    ingest(db, "meta", p.meta_text(other[1:], "wamid.OTHER", body="not mine"))
+    # A number that only contains the user's digits is another number.
+    ingest(db, "meta", p.meta_text("1" + PHONE[1:], "wamid.LONGER", body="nor mine"))
+    uid = db.execute("SELECT id FROM whatsapp_handler.users WHERE phone = %s", (PHONE,)).fetchone()["id"]
+    db.execute("SELECT whatsapp_handler.erase_user(%s)", (uid,))
+    kept = db.execute("SELECT payload FROM whatsapp_handler.webhook_events ORDER BY id").fetchall()
+    assert [r["payload"]["entry"][0]["changes"][0]["value"]["messages"][0]["id"] for r in kept] == [
+        "wamid.OTHER",
+        "wamid.LONGER",
+    ]
+
+
+def test_erasure_finds_raw_webhooks_through_the_index(db):
+    """webhook_events is large and partitioned by day: erasure must not read it whole."""
+    db.execute("SET enable_seqscan = off")  # the test table is tiny; what matters is that the plan can use it
+    plan = "\n".join(
+        r["QUERY PLAN"]
+        for r in db.execute(
+            """EXPLAIN DELETE FROM whatsapp_handler.webhook_events w
+               WHERE (whatsapp_handler._webhook_phones(w.payload) @> ARRAY['447700900123']
+                      OR (w.payload IS NULL AND position('447700900123'::bytea IN w.raw) > 0))"""
+        ).fetchall()
+    )
+    assert "webhook_events_phones_idx" in plan or "_webhook_phones_idx" in plan, plan
+    assert "Seq Scan" not in plan, plan
