@@ -21,6 +21,10 @@ PROVIDERS = ("meta", "twilio", "evolution")
 SINGLE = {p: f"SELECT whatsapp_handler.ingest_{p}(%s::jsonb, %s)" for p in PROVIDERS}
 # %b: arrays go in binary; in text every quote of every JSON body would be escaped, in Python.
 BATCH = "SELECT whatsapp_handler.ingest_batch(%s, %b::jsonb[], %b::text[])"
+# A body jsonb refuses as received (app/envelopes.py cleaned it, or it is not JSON): alone, with its bytes.
+RAW = "SELECT whatsapp_handler.ingest_raw(%s, %s, %s, %s, %s)"
+# jsonb refused a body the relay judged good: kept raw and dead-lettered rather than lost.
+REFUSED = (psycopg.DataError, psycopg.errors.ProgramLimitExceeded)
 
 RETRYABLE = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
 ATTEMPTS = 3
@@ -62,6 +66,12 @@ class Batcher:
             task.add_done_callback(self._tasks.discard)
         return await future
 
+    async def ingest_raw(
+        self, raw: bytes, payload: str | None, note: str, correlation_id: str | None
+    ) -> dict[str, Any]:
+        """A body jsonb refuses as received: its bytes, the cleaned JSON text (None if there is none) and a note."""
+        return await self._call(RAW, (self._provider, raw, payload, note, correlation_id)) or {}
+
     async def _drain(self) -> None:
         try:
             while self._waiting:
@@ -78,9 +88,9 @@ class Batcher:
             return
         try:
             results = await self._batch(batch)
-        except psycopg.DataError:
-            # One body PostgreSQL cannot take (a \u0000 in its JSON) would fail the whole
-            # array: each is tried alone, so that only that one is refused.
+        except REFUSED:
+            # One body PostgreSQL cannot take would fail the whole array: each is tried
+            # alone, so that only that one goes to ingest_raw.
             for payload, correlation_id, future in batch:
                 await self._settle_alone(payload, correlation_id, future)
             return
@@ -95,7 +105,13 @@ class Batcher:
 
     async def _settle_alone(self, payload: str, correlation_id: str | None, future: asyncio.Future) -> None:
         try:
-            result = await self._single(payload, correlation_id)
+            try:
+                result = await self._single(payload, correlation_id)
+            except REFUSED as exc:
+                # app/envelopes.py lets through only what jsonb takes; should it be wrong, the
+                # body is still kept (raw, dead-lettered with WH045) and acknowledged.
+                note = f"jsonb refused the body as received ({exc.sqlstate or 'refused by the driver'})"
+                result = await self.ingest_raw(payload.encode("utf-8", "surrogatepass"), None, note, correlation_id)
         except Exception as exc:
             if not future.done():
                 future.set_exception(exc)

@@ -1,12 +1,20 @@
-"""The few fields of each provider's body that the relay needs to route and authenticate a webhook.
+"""The few fields of each provider's body that the relay needs to route and authenticate a webhook,
+and the body made into JSON text that PostgreSQL's jsonb takes.
 
 Only the envelope is read here; the body itself goes to SQL as received, which
-normalises the rest (and dead-letters what it cannot understand).
+normalises the rest (and dead-letters what it cannot understand). A body jsonb would
+refuse (a \u0000, a lone surrogate, bytes that are not UTF-8, a number out of numeric's
+range) is cleaned here, with a note saying what changed, and goes to SQL with its raw
+bytes; one that is not JSON at all goes as raw bytes alone, to be dead-lettered. Nothing
+jsonb refuses is cast by PostgreSQL outside a handler: its error would quote the body in
+the server log.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import parse_qsl
 
@@ -62,14 +70,14 @@ def _bad_request(what: str, exc: ValidationError) -> ClientException:
     return ClientException(f"{what}: {where}: {first['msg']}")
 
 
-def meta_envelope(body: bytes) -> MetaEnvelope:
+def meta_envelope(body: bytes | str) -> MetaEnvelope:
     try:
         return MetaEnvelope.model_validate_json(body)
     except ValidationError as exc:
         raise _bad_request("not a WhatsApp Business Account webhook", exc) from None
 
 
-def evolution_envelope(body: bytes) -> tuple[EvolutionEnvelope, dict[str, Any]]:
+def evolution_envelope(body: bytes | str) -> tuple[EvolutionEnvelope, dict[str, Any]]:
     """The envelope, and the body as an object (to be stored without its apikey)."""
     payload = json_object(body)
     try:
@@ -79,14 +87,32 @@ def evolution_envelope(body: bytes) -> tuple[EvolutionEnvelope, dict[str, Any]]:
 
 
 def form_pairs(body: bytes) -> list[tuple[str, str]]:
-    """application/x-www-form-urlencoded, strictly: a body that is not one is a 400."""
+    """application/x-www-form-urlencoded, strictly: a body that is not one is a 400.
+
+    Bytes that are not UTF-8 (raw or percent-encoded) become U+FFFD; clean_form says so."""
     try:
-        return parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True, errors="strict")
+        text = body.decode("utf-8", "replace")
+        return parse_qsl(text, keep_blank_values=True, strict_parsing=True, errors="replace")
     except ValueError:
         raise ClientException("the body is not a URL-encoded form") from None
 
 
-def json_object(body: bytes) -> dict[str, Any]:
+def clean_form(body: bytes, fields: dict[str, str]) -> tuple[str, str | None]:
+    """The form's fields as JSON text jsonb takes, and a note when they are not the body as received."""
+    notes = []
+    if any("\ufffd" in name + value for name, value in fields.items()):
+        try:
+            parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict")
+        except UnicodeDecodeError:
+            notes.append(NOT_UTF8)
+    nul = sum(name.count("\0") + value.count("\0") for name, value in fields.items())
+    if nul:
+        fields = {name.replace("\0", ""): value.replace("\0", "") for name, value in fields.items()}
+        notes.append(f"{nul} \\u0000 removed")
+    return json.dumps(fields), "; ".join(notes) or None
+
+
+def json_object(body: bytes | str) -> dict[str, Any]:
     try:
         payload = json.loads(body)
     except ValueError:
@@ -97,3 +123,105 @@ def json_object(body: bytes) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise ClientException("the body is not a JSON object")
     return payload
+
+
+# --- JSON that jsonb takes ---------------------------------------------------------------------------------------
+
+NOT_UTF8 = "bytes that are not UTF-8 replaced with U+FFFD"
+# What jsonb refuses in JSON text (PostgreSQL 15): a \u0000 escape, a lone surrogate escape, a number with more
+# than 131072 digits before its point or 16383 after it (numeric's range), and NaN or Infinity, which JSON has
+# not but Python's parser takes. A body with none of these is passed as received; this screen is cheap, and
+# what it lets through is checked token by token. A number under 1000 digits with an exponent under 10000 fits.
+_SUSPECT = re.compile(r"\\u(?:0000|[dD][89a-fA-F])|[0-9]{1000}|[eE][+-]?0*[0-9]{5}|NaN|Infinity")
+_TOKEN = re.compile(
+    r'(?P<string>"[^"\\]*(?:\\.[^"\\]*)*")'
+    r"|(?P<number>-?(?P<int>0|[1-9][0-9]*)(?:\.(?P<frac>[0-9]+))?(?:[eE](?P<exp>[+-]?[0-9]+))?)"
+    r"|(?P<constant>-?Infinity|NaN)"
+)
+_ESCAPE = re.compile(r"\\u([dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}|\\u([0-9a-fA-F]{4})|\\.")
+NUMERIC_DIGITS_BEFORE = 131072
+NUMERIC_DIGITS_AFTER = 16383
+
+
+@dataclass(frozen=True)
+class Body:
+    """An authenticated body: raw as received; text, JSON jsonb takes (None when the body is not JSON);
+    note, what was changed to make text, or why there is none (None when text is the body as received)."""
+
+    raw: bytes
+    text: str | None
+    note: str | None
+
+
+def decode(raw: bytes) -> Body:
+    notes = []
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("utf-8", "replace")
+        notes.append(NOT_UTF8)
+    try:
+        # Syntax only: numbers are not converted (a 5000-digit integer is no error here).
+        json.loads(text, parse_int=len, parse_float=len, parse_constant=len)
+    except RecursionError:
+        return Body(raw, None, "; ".join([*notes, "not JSON: nested too deeply to be read"]))
+    except json.JSONDecodeError as exc:
+        # The parser's message names what it expected and where, never the body's content.
+        return Body(raw, None, "; ".join([*notes, f"not JSON: {exc.msg} at character {exc.pos}"]))
+    if _SUSPECT.search(text):
+        text, cleaned = _clean(text)
+        notes.extend(cleaned)
+    return Body(raw, text, "; ".join(notes) or None)
+
+
+def _clean(text: str) -> tuple[str, list[str]]:
+    """JSON text (valid) with what jsonb refuses replaced; the notes say what and how many."""
+    counts = {"nul": 0, "surrogate": 0, "number": 0, "constant": 0}
+
+    def escape(match: re.Match[str]) -> str:
+        if match.group(1) is not None or match.group(2) is None:
+            return match.group(0)  # a surrogate pair, or another escape
+        code = int(match.group(2), 16)
+        if code == 0:
+            counts["nul"] += 1
+            return ""
+        if 0xD800 <= code <= 0xDFFF:
+            counts["surrogate"] += 1
+            return "\\ufffd"
+        return match.group(0)
+
+    def token(match: re.Match[str]) -> str:
+        if match.group("string") is not None:
+            string = match.group("string")
+            return _ESCAPE.sub(escape, string) if "\\" in string else string
+        if match.group("number") is not None:
+            if _fits(match.group("int"), match.group("frac") or "", match.group("exp")):
+                return match.group(0)
+            counts["number"] += 1
+        else:
+            counts["constant"] += 1
+        return f'"{match.group(0)}"'
+
+    cleaned = _TOKEN.sub(token, text)
+    notes = {
+        "nul": "\\u0000 removed",
+        "surrogate": "lone surrogates replaced with U+FFFD",
+        "number": "numbers out of jsonb's range kept as strings",
+        "constant": "NaN or Infinity kept as strings",
+    }
+    return cleaned, [f"{count} {notes[kind]}" for kind, count in counts.items() if count]
+
+
+def _fits(integer: str, fraction: str, exponent: str | None) -> bool:
+    """Whether PostgreSQL's numeric (and so jsonb) takes this JSON number."""
+    digits = (exponent or "0").lstrip("+-").lstrip("0")
+    if len(digits) > 9:
+        return False
+    power = int(exponent or 0)
+    if max(0, len(fraction) - power) > NUMERIC_DIGITS_AFTER:
+        return False
+    significant = integer.lstrip("0")
+    if significant:
+        return len(significant) + power <= NUMERIC_DIGITS_BEFORE
+    rest = fraction.lstrip("0")
+    return not rest or power - (len(fraction) - len(rest)) <= NUMERIC_DIGITS_BEFORE

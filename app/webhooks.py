@@ -8,6 +8,7 @@ Under load, webhooks arriving together share the call (app/batching.py).
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from litestar import Request, Response, get, post
@@ -16,7 +17,7 @@ from litestar.exceptions import ClientException, NotAuthorizedException, NotFoun
 from app import signatures
 from app.channels import Channel
 from app.context import OUTCOME_KEY
-from app.envelopes import evolution_envelope, form_pairs, json_object, meta_envelope
+from app.envelopes import Body, clean_form, decode, evolution_envelope, form_pairs, json_object, meta_envelope
 from app.logs import CORRELATION_ID
 from app.openapi import EVOLUTION_BODY, META_BODY, TWILIO_FORM, described, problems
 
@@ -30,20 +31,23 @@ HANDSHAKE_QUERY = {
 }
 
 
-async def _ingest(request: Request, provider: str, payload: str) -> dict[str, Any]:
+log = logging.getLogger(__name__)
+
+
+async def _ingest(request: Request, provider: str, payload: str | Body) -> dict[str, Any]:
     state = request.app.state
-    result = await state.batchers[provider].ingest(payload, CORRELATION_ID.get())
+    batcher = state.batchers[provider]
+    if isinstance(payload, str) or payload.note is None:
+        text = payload if isinstance(payload, str) else payload.text
+        result = await batcher.ingest(text, CORRELATION_ID.get())
+    else:
+        # Authenticated, but jsonb refuses the body as received: kept raw, cleaned or dead-lettered (the note says).
+        log.warning("%s webhook body kept raw: %s", provider, payload.note)
+        result = await batcher.ingest_raw(payload.raw, payload.text, payload.note, CORRELATION_ID.get())
     request.scope["state"][OUTCOME_KEY] = result.get("outcome")
     if registrations := result.get("registrations"):
         state.metrics.registrations.inc(registrations)
     return result
-
-
-def _text(body: bytes) -> str:
-    try:
-        return body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ClientException("the body is not UTF-8") from None
 
 
 def _channel(request: Request, provider: str, ref: object, signers: set[bytes]) -> Channel:
@@ -98,10 +102,14 @@ async def meta_webhook(request: Request) -> Response:
                if signatures.meta_valid(secret, body, signature)}  # fmt: skip
     if not signers:
         raise NotAuthorizedException("X-Hub-Signature-256 does not match the body")
+    decoded = decode(body)
+    if decoded.text is None:
+        # Signed, but not JSON: kept as received and dead-lettered (Meta would only send it again).
+        return Response(await _ingest(request, "meta", decoded))
     # Account-level events name no number; the signing app's are stored raw by SQL.
-    for phone_number_id in sorted(meta_envelope(body).phone_number_ids()):
+    for phone_number_id in sorted(meta_envelope(decoded.text).phone_number_ids()):
         _channel(request, "meta", phone_number_id, signers)
-    return Response(await _ingest(request, "meta", _text(body)))
+    return Response(await _ingest(request, "meta", decoded))
 
 
 def _twilio_url(request: Request) -> list[str]:
@@ -130,7 +138,8 @@ async def twilio_webhook(request: Request) -> Response:
     body_hash = request.query_params.get("bodySHA256")
     if body_hash is not None:
         # A JSON body: the signature covers the URL (with the body's hash in it) and no parameters.
-        fields, signed, payload = json_object(body), [], _text(body)
+        payload = decode(body)
+        fields, signed = json_object(payload.text) if payload.text is not None else {}, []
     else:
         if request.headers.get("content-type", "").split(";", 1)[0].strip().lower() != FORM:
             raise ClientException(f"expected {FORM}")
@@ -138,7 +147,7 @@ async def twilio_webhook(request: Request) -> Response:
         fields = {}
         for name, value in signed:
             fields.setdefault(name, value)
-        payload = json.dumps(fields)
+        payload = Body(body, *clean_form(body, fields))
     # Authenticated before the channel is looked up: against every configured auth token.
     algorithm = signatures.twilio_algorithm(request.headers.get("x-twilio-webhooks-signature-settings"))
     urls = _twilio_url(request)
@@ -146,6 +155,10 @@ async def twilio_webhook(request: Request) -> Response:
                if signatures.twilio_valid(token, urls, signed, signature, algorithm)}  # fmt: skip
     if not signers or (body_hash is not None and not signatures.body_sha256_valid(body, body_hash)):
         raise PermissionDeniedException("X-Twilio-Signature does not match the request")
+    if payload.text is None:
+        # Signed, but not JSON: kept as received and dead-lettered (Twilio does not retry a 4xx).
+        await _ingest(request, "twilio", payload)
+        return Response(EMPTY_TWIML, media_type="text/xml")
     # The signed text of a form can be split otherwise; a JSON body is pinned by its hash.
     if body_hash is None and (refusal := signatures.twilio_form_refusal(signed)):
         raise ClientException(refusal)
@@ -183,14 +196,31 @@ async def evolution_webhook(request: Request) -> Response:
             f"no configured apikey in the apikey or Authorization header, and a body over"
             f" {signatures.EVOLUTION_BODY_KEY_MAX_BYTES} bytes is not searched for one"
         )
-    envelope, payload = evolution_envelope(body)
+    decoded = decode(body)
+    if decoded.text is None:
+        if not keys:
+            raise ClientException("the body is not JSON")
+        # Authenticated by a header, but not JSON: kept (without the key's bytes) and dead-lettered.
+        return Response(await _ingest(request, "evolution", _without_keys(decoded, configured)))
+    envelope, payload = evolution_envelope(decoded.text)
     keys |= {key for key in configured if signatures.same(key, envelope.apikey)}
     if not keys:
         raise NotAuthorizedException("no configured apikey was presented")
     _channel(request, "evolution", envelope.instance, keys)
     # The apikey is a credential: no copy of it is stored with the raw event.
     signatures.redact_evolution_keys(payload, configured)
-    return Response(await _ingest(request, "evolution", json.dumps(payload)))
+    if decoded.note is None:
+        return Response(await _ingest(request, "evolution", json.dumps(payload)))
+    return Response(await _ingest(request, "evolution", Body(_without_keys(decoded, configured).raw,
+                                                              json.dumps(payload), decoded.note)))  # fmt: skip
+
+
+def _without_keys(body: Body, keys: set[bytes]) -> Body:
+    """The raw body with every configured apikey's bytes masked: a credential is not stored."""
+    raw = body.raw
+    for key in keys:
+        raw = raw.replace(key, b"[redacted]")
+    return Body(raw, body.text, body.note)
 
 
 ROUTES = [meta_handshake, meta_webhook, twilio_webhook, evolution_webhook]

@@ -26,7 +26,8 @@ REVOKE ALL ON FUNCTION whatsapp_handler._normalise(whatsapp_handler.provider, js
 COMMENT ON FUNCTION whatsapp_handler._normalise(whatsapp_handler.provider, jsonb, bigint) IS
     'Internal: the provider''s normaliser for a stored webhook body; returns its counts. Raises what the normaliser raises.';
 
-CREATE FUNCTION whatsapp_handler._ingest(p_provider whatsapp_handler.provider, p_payload jsonb, p_correlation_id text)
+CREATE FUNCTION whatsapp_handler._ingest(p_provider whatsapp_handler.provider, p_payload jsonb, p_correlation_id text,
+                                         p_raw bytea DEFAULT NULL, p_note text DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
@@ -44,14 +45,14 @@ BEGIN
             HINT = 'Pass the body as received, as jsonb.';
     END IF;
     PERFORM set_config('whatsapp_handler.correlation_id', coalesce(left(p_correlation_id, 128), ''), true);
-    INSERT INTO webhook_events (provider, channel_id, correlation_id, payload, outcome)
+    INSERT INTO webhook_events (provider, channel_id, correlation_id, payload, raw, note, outcome)
     VALUES (p_provider,
             (SELECT id FROM channels WHERE provider = p_provider AND provider_ref = CASE p_provider
                 WHEN 'meta' THEN jsonb_path_query_first(p_payload, '$.entry[0].changes[0].value.metadata.phone_number_id') #>> '{}'
                 WHEN 'twilio' THEN p_payload ->> CASE WHEN coalesce(p_payload ->> 'MessageStatus', 'received') <> 'received'
                                                       THEN 'From' ELSE 'To' END
                 WHEN 'evolution' THEN p_payload ->> 'instance' END),
-            correlation_id(), p_payload, 'processed')
+            correlation_id(), p_payload, p_raw, CASE WHEN p_raw IS NOT NULL THEN p_note END, 'processed')
     RETURNING id, received_at INTO v_id, v_at;
 
     BEGIN
@@ -73,9 +74,9 @@ BEGIN
            || (v_counts - 'outcome');
 END
 $$;
-REVOKE ALL ON FUNCTION whatsapp_handler._ingest(whatsapp_handler.provider, jsonb, text) FROM PUBLIC;
-COMMENT ON FUNCTION whatsapp_handler._ingest(whatsapp_handler.provider, jsonb, text) IS
-    'Internal: stores a raw webhook, normalises it in a savepoint, and on any failure marks it failed and queues a dead letter on inbound_dlq. Returns {webhook_event_id, outcome, messages, duplicates, statuses, registrations}. Raises WH008 for a NULL body, otherwise only when the raw event itself cannot be stored.';
+REVOKE ALL ON FUNCTION whatsapp_handler._ingest(whatsapp_handler.provider, jsonb, text, bytea, text) FROM PUBLIC;
+COMMENT ON FUNCTION whatsapp_handler._ingest(whatsapp_handler.provider, jsonb, text, bytea, text) IS
+    'Internal: stores a raw webhook (with the body as received and a note when the payload was cleaned from it), normalises it in a savepoint, and on any failure marks it failed and queues a dead letter on inbound_dlq. Returns {webhook_event_id, outcome, messages, duplicates, statuses, registrations}. Raises WH008 for a NULL body, otherwise only when the raw event itself cannot be stored.';
 
 CREATE FUNCTION whatsapp_handler.ingest_meta(p_payload jsonb, p_correlation_id text DEFAULT NULL)
 RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER
@@ -91,6 +92,63 @@ CREATE FUNCTION whatsapp_handler.ingest_evolution(p_payload jsonb, p_correlation
 RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
 AS $$ BEGIN RETURN _ingest('evolution', p_payload, p_correlation_id); END $$;
+
+-- The relay's call for an authenticated body that jsonb would refuse as received: a
+-- \u0000, a lone surrogate, bytes that are not UTF-8, a number out of numeric's range, or
+-- no JSON at all. The relay cleans what it can and says so in p_note; the body as received
+-- is kept in webhook_events.raw either way. A cleaned payload is ingested as any other
+-- (the other messages of the body are not lost); a body still not JSON is stored raw,
+-- failed, and dead-lettered with WH045, and the provider gets its 200 all the same.
+-- The cast runs in a handler that keeps only the error's message: jsonb's own DETAIL and
+-- CONTEXT quote the body, and would take it into the server log.
+CREATE FUNCTION whatsapp_handler.ingest_raw(p_provider text, p_body bytea, p_payload text, p_note text,
+                                            p_correlation_id text DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, whatsapp_handler, pg_temp
+AS $$
+DECLARE
+    v_payload  jsonb;
+    v_note     text := left(btrim(p_note), 500);
+    v_sqlstate text;
+    v_error    text;
+    v_id       bigint;
+    v_at       timestamptz;
+BEGIN
+    IF p_provider IS NULL OR p_provider NOT IN ('meta', 'twilio', 'evolution') THEN
+        RAISE EXCEPTION 'unknown provider %', coalesce(quote_literal(left(p_provider, 40)), 'NULL')
+            USING ERRCODE = 'WH008', HINT = 'The provider is one of meta, twilio, evolution.';
+    END IF;
+    IF p_body IS NULL OR coalesce(v_note, '') = '' THEN
+        RAISE EXCEPTION 'ingest_raw takes the body as received and a note saying what is wrong with it'
+            USING ERRCODE = 'WH008', HINT = 'Pass the body''s bytes and a non-empty note; a body jsonb takes as it is goes to ingest_<provider>.';
+    END IF;
+    IF p_payload IS NOT NULL THEN
+        BEGIN
+            v_payload := p_payload::jsonb;
+        EXCEPTION WHEN data_exception OR program_limit_exceeded THEN
+            GET STACKED DIAGNOSTICS v_sqlstate = RETURNED_SQLSTATE, v_error = MESSAGE_TEXT;
+            v_note := v_note || '; jsonb refused the cleaned text (' || v_sqlstate || ': ' || left(v_error, 200) || ')';
+        END;
+    END IF;
+    IF v_payload IS NOT NULL THEN
+        RETURN _ingest(p_provider::provider, v_payload, p_correlation_id, p_body, v_note);
+    END IF;
+    PERFORM set_config('whatsapp_handler.correlation_id', coalesce(left(p_correlation_id, 128), ''), true);
+    INSERT INTO webhook_events (provider, correlation_id, payload, raw, note, outcome, error)
+    VALUES (p_provider::provider, correlation_id(), NULL, p_body, v_note, 'failed', 'WH045: ' || v_note)
+    RETURNING id, received_at INTO v_id, v_at;
+    PERFORM pgmq.send('inbound_dlq',
+        jsonb_build_object('webhook_event_id', v_id, 'received_at', v_at, 'provider', p_provider,
+                           'sqlstate', 'WH045', 'error', v_note, 'correlation_id', correlation_id()));
+    RETURN jsonb_build_object('webhook_event_id', v_id, 'outcome', 'failed',
+                              'messages', 0, 'duplicates', 0, 'statuses', 0, 'registrations', 0);
+END
+$$;
+REVOKE ALL ON FUNCTION whatsapp_handler.ingest_raw(text, bytea, text, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION whatsapp_handler.ingest_raw(text, bytea, text, text, text) TO whatsapp_handler_relay;
+COMMENT ON FUNCTION whatsapp_handler.ingest_raw(text, bytea, text, text, text) IS
+    'The relay''s call for an authenticated webhook whose body jsonb refuses as received: p_body is the body as received, p_payload the relay''s cleaned JSON text (NULL when it could make none), p_note what it changed or why the body is not JSON. A payload jsonb takes is ingested as by ingest_<provider>, the event keeping raw and note; otherwise the body is stored raw (payload NULL, outcome failed) and dead-lettered on inbound_dlq with sqlstate WH045. Returns {webhook_event_id, outcome, messages, duplicates, statuses, registrations}. Raises WH008 for an unknown provider, a NULL body or an empty note.';
 
 -- The common case under load, set-based: a Meta body with one text message, no status,
 -- from someone whose conversation on the channel is active (or opted out), and no

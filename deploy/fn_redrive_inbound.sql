@@ -70,6 +70,11 @@ BEGIN
 
         PERFORM set_config('whatsapp_handler.correlation_id', coalesce(v_dead.message ->> 'correlation_id', ''), true);
         BEGIN
+            IF v_payload IS NULL THEN
+                -- Kept raw only (ingest_raw): nothing to normalise, ever. Parked at once, not retried.
+                RAISE EXCEPTION 'webhook event % is kept raw only: its body is not JSON', v_event_id
+                    USING ERRCODE = 'WH045', HINT = 'Read webhook_events.raw and its note; purge the dead letter once dealt with.';
+            END IF;
             v_counts := _normalise(v_provider, v_payload, v_event_id);
             v_outcome := CASE WHEN v_counts ->> 'outcome' = 'stored' THEN 'stored' ELSE 'processed' END;
             UPDATE webhook_events SET outcome = v_outcome, error = NULL
@@ -80,7 +85,7 @@ BEGIN
         EXCEPTION WHEN OTHERS THEN
             GET STACKED DIAGNOSTICS v_sqlstate = RETURNED_SQLSTATE, v_error = MESSAGE_TEXT;
             v_attempts := v_attempts + 1;
-            v_parked := v_parked OR v_attempts >= v_max;
+            v_parked := v_parked OR v_attempts >= v_max OR v_sqlstate = 'WH045';
             UPDATE pgmq.q_inbound_dlq
             SET message = message || jsonb_build_object(
                     'sqlstate', v_sqlstate, 'error', left(v_error, 500), 'attempts', v_attempts,
@@ -110,6 +115,6 @@ END
 $$;
 REVOKE ALL ON FUNCTION whatsapp_handler.redrive_inbound(integer, bigint[]) FROM PUBLIC;
 COMMENT ON FUNCTION whatsapp_handler.redrive_inbound(integer, bigint[]) IS
-    'Re-drives inbound dead letters (pgmq queue inbound_dlq; cron job whatsapp_handler.redrive_inbound; `whatsapp-handler dlq replay`). Without p_msg_ids: up to p_limit visible, unparked dead letters, oldest first; with p_msg_ids: exactly those (not p_limit, not backoff, parked too). Each re-runs its stored webhook''s normaliser in a savepoint: on success the webhook is marked processed (or stored) and the dead letter deleted; on failure the dead letter records sqlstate, error, attempts and last_attempt_at and becomes visible again after redrive.inbound.backoff doubled per attempt (at most redrive.inbound.backoff_max), and at redrive.inbound.max_attempts it is marked parked (kept for a person, skipped by the job). A dead letter whose raw webhook is gone is archived. Locked dead letters are skipped. Returns {redriven, failed, parked, gone, not_found: [msg_ids asked for but not found or locked], results: [{msg_id, result: redriven|failed|parked|gone, webhook_event_id, outcome | attempts, sqlstate, error}]}. Raises WH024 for p_limit outside 1-10000 or more than 10000 msg_ids, WH011 or WH020 for a missing or malformed setting.';
+    'Re-drives inbound dead letters (pgmq queue inbound_dlq; cron job whatsapp_handler.redrive_inbound; `whatsapp-handler dlq replay`). Without p_msg_ids: up to p_limit visible, unparked dead letters, oldest first; with p_msg_ids: exactly those (not p_limit, not backoff, parked too). Each re-runs its stored webhook''s normaliser in a savepoint: on success the webhook is marked processed (or stored) and the dead letter deleted; on failure the dead letter records sqlstate, error, attempts and last_attempt_at and becomes visible again after redrive.inbound.backoff doubled per attempt (at most redrive.inbound.backoff_max), and at redrive.inbound.max_attempts it is marked parked (kept for a person, skipped by the job). A dead letter whose raw webhook is gone is archived; one whose webhook was kept raw only (its body is not JSON, WH045) is parked at its first attempt. Locked dead letters are skipped. Returns {redriven, failed, parked, gone, not_found: [msg_ids asked for but not found or locked], results: [{msg_id, result: redriven|failed|parked|gone, webhook_event_id, outcome | attempts, sqlstate, error}]}. Raises WH024 for p_limit outside 1-10000 or more than 10000 msg_ids, WH011 or WH020 for a missing or malformed setting.';
 
 COMMIT;

@@ -11,7 +11,8 @@ SET search_path = pg_catalog, whatsapp_handler, pg_temp
 AS $$
 BEGIN
     IF p_phone IS NULL OR p_phone !~ '^\+[1-9][0-9]{6,14}$' THEN
-        RAISE EXCEPTION 'malformed phone number: %', coalesce(quote_literal(left(p_phone, 40)), 'NULL')
+        -- The number is not echoed: PostgreSQL logs the message, and a log holds no personal data.
+        RAISE EXCEPTION 'malformed phone number'
             USING ERRCODE = 'WH001',
                   HINT = 'Give the number in E.164: a +, the country code and the number, 8 to 16 characters, e.g. +447700900123.';
     END IF;

@@ -16,7 +16,7 @@ from prometheus_client import Histogram
 
 from app.batching import Batcher
 from tests import payloads as p
-from tests.relay import assert_problem, meta_signature, scrape
+from tests.relay import meta_signature, scrape
 
 CONCURRENT = 60
 
@@ -82,14 +82,18 @@ def test_duplicates_inside_a_batch_are_stored_once(relay: Callable[..., str], db
     assert inbound_ids(db) == ["wamid.SAME"]
 
 
-def test_a_body_postgres_refuses_fails_alone(relay: Callable[..., str], db: psycopg.Connection) -> None:
+def test_a_body_postgres_refuses_as_received_goes_alone_and_is_kept(
+    relay: Callable[..., str], db: psycopg.Connection
+) -> None:
     base = relay(ingest_slots=1)
     bodies = [json.dumps(p.meta_text(f"4477009{i:05d}", f"wamid.G{i:03d}")).encode() for i in range(30)]
     poison = json.dumps(p.meta_text("447700900999", "wamid.POISON", body="a\u0000b")).encode()
-    responses = asyncio.run(post_all(base, [*bodies[:15], poison, *bodies[15:]]))
-    assert_problem(responses[15], 400)
-    assert [r.status_code for r in responses[:15] + responses[16:]] == [200] * 30
-    assert inbound_ids(db) == sorted(f"wamid.G{i:03d}" for i in range(30))
+    not_json = b"signed, but not JSON"
+    responses = asyncio.run(post_all(base, [*bodies[:15], poison, not_json, *bodies[15:]]))
+    assert [r.status_code for r in responses] == [200] * 32
+    assert (responses[15].json()["messages"], responses[16].json()["outcome"]) == (1, "failed")
+    assert inbound_ids(db) == sorted([*(f"wamid.G{i:03d}" for i in range(30)), "wamid.POISON"])
+    assert db.execute("SELECT count(*) AS n FROM pgmq.q_inbound_dlq").fetchone()["n"] == 1
     calls, _ = batch_sizes(base)
     assert calls < 31, "no two webhooks went together: the test did not exercise a batch"
 
@@ -107,6 +111,7 @@ class _Pool:
     def __init__(self, *outcomes: object) -> None:
         self.outcomes = list(outcomes)
         self.calls = 0
+        self.queries: list[tuple[str, tuple]] = []
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[_Pool]:
@@ -114,6 +119,7 @@ class _Pool:
 
     async def execute(self, query: str, params: tuple, prepare: bool | None = None) -> _Pool:
         self.calls += 1
+        self.queries.append((query, params))
         self.outcome = self.outcomes.pop(0)
         if isinstance(self.outcome, Exception):
             raise self.outcome
@@ -139,3 +145,14 @@ def test_a_call_rolled_back_by_a_deadlock_runs_again() -> None:
     with pytest.raises(psycopg.errors.UniqueViolation):
         asyncio.run(batcher(pool).ingest("{}", "c"))
     assert pool.calls == 1
+
+
+def test_a_body_jsonb_refuses_though_the_relay_judged_it_good_is_kept_raw() -> None:
+    """The safety net behind app/envelopes.py: jsonb's refusal of a single call becomes an ingest_raw call."""
+    refused = psycopg.errors.UntranslatableCharacter("unsupported Unicode escape sequence")
+    pool = _Pool(refused, {"outcome": "failed"})
+    assert asyncio.run(batcher(pool).ingest('{"a": "\\u0000"}', "c")) == {"outcome": "failed"}
+    assert pool.calls == 2
+    query, params = pool.queries[1]
+    assert "ingest_raw" in query
+    assert params == ("meta", b'{"a": "\\u0000"}', None, "jsonb refused the body as received (22P05)", "c")

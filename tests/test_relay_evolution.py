@@ -76,8 +76,9 @@ def test_unknown_instance_is_404(relay: Callable[..., str], db: psycopg.Connecti
 
 @pytest.mark.parametrize(
     "content",
-    [b"{broken", b'"a string"', b'{"instance": "shop-instance"}', b'{"event": "x", "instance": 7}'],
-    ids=["syntax", "not-an-object", "no-event", "numeric-instance"],
+    # A body that is not JSON, with the apikey in a header, is kept and dead-lettered (test_relay_raw_bodies.py).
+    [b'"a string"', b'{"instance": "shop-instance"}', b'{"event": "x", "instance": 7}'],
+    ids=["not-an-object", "no-event", "numeric-instance"],
 )
 def test_malformed_body_is_400(relay: Callable[..., str], db: psycopg.Connection, content: bytes) -> None:
     base = relay()

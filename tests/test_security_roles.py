@@ -29,7 +29,8 @@ ALLOWED: dict[str, set[tuple[str, str, str]]] = {
         ("schema", WH, "USAGE"),
         *(("function", f"{WH}.{f}", "EXECUTE") for f in (
             "cron_job_failures()", "ingest_batch(text,jsonb[],text[])", "ingest_evolution(jsonb,text)",
-            "ingest_meta(jsonb,text)", "ingest_twilio(jsonb,text)", "queue_metrics()", "readiness(text)",
+            "ingest_meta(jsonb,text)", "ingest_raw(text,bytea,text,text,text)", "ingest_twilio(jsonb,text)",
+            "queue_metrics()", "readiness(text)",
             "request_otp(text,bigint,text)", "verify_otp(text,text)")),
     },
     "worker": {
