@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
+import pytest
 from psycopg.types.json import Jsonb
 
+from app.channels import register
+from app.settings import ChannelConfig
 from tests import payloads as p
 from tests.helpers import outbound_messages, outbox_events, raises_sqlstate
 
@@ -185,7 +189,7 @@ def seed_raw_kinds(db) -> int:
     form = f"From=whatsapp%3A%2B{wa_id}&Body={SECRET_TEXT.replace(' ', '+')}%00".encode()
     db.execute("SELECT whatsapp_handler.ingest_raw('twilio', %s, NULL, 'not JSON', NULL)", (form,))
     uid = db.execute("SELECT id FROM whatsapp_handler.users WHERE phone = %s", (PHONE,)).fetchone()["id"]
-    db.execute("SELECT whatsapp_handler.set_user_preferences(%s, '{\"language\": \"pt-BR\"}')", (uid,))
+    db.execute('SELECT whatsapp_handler.set_user_preferences(%s, \'{"language": "pt-BR"}\')', (uid,))
     db.execute("SELECT whatsapp_handler.request_otp(%s, %s)", (PHONE, meta))
     # Consumers and the worker took some: archived, and dead-lettered then archived.
     db.execute("SELECT pgmq.archive('outbox', (SELECT min(msg_id) FROM pgmq.q_outbox))")
@@ -280,3 +284,205 @@ def test_erasure_finds_raw_webhooks_through_the_index(db):
     )
     assert "webhook_events_phones_idx" in plan or "_webhook_phones_idx" in plan, plan
     assert "Seq Scan" not in plan, plan
+
+
+# One app's credentials must not act for another app's users (docs/security.md, brands).
+OTHER_APP_REF = "2222222222"
+_sent = itertools.count(1)
+
+
+def say_on(db, provider: str, text: str, ref: str = p.META_PHONE_NUMBER_ID) -> dict:
+    """The phone says text on a channel, as that channel's provider delivers it."""
+    n = next(_sent)
+    if provider == "meta":
+        body = p.meta_text(PHONE[1:], f"wamid.B{n}", body=text, phone_number_id=ref)
+    elif provider == "twilio":
+        body = p.twilio_inbound(f"SM{n:032x}", PHONE, TWILIO_REF.removeprefix("whatsapp:"), body=text)
+    else:
+        body = p.evolution_upsert(EVOLUTION_REF, PHONE, f"3EB0{n:08X}", text=text)
+    result = ingest(db, provider, body)
+    assert result["outcome"] == "processed", result
+    return result
+
+
+ATTACKERS = {
+    "meta-other-app": ("meta", OTHER_APP_REF, "+15550004444"),
+    "twilio": ("twilio", TWILIO_REF, "+15550002222"),
+    "evolution": ("evolution", EVOLUTION_REF, "+15550003333"),
+}
+
+
+def add_channels(db, brands: dict[str, str | None] | None = None) -> dict[str, int]:
+    brands = brands or {}
+    ids = {
+        "support": db.execute(
+            "SELECT whatsapp_handler.add_channel('meta', %s, '+15550001111', 'Support', %s) AS id",
+            (p.META_PHONE_NUMBER_ID, brands.get("support")),
+        ).fetchone()["id"]
+    }
+    for name, (provider, ref, phone) in ATTACKERS.items():
+        ids[name] = db.execute(
+            "SELECT whatsapp_handler.add_channel(%s, %s, %s, %s, %s) AS id",
+            (provider, ref, phone, name, brands.get(name)),
+        ).fetchone()["id"]
+    return ids
+
+
+def person(db) -> dict:
+    return db.execute("SELECT * FROM whatsapp_handler.users ORDER BY id LIMIT 1").fetchone()
+
+
+def conversation(db, channel_id: int) -> dict:
+    return db.execute("SELECT * FROM whatsapp_handler.conversations WHERE channel_id = %s", (channel_id,)).fetchone()
+
+
+@pytest.mark.parametrize("attacker", sorted(ATTACKERS))
+def test_another_channel_neither_erases_nor_accepts_terms_for_a_user_it_does_not_own(db, attacker):
+    """Two channels configured without a brand: the second one's credentials (another Meta
+    app's secret, Twilio's token, Evolution's apikey) sent "YES" then "DELETE", "YES" in
+    the name of a person who only ever wrote to the first."""
+    ids = add_channels(db)
+    provider, ref, _ = ATTACKERS[attacker]
+    say_on(db, "meta", "hi from the real person")
+    assert conversation(db, ids["support"])["state"] == "awaiting_terms"
+
+    for text in ("hello", "YES"):
+        say_on(db, provider, text, ref)
+    assert person(db)["terms_version"] is None
+    assert outbox_events(db, "user.terms_accepted") == []
+    [scoped] = outbox_events(db, "user.brand_terms_accepted")
+    assert scoped["payload"] == {
+        "brand": f"channel:{ids[attacker]}",
+        "channel_id": ids[attacker],
+        "terms_version": "2026-11",
+    }
+
+    for text in ("DELETE", "YES"):
+        say_on(db, provider, text, ref)
+    victim = person(db)
+    assert victim["phone"] == PHONE and victim["erased_at"] is None
+    assert outbox_events(db, "user.erased") == []
+    [erased] = outbox_events(db, "user.brand_erased")
+    assert erased["payload"] == {"brand": f"channel:{ids[attacker]}", "channel_ids": [ids[attacker]]}
+    # What the first channel holds is untouched: the message, its raw webhook, the conversation.
+    assert [r["body"] for r in db.execute(
+        "SELECT body FROM whatsapp_handler.messages WHERE channel_id = %s AND direction = 'inbound'", (ids["support"],)
+    ).fetchall()] == ["hi from the real person"]  # fmt: skip
+    assert (
+        db.execute(
+            "SELECT count(*) AS n FROM whatsapp_handler.webhook_events WHERE channel_id = %s", (ids["support"],)
+        ).fetchone()["n"]
+        == 1
+    )
+    assert conversation(db, ids["support"])["state"] == "awaiting_terms"
+    # What the second one held about the phone is gone, its messages anonymous.
+    assert (
+        db.execute(
+            "SELECT count(*) AS n FROM whatsapp_handler.webhook_events WHERE channel_id = %s", (ids[attacker],)
+        ).fetchone()["n"]
+        == 0
+    )
+    assert (
+        db.execute(
+            """SELECT count(*) AS n FROM whatsapp_handler.messages
+           WHERE channel_id = %s AND direction = 'inbound' AND (user_id IS NOT NULL OR body IS NOT NULL)""",
+            (ids[attacker],),
+        ).fetchone()["n"]
+        == 0
+    )
+    assert conversation(db, ids[attacker])["state"] == "closed"
+
+    # The real person still accepts their own terms, for the person, on their channel.
+    say_on(db, "meta", "YES")
+    assert person(db)["terms_version"] == "2026-11"
+    assert len(outbox_events(db, "user.terms_accepted")) == 1
+    # Writing again to the second channel starts over there: welcome, and its terms.
+    say_on(db, provider, "hello again", ref)
+    assert conversation(db, ids[attacker])["state"] == "awaiting_terms"
+
+
+def test_a_person_known_to_two_brands_is_erased_from_the_one_asked(db):
+    ids = add_channels(db)
+    for text in ("hi", "YES"):
+        say_on(db, "meta", text)
+    say_on(db, "twilio", "hi twilio", TWILIO_REF)
+    for text in ("DELETE", "YES"):
+        say_on(db, "meta", text)
+    assert person(db)["phone"] == PHONE
+    [erased] = outbox_events(db, "user.brand_erased")
+    assert erased["payload"]["channel_ids"] == [ids["support"]]
+    assert (
+        db.execute(
+            "SELECT count(*) AS n FROM whatsapp_handler.messages WHERE body = 'hi twilio' AND user_id IS NOT NULL"
+        ).fetchone()["n"]
+        == 1
+    )
+    # Once no other brand knows them, the person is erased.
+    for text in ("DELETE", "YES"):
+        say_on(db, "twilio", text, TWILIO_REF)
+    assert person(db)["phone"] is None and person(db)["erased_at"] is not None
+    assert len(outbox_events(db, "user.erased")) == 1
+
+
+def test_channels_of_one_brand_share_terms_and_erasure(db):
+    """The legitimate path: an operator puts channels (two numbers, two providers) in one brand."""
+    ids = add_channels(db, {"support": "acme", "twilio": "acme"})
+    for text in ("hi", "YES"):
+        say_on(db, "meta", text)
+    assert person(db)["terms_version"] == "2026-11"
+    say_on(db, "twilio", "hi", TWILIO_REF)
+    assert conversation(db, ids["twilio"])["state"] == "active"  # the brand's terms are accepted
+    for text in ("DELETE", "YES"):
+        say_on(db, "twilio", text, TWILIO_REF)
+    assert person(db)["phone"] is None
+    assert len(outbox_events(db, "user.erased")) == 1 and outbox_events(db, "user.brand_erased") == []
+
+
+def test_a_brand_is_a_short_lower_case_name(db):
+    with raises_sqlstate("WH008"):
+        db.execute("SELECT whatsapp_handler.add_channel('meta', '1', '+15550001111', 'n', 'channel:1')")
+    with raises_sqlstate("WH008"):
+        db.execute("SELECT whatsapp_handler.add_channel('meta', '1', '+15550001111', 'n', 'Acme')")
+    with pytest.raises(ValueError, match="brand"):
+        ChannelConfig(provider="meta", ref="1", phone="+15550001111", name="n", secret="s" * 32, brand="Acme Ltd")
+
+
+def test_serve_registers_the_configured_brand(db, db_url):
+    config = dict(provider="evolution", ref="shop", phone="+15550003333", name="Shop", secret="k" * 32)
+    register(db_url, [ChannelConfig(**config, brand="acme")])
+    assert db.execute("SELECT brand FROM whatsapp_handler.channels").fetchone()["brand"] == "acme"
+    register(db_url, [ChannelConfig(**config)])  # unset again: a brand of its own
+    assert db.execute("SELECT brand FROM whatsapp_handler.channels").fetchone()["brand"] is None
+
+
+@pytest.mark.parametrize("attacker", sorted(ATTACKERS))
+def test_over_http_another_apps_credentials_cannot_erase_the_first_apps_user(relay, db, attacker):
+    """The attack as it came in: properly authenticated webhooks from another channel's credentials."""
+    import httpx
+
+    from tests.relay import EVOLUTION_KEY, META_OTHER_SECRET, post_meta, post_twilio
+
+    base = relay()
+    assert post_meta(base, p.meta_text(PHONE[1:], "wamid.REAL", body="hi from the real person")).status_code == 200
+    provider, ref, _ = ATTACKERS[attacker]
+    for n, text in enumerate(("hello", "YES", "DELETE", "YES")):
+        if provider == "meta":
+            r = post_meta(
+                base, p.meta_text(PHONE[1:], f"wamid.X{n}", body=text, phone_number_id=ref), META_OTHER_SECRET
+            )
+        elif provider == "twilio":
+            r = post_twilio(base, p.twilio_inbound(f"SM{n:032x}", PHONE, "+15550002222", body=text))
+        else:
+            body = p.evolution_upsert(EVOLUTION_REF, PHONE, f"3EB0X{n:07X}", text=text, apikey=EVOLUTION_KEY)
+            r = httpx.post(f"{base}/webhooks/evolution", json=body, timeout=10)
+        assert r.status_code == 200, r.text
+    victim = person(db)
+    assert victim["phone"] == PHONE and victim["erased_at"] is None and victim["terms_version"] is None
+    assert outbox_events(db, "user.erased") == [] and outbox_events(db, "user.terms_accepted") == []
+    assert len(outbox_events(db, "user.brand_erased")) == 1
+    assert (
+        db.execute("SELECT body FROM whatsapp_handler.messages WHERE provider_message_id = 'wamid.REAL'").fetchone()[
+            "body"
+        ]
+        == "hi from the real person"
+    )
