@@ -152,3 +152,46 @@ def test_worker_log_and_dead_letters_hold_no_code_or_token(
                UNION ALL SELECT m::text FROM whatsapp_handler.messages m) x"""
     ).fetchone()["s"]
     assert everywhere and code not in everywhere and ACCESS_TOKEN not in everywhere
+
+
+# Issue 11, finding 12: bodies and names never reach the server log -------------------------------------------------
+
+BODY_MARK = "bodytext-7c1e"
+NAME_MARK = "Profilename-4b2a"
+BAD_PHONE = "+4477009005551234567"  # 19 digits: WH001
+
+
+def test_server_log_holds_no_body_name_or_phone_from_json_postgres_refuses(
+    relay: Callable[..., str], db: psycopg.Connection, cluster: LocalCluster
+) -> None:
+    """Bodies jsonb refuses as received (its errors quote the JSON: "Token ... is invalid", CONTEXT "JSON
+    data, line 1: ..."), of each provider, and a malformed phone (WH001 used to quote it): the relay
+    cleans or keeps them before any cast, and SQL says a phone is malformed without repeating it."""
+    start = log_size(cluster)
+    base = relay()
+    wa_id = "447700900561"
+    meta_bodies = [
+        json.dumps(p.meta_text(wa_id, "wamid.LOG1", body=f"{BODY_MARK}\u0000", name=f"{NAME_MARK}\u0000")),
+        json.dumps(p.meta_text(wa_id, "wamid.LOG2", body=f"{BODY_MARK}\ud800", name=f"{NAME_MARK}\udfff")),
+        json.dumps(p.meta_text(wa_id, "wamid.LOG3", body=BODY_MARK, name=NAME_MARK))[:-1] + ', "n": 1e999999}',
+        f'{{"object": "whatsapp_business_account", "text": "{BODY_MARK}", "name": "{NAME_MARK}", broken',
+    ]
+    for body in meta_bodies:
+        assert post_meta(base, body.encode()).status_code == 200
+    form = p.twilio_inbound("SM" + "c" * 32, "+" + wa_id, "+15550002222", Body=f"{BODY_MARK}\u0000")
+    assert post_twilio(base, {**form, "ProfileName": f"{NAME_MARK}\u0000"}).status_code == 200
+    upsert = p.evolution_upsert(EVOLUTION_REF, "+" + wa_id, "EVOLOG", f"{BODY_MARK}\u0000", apikey=EVOLUTION_KEY)
+    evolution = json.dumps(upsert).replace('"Ana"', f'"{NAME_MARK}\\u0000"')
+    response = httpx.post(f"{base}/webhooks/evolution", content=evolution, headers={"Content-Type": "application/json"})
+    assert response.status_code == 200, response.text
+    verify = httpx.post(f"{base}/v1/otp/verify", json={"phone": BAD_PHONE, "code": "123456"}, headers=AUTH)
+    assert verify.status_code == 422 and BAD_PHONE not in verify.text
+    direct = db.execute("SELECT count(*) AS n FROM whatsapp_handler.webhook_events WHERE note IS NOT NULL")
+    assert direct.fetchone()["n"] == 6, "every body above was kept with its note"
+    time.sleep(0.5)
+
+    pg_log = server_log(cluster, start)
+    assert "malformed phone number" in pg_log  # the log was written, and is read here
+    for personal in (BODY_MARK, NAME_MARK, BAD_PHONE, BAD_PHONE[1:], wa_id):
+        assert personal not in pg_log, f"{personal} is in the PostgreSQL log"
+    assert "JSON data" not in pg_log and "Token" not in pg_log
