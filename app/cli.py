@@ -20,6 +20,8 @@ from app.settings import Settings, get_settings
 
 PROG = "whatsapp-handler"
 URL_VAR = "WHATSAPP_HANDLER_DATABASE_URL"
+RELAY_URL_VAR = "WHATSAPP_HANDLER_RELAY_DATABASE_URL"
+WORKER_URL_VAR = "WHATSAPP_HANDLER_WORKER_DATABASE_URL"
 METRICS_DIR_VAR = "PROMETHEUS_MULTIPROC_DIR"
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
@@ -137,7 +139,13 @@ def serve(settings: Settings) -> int:
     channels.register(conninfo, settings.channels)
     # The app runs in granian's worker processes and never starts a cluster itself:
     # it finds the database that was resolved here in its environment.
-    os.environ.setdefault(URL_VAR, conninfo)
+    if settings.database_url is None and settings.relay_database_url is None:
+        # The embedded cluster: the app gets the relay group's own login, never the superuser's URL.
+        os.environ[RELAY_URL_VAR] = database.service_conninfo(settings, "relay")
+        # The worker is started apart; its login is made here too, so that it exists from the first serve.
+        database.service_conninfo(settings, "worker")
+    else:
+        os.environ.setdefault(URL_VAR, conninfo)
     metrics_dir = None
     if settings.http_workers > 1 and not os.environ.get(METRICS_DIR_VAR):
         # Worker processes share their counters through prometheus_client's multiprocess files.
@@ -174,8 +182,10 @@ def run_worker(settings: Settings) -> int:
     from app import worker
 
     logs.configure(settings.log_level)
-    if settings.worker_database_url is None:
-        os.environ.setdefault(URL_VAR, database.resolve_conninfo(settings))
+    if settings.worker_database_url is None and settings.database_url is None:
+        # The embedded cluster: the worker group's own login, not the superuser.
+        database.resolve_conninfo(settings)
+        os.environ[WORKER_URL_VAR] = database.service_conninfo(settings, "worker")
         settings = get_settings()
     runner = asyncio.run
     if find_spec("uvloop"):

@@ -7,7 +7,9 @@ user and the cluster lives where that user can reach it.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import os
 import secrets
 import shutil
@@ -19,10 +21,42 @@ import psycopg
 from psycopg import sql
 
 SERVER_USER = "postgres"
+SCRAM_ITERATIONS = 4096
+# Serialises the logins' creation between a `serve` and a `worker` starting together.
+LOGINS_LOCK = 7_447_001
 
 
 class ClusterError(RuntimeError):
     """A server command failed; the message says which and how to look further."""
+
+
+def scram_verifier(password: str) -> str:
+    """The SCRAM-SHA-256 verifier PostgreSQL stores for a password (RFC 5802/7677), computed here so
+    that the plaintext never travels in a statement, which a server log could keep."""
+    salt = secrets.token_bytes(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, SCRAM_ITERATIONS)
+    stored_key = hashlib.sha256(hmac.new(salted, b"Client Key", hashlib.sha256).digest()).digest()
+    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+
+    def b64(raw: bytes) -> str:
+        return base64.b64encode(raw).decode()
+
+    return f"SCRAM-SHA-256${SCRAM_ITERATIONS}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
+
+
+def _read_or_make_password(path: Path) -> str:
+    """The password kept in path, made (random, 0600, created exclusively) the first time."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        if kept := path.read_text().strip():
+            return kept
+        # Left empty by a start that died while writing it: made again.
+        path.chmod(0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+    with os.fdopen(fd, "w") as out:
+        out.write(secrets.token_urlsafe(24) + "\n")
+    return path.read_text().strip()
 
 
 def _running_as_root() -> bool:
@@ -172,6 +206,39 @@ class LocalCluster:
     def url(self, database: str, user: str = "postgres", password: str | None = None) -> str:
         pw = self.password() if password is None else password
         return psycopg.conninfo.make_conninfo(host="127.0.0.1", port=self.port, dbname=database, user=user, password=pw)
+
+    def login_password_file(self, login: str) -> Path:
+        return self.home / f"{login}.password"
+
+    def ensure_login(self, database: str, login: str, group: str) -> str:
+        """A login in `group` and nothing else, with its password kept 0600 next to the superuser's;
+        made the first time, its attributes, password and memberships put back on every later call.
+        Returns its conninfo. The group comes with the plan: deploy first."""
+        password = _read_or_make_password(self.login_password_file(login))
+        with psycopg.connect(self.url(database), autocommit=True) as conn:
+            conn.execute("SELECT pg_advisory_lock(%s)", (LOGINS_LOCK,))
+            if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (group,)).fetchone():
+                raise ClusterError(
+                    f"role {group} does not exist in the embedded cluster: deploy the plan first"
+                    " (`whatsapp-handler db deploy` or `whatsapp-handler serve`)"
+                )
+            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (login,)).fetchone()
+            verb = sql.SQL("ALTER" if exists else "CREATE")
+            attributes = "LOGIN INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS"
+            conn.execute(
+                sql.SQL("{} ROLE {} " + attributes + " PASSWORD {}").format(
+                    verb, sql.Identifier(login), sql.Literal(scram_verifier(password))
+                )
+            )
+            others = conn.execute(
+                "SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid"
+                " WHERE m.member = (SELECT oid FROM pg_roles WHERE rolname = %s) AND g.rolname <> %s",
+                (login, group),
+            ).fetchall()
+            for (other,) in others:
+                conn.execute(sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(other), sql.Identifier(login)))
+            conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), sql.Identifier(login)))
+        return self.url(database, user=login, password=password)
 
     def ensure_database(self, name: str, template: str | None = None) -> None:
         with psycopg.connect(self.url("postgres"), autocommit=True) as conn:

@@ -35,6 +35,24 @@ def resolve_conninfo(settings: Settings) -> str:
     return cluster.url(settings.embedded_database)
 
 
+# The embedded cluster's logins of the HTTP app and the delivery worker (role names are
+# cluster-wide, hence the prefix); the superuser only deploys and registers channels.
+SERVICE_LOGINS = {
+    "relay": ("whatsapp_handler_relay_login", "whatsapp_handler_relay"),
+    "worker": ("whatsapp_handler_worker_login", "whatsapp_handler_worker"),
+}
+
+
+def service_conninfo(settings: Settings, service: str) -> str:
+    """The embedded cluster's conninfo for the relay's or the worker's own login, made (or put
+    back) on each call; the cluster must run and the plan be deployed."""
+    login, group = SERVICE_LOGINS[service]
+    cluster = embedded_cluster(settings)
+    conninfo = cluster.ensure_login(settings.embedded_database, login, group)
+    log.info("the %s connects as %s (password in %s)", service, login, cluster.login_password_file(login))
+    return conninfo
+
+
 def mask(conninfo: str) -> str:
     """The conninfo or URL with its password replaced, fit to print or log."""
     if conninfo.startswith(("postgresql://", "postgres://")):
