@@ -32,7 +32,9 @@ LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
 AS $$
     SELECT CASE
-        WHEN r.rolsuper OR pg_has_role(r.oid, 'whatsapp_handler_owner', 'USAGE') OR a.all_channels
+        -- whatsapp_handler_cron: pg_cron's login for the jobs, the analytics refresh among them.
+        WHEN r.rolsuper OR pg_has_role(r.oid, 'whatsapp_handler_owner', 'USAGE') OR r.rolname = 'whatsapp_handler_cron'
+             OR a.all_channels
             THEN (SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM channels)
         ELSE coalesce(a.channel_ids, '{}')
     END
@@ -42,21 +44,22 @@ $$;
 REVOKE ALL ON FUNCTION whatsapp_handler._visible_channels() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION whatsapp_handler._visible_channels() TO whatsapp_handler_analyst;
 COMMENT ON FUNCTION whatsapp_handler._visible_channels() IS
-    'Internal, for the row-level security of the analytics summaries and the live analytics views: the channel ids the session''s login (session_user) sees. Every channel for a superuser or a member of the owner (the refresh job), or an analyst granted all_channels; the listed ones for a scoped analyst; none (empty array) for a login with no row. SECURITY DEFINER so that analysts need no access to analyst_channels; analysts execute it (through the views) and learn only their own scope.';
+    'Internal, for the row-level security of the analytics summaries and the live analytics views: the channel ids the session''s login (session_user) sees. Every channel for a superuser, a member of the owner, the jobs'' login whatsapp_handler_cron (the refresh job runs as it), or an analyst granted all_channels; the listed ones for a scoped analyst; none (empty array) for a login with no row. SECURITY DEFINER so that analysts need no access to analyst_channels; analysts execute it (through the views) and learn only their own scope.';
 
 CREATE FUNCTION whatsapp_handler._sees_all_channels()
 RETURNS boolean
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
 AS $$
-    SELECT coalesce(bool_or(r.rolsuper OR pg_has_role(r.oid, 'whatsapp_handler_owner', 'USAGE') OR a.all_channels), false)
+    SELECT coalesce(bool_or(r.rolsuper OR pg_has_role(r.oid, 'whatsapp_handler_owner', 'USAGE')
+                            OR r.rolname = 'whatsapp_handler_cron' OR a.all_channels), false)
     FROM pg_roles r LEFT JOIN analyst_channels a ON a.analyst = r.rolname
     WHERE r.rolname = session_user
 $$;
 REVOKE ALL ON FUNCTION whatsapp_handler._sees_all_channels() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION whatsapp_handler._sees_all_channels() TO whatsapp_handler_analyst;
 COMMENT ON FUNCTION whatsapp_handler._sees_all_channels() IS
-    'Internal, for the live analytics views: whether the session''s login sees every channel (superuser, member of the owner, or an all_channels analyst), and so also rows tied to no known channel (dead letters whose channel is unknown).';
+    'Internal, for the live analytics views: whether the session''s login sees every channel (superuser, member of the owner, the jobs'' login whatsapp_handler_cron, or an all_channels analyst), and so also rows tied to no known channel (dead letters whose channel is unknown).';
 
 -- SECURITY INVOKER: granting a role and setting a login's parameters need a superuser or
 -- CREATEROLE, which the owner role does not have; a DBA runs it as such a login.

@@ -4,7 +4,7 @@
 -- are owned by the owner and run with its rights, so RLS is FORCEd (the owner is subject
 -- to it too). The policy compares each row's channel with _visible_channels(), the channels
 -- of the session's login: an analyst's own; every channel for the refresh job, which pg_cron
--- runs as the deploying login (a superuser or a member of the owner). The call
+-- runs as the jobs' login whatsapp_handler_cron (or a DBA, superuser or owner member). The call
 -- is wrapped in a sub-select so that it runs once per query, not once per row.
 BEGIN;
 SET LOCAL ROLE whatsapp_handler_owner;

@@ -564,8 +564,8 @@ def test_an_inbound_dead_letter_carries_its_channel(db, data, analyst):
     """analytics.dead_letters no longer looks the channel up in webhook_events: the dead letter is
     given it as it is queued, and a scoped analyst sees the dead letters of its channels only."""
     event = db.execute(
-        "INSERT INTO whatsapp_handler.webhook_events (provider, channel_id, payload, outcome) "
-        "VALUES ('meta', %s, '{}', 'failed') RETURNING id, received_at",
+        "INSERT INTO whatsapp_handler.webhook_events (provider, channel_id, payload, outcome, error) "
+        "VALUES ('meta', %s, '{}', 'failed', 'WH012: not a Meta body') RETURNING id, received_at",
         (data["A"],),
     ).fetchone()
     db.execute(

@@ -238,6 +238,15 @@ CONTENT_TYPES = st.sampled_from(
 )
 
 
+def _json_text_of(raw: bytes) -> bool:
+    """Whether a body is JSON text once bytes that are not UTF-8 are read as U+FFFD."""
+    try:
+        json.loads(raw.decode("utf-8", "replace"))
+    except (ValueError, RecursionError):
+        return False
+    return True
+
+
 def _json_text(value: Any) -> bytes:
     return _encode(value, JSON)
 
@@ -301,6 +310,11 @@ def test_signed_hostile_webhooks_are_stored_once_or_refused_cleanly(
     @example(case=(b"[" * 5000 + b"]" * 5000, JSON))
     @example(case=(_json_text(payloads.meta_text("447700900123", "wamid.deep"))[:-1] + DEEP + b"}", JSON))
     # Found by the fuzz: json.loads raised RecursionError on this (a 500 until app/envelopes.py).
+    # Issue 11, finding 4: what jsonb refuses, and what is not JSON, signed: kept, never a 400.
+    @example(case=(_json_text(payloads.meta_text("447700900123", "wamid.nul", body="a\u0000b")), JSON))
+    @example(case=(_json_text(payloads.meta_text("447700900123", "wamid.sur", name="\ud800")), JSON))
+    @example(case=(b'{"object": "whatsapp_business_account", "n": 1e999999, "entry": []}', JSON))
+    @example(case=(b"\xff\xfe not json", JSON))
     @example(case=(b'{"event": "x", "instance": "shop-instance", "n": ' + b"[" * 3000 + b"]" * 3000 + b"}", JSON))
     def run(case: tuple[bytes, str]) -> None:
         nonlocal calls
@@ -313,6 +327,17 @@ def test_signed_hostile_webhooks_are_stored_once_or_refused_cleanly(
         assert response.status_code in {200, 400, 401, 403, 404, 413}, response.text
         now = count(db, "webhook_events")
         assert now - stored == (1 if response.status_code == 200 else 0), "stored not exactly once"
+        if path != "/webhooks/twilio" or media_type == JSON:
+            # Authenticated bodies (the whole body signed or a header key): only JSON of the wrong shape is
+            # refused; a body jsonb refuses is cleaned, and one that is not JSON is kept raw and dead-lettered.
+            readable = _json_text_of(raw)
+            assert response.status_code != 400 or readable, f"refused, so lost: {raw[:200]!r} {response.text}"
+            if response.status_code == 200 and not readable:
+                row = db.execute(
+                    "SELECT payload IS NULL AS raw_only, outcome FROM whatsapp_handler.webhook_events"
+                    " ORDER BY id DESC LIMIT 1"
+                ).fetchone()
+                assert row == {"raw_only": True, "outcome": "failed"}, "not JSON, yet not kept raw and dead-lettered"
 
     run()
     print(f"\nfuzz POST {path} hostile: {calls} requests, (content type, status) {sorted(seen)}")

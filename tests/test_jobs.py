@@ -194,12 +194,21 @@ def test_a_job_the_jobs_login_may_not_execute_is_refused(db):
 
 
 def test_the_jobs_login_runs_every_job_function_and_nothing_else(db):
-    """What a job runs with: as whatsapp_handler_cron, each job function works (the history trim too,
-    on that login's runs); a table, another function, a role change are refused."""
-    db.execute("SET ROLE whatsapp_handler_cron")
+    """What a job runs with: in a session of whatsapp_handler_cron, as pg_cron opens one, each job
+    function works (the analytics refresh writes every channel's rows, the history trim that login's
+    runs); a table, another function, a role change are refused."""
+    from tests import analytics_data
+
+    analytics_data.load(db)
+    summaries = "SELECT count(*) AS n FROM whatsapp_handler.analytics_users"
+    before = db.execute(summaries).fetchone()["n"]
+    assert before > 0
+    db.execute("SET SESSION AUTHORIZATION whatsapp_handler_cron")
     try:
+        assert db.execute("SELECT session_user AS u").fetchone()["u"] == CRON_LOGIN
         for fn in JOB_FUNCTIONS:
             db.execute(f"SELECT {fn}")
+        db.execute("SELECT whatsapp_handler.job_analytics_refresh('2000-01-01')")
         for denied in ("SELECT 1 FROM whatsapp_handler.users", "SELECT 1 FROM whatsapp_handler.jobs",
                        "SELECT 1 FROM pgmq.q_outbound", "SELECT whatsapp_handler.erase_user(1)",
                        "SELECT whatsapp_handler.cron_job_failures()",
@@ -209,7 +218,8 @@ def test_the_jobs_login_runs_every_job_function_and_nothing_else(db):
             with raises_sqlstate("42501"):
                 db.execute(denied)
     finally:
-        db.execute("RESET ROLE")
+        db.execute("RESET SESSION AUTHORIZATION")
+    assert db.execute(summaries).fetchone()["n"] == before
 
 
 def wait_for_run(cron_db, job: str, since) -> dict | None:

@@ -21,6 +21,7 @@ PROJECT_ROLES = (
     "whatsapp_handler_worker",
     "whatsapp_handler_analyst",
     "whatsapp_handler_consumer",
+    "whatsapp_handler_cron",
 )
 
 

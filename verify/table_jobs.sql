@@ -20,7 +20,7 @@ WHERE tgrelid = 'whatsapp_handler.jobs'::regclass AND tgname = 'jobs_sync_cron_j
 SELECT 1 / (count(*) = 0)::int FROM whatsapp_handler.jobs j
 WHERE j.enabled AND NOT EXISTS (SELECT FROM cron.job c WHERE c.jobname = j.cron_job_name
                                 AND c.schedule = j.schedule AND c.command = j.command AND c.active
-                                AND c.username = 'whatsapp_handler_cron' AND c.database = current_database());
+                                AND c.username = 'whatsapp_handler_cron');
 SELECT 1 / (count(*) = 0)::int FROM whatsapp_handler.jobs j
 WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_proc p WHERE p.pronamespace = 'whatsapp_handler'::regnamespace
                   AND p.proname = j.function AND has_function_privilege('whatsapp_handler_cron', p.oid, 'execute'));
