@@ -123,7 +123,7 @@ async def _queue_rows(pool: AsyncConnectionPool) -> tuple[QueueRows | None, Cron
 def _cron_families(rows: CronRows | None) -> list[Metric]:
     up = GaugeMetricFamily(
         "whatsapp_cron_metrics_up",
-        "Whether every enabled pg_cron job of this project is visible to the login that deployed it",
+        "Whether every enabled pg_cron job of this project is scheduled as its jobs login (and so seen)",
     )
     up.add_metric([], 1 if rows and all(scheduled for _job, scheduled, _count, _message in rows) else 0)
     failures = GaugeMetricFamily(

@@ -96,7 +96,8 @@ def test_a_failing_cron_job_fails_until_it_succeeds(db: psycopg.Connection, db_u
 
     run = (
         "INSERT INTO cron.job_run_details (jobid, job_pid, database, username, command, status, return_message,"
-        " start_time, end_time) VALUES (%s, 1, current_database(), 'postgres', 'SELECT 1', %s, %s, now(), now())"
+        " start_time, end_time) VALUES (%s, 1, current_database(), 'whatsapp_handler_cron', 'SELECT 1', %s, %s, now(),"
+        " now())"
     )
     db.execute(run, (job, "failed", "ERROR:  canceling statement due to lock timeout"))
     db.execute(run, (job, "failed", "ERROR:  canceling statement due to lock timeout"))
