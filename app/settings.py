@@ -76,7 +76,8 @@ class Settings(BaseSettings):
 
     # With no URL the service runs on an embedded, project-local cluster it manages itself.
     database_url: SecretStr | None = Field(default=None, description="postgresql:// URL of an existing server")
-    # The HTTP app's own login (granted whatsapp_handler_relay); unset = the URL above.
+    # The HTTP app's own login (granted whatsapp_handler_relay); unset = the URL above, or on the
+    # embedded cluster the relay login that serve makes.
     relay_database_url: SecretStr | None = None
     embedded_dir: Path = Field(default=PROJECT_DIR / ".local" / "postgres", description="embedded cluster's home")
     embedded_port: int = Field(default=54329, ge=1024, le=65535)
@@ -120,7 +121,8 @@ class Settings(BaseSettings):
     # Off behind a transaction-mode pooler (pgbouncer), which cannot keep them.
     prepared_statements: bool = True
 
-    # The delivery worker. Its own login (granted whatsapp_handler_worker); unset = database_url.
+    # The delivery worker. Its own login (granted whatsapp_handler_worker); unset = database_url, or
+    # on the embedded cluster the worker login that serve makes.
     worker_database_url: SecretStr | None = None
     # Sends under way at once, and messages claimed per query.
     worker_concurrency: int = Field(default=64, ge=1, le=1000)
