@@ -25,6 +25,8 @@ HEADER_TIMEOUT = 2
 # A trickler sends one byte this often and would go on for TRICKLE_FOR seconds if nothing cut it.
 TRICKLE_EVERY = 0.5
 TRICKLE_FOR = 60
+# Room for a loaded machine; every bound stays far below TRICKLE_FOR and granian's old 30 s header timeout.
+SLACK = 6
 
 
 @pytest.fixture
@@ -118,14 +120,14 @@ def test_a_trickled_body_is_answered_408_and_its_connection_closed(
     body, headers = signed_webhook("wamid.TRICKLED")
     outcome = trickle(port, body, headers)
     assert outcome.answered_after is not None, "the trickled body was never cut off"
-    assert BODY_TIMEOUT - 0.2 <= outcome.answered_after <= BODY_TIMEOUT + 3, outcome
+    assert BODY_TIMEOUT - 0.2 <= outcome.answered_after <= BODY_TIMEOUT + SLACK, outcome
     head, _, payload = outcome.answer.partition(b"\r\n\r\n")
     assert status_of(head) == 408, outcome.answer
     assert b"content-type: application/problem+json" in head.lower()
     problem = json.loads(payload)
     assert (problem["status"], problem["title"]) == (408, "Request Timeout")
     # The connection goes with the answer: the rest of the body is never read.
-    assert outcome.closed_after is not None and outcome.closed_after <= BODY_TIMEOUT + 4, outcome
+    assert outcome.closed_after is not None and outcome.closed_after <= BODY_TIMEOUT + SLACK + 1, outcome
     assert db.execute("SELECT count(*) AS n FROM whatsapp_handler.webhook_events").fetchone()["n"] == 0
     # Counted as a timeout, not as the 5xx "error" the webhook error-rate alert watches.
     counted = scrape(base)
@@ -173,10 +175,10 @@ def test_health_answers_while_tricklers_outnumber_the_backpressure(
     # Every slot is held by a trickler and more wait: /health waits for one to be cut off, no longer
     # than the tricklers ahead of it take (a body timeout per round of `backpressure` connections).
     started = time.monotonic()
-    health = httpx.get(f"{base}/health", timeout=4 * BODY_TIMEOUT + 5)
+    health = httpx.get(f"{base}/health", timeout=4 * BODY_TIMEOUT + 2 * SLACK)
     waited = time.monotonic() - started
     assert health.status_code == 200
-    assert waited <= 4 * BODY_TIMEOUT + 2, waited
+    assert waited <= 4 * BODY_TIMEOUT + SLACK, waited
     for thread in threads:
         thread.join(timeout=TRICKLE_FOR)
     assert len(outcomes) == 3 * backpressure
@@ -184,7 +186,7 @@ def test_health_answers_while_tricklers_outnumber_the_backpressure(
     # Once the tricklers are gone, /health is at once again.
     started = time.monotonic()
     assert httpx.get(f"{base}/health", timeout=5).status_code == 200
-    assert time.monotonic() - started < 1
+    assert time.monotonic() - started < SLACK
 
 
 @pytest.mark.parametrize("sent", [b"", b"POST /webhooks/meta HTTP/1.1\r\nHost: re"], ids=["nothing", "half-headers"])
@@ -196,9 +198,9 @@ def test_a_connection_without_complete_headers_is_closed_after_the_header_timeou
     started = time.monotonic()
     with socket.create_connection(("127.0.0.1", port)) as sock:
         sock.sendall(sent)
-        _read_until_closed(sock, outcome, started, started + HEADER_TIMEOUT + 10)
+        _read_until_closed(sock, outcome, started, started + HEADER_TIMEOUT + 2 * SLACK)
     assert outcome.closed_after is not None, "the connection was still open"
-    assert HEADER_TIMEOUT - 0.2 <= outcome.closed_after <= HEADER_TIMEOUT + 3, outcome
+    assert HEADER_TIMEOUT - 0.2 <= outcome.closed_after <= HEADER_TIMEOUT + SLACK, outcome
 
 
 def test_an_idle_keep_alive_connection_is_closed_after_the_header_timeout(
@@ -210,5 +212,5 @@ def test_an_idle_keep_alive_connection_is_closed_after_the_header_timeout(
         assert status_of(sock.recv(65536)) == 200
         outcome = Outcome()
         started = time.monotonic()
-        _read_until_closed(sock, outcome, started, started + HEADER_TIMEOUT + 10)
-    assert outcome.closed_after is not None and outcome.closed_after <= HEADER_TIMEOUT + 3, outcome
+        _read_until_closed(sock, outcome, started, started + HEADER_TIMEOUT + 2 * SLACK)
+    assert outcome.closed_after is not None and outcome.closed_after <= HEADER_TIMEOUT + SLACK, outcome
