@@ -3,8 +3,9 @@ them. A module of its own so that the CLI can use it without importing prometheu
 which picks its multiprocess mode once, at import (before `serve` sets
 PROMETHEUS_MULTIPROC_DIR for granian's workers)."""
 
-# Per enabled job of this project: whether the login that deployed it sees it in cron.job, its
-# failed runs since its last successful one (0 when the last run succeeded), and the last
-# failure's message. pg_cron shows runs only to the role that scheduled them; the function
-# belongs to that login (deploy/fn_cron_job_failures.sql), so any caller sees them through it.
+# Per enabled job of this project: whether it is in cron.job as a job of the jobs' login
+# whatsapp_handler_cron, its failed runs since its last successful one (0 when the last run
+# succeeded), and the last failure's message. pg_cron shows a job's runs only to the role it runs
+# as; the function reads them through a helper owned by that login (deploy/fn_cron_job_failures.sql),
+# so the relay's login, or any login granted it, sees them.
 CRON_FAILURES = "SELECT job_name, scheduled, failures, last_message FROM whatsapp_handler.cron_job_failures()"
