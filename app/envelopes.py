@@ -130,9 +130,14 @@ def json_object(body: bytes | str) -> dict[str, Any]:
 NOT_UTF8 = "bytes that are not UTF-8 replaced with U+FFFD"
 # What jsonb refuses in JSON text (PostgreSQL 15): a \u0000 escape, a lone surrogate escape, a number with more
 # than 131072 digits before its point or 16383 after it (numeric's range), and NaN or Infinity, which JSON has
-# not but Python's parser takes. A body with none of these is passed as received; this screen is cheap, and
-# what it lets through is checked token by token. A number under 1000 digits with an exponent under 10000 fits.
-_SUSPECT = re.compile(r"\\u(?:0000|[dD][89a-fA-F])|[0-9]{1000}|[eE][+-]?0*[0-9]{5}|NaN|Infinity")
+# not but Python's parser takes. A body with none of these is passed as received. The screens are cheap (a
+# substring test, then one regex with a literal prefix; numbers and constants are seen by the parser's hooks);
+# what they let through is checked token by token. A number under 1000 characters with an exponent under
+# 10000 fits.
+_SUSPECT_ESCAPE = re.compile(
+    r"\\u(?:0000|[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])|(?<!\\u[dD][89abAB][0-9a-fA-F]{2}\\u)[dD][c-fC-F])"
+)
+_BIG_EXPONENT = re.compile(r"[eE][+-]?0*[0-9]{5}")
 _TOKEN = re.compile(
     r'(?P<string>"[^"\\]*(?:\\.[^"\\]*)*")'
     r"|(?P<number>-?(?P<int>0|[1-9][0-9]*)(?:\.(?P<frac>[0-9]+))?(?:[eE](?P<exp>[+-]?[0-9]+))?)"
@@ -160,15 +165,26 @@ def decode(raw: bytes) -> Body:
     except UnicodeDecodeError:
         text = raw.decode("utf-8", "replace")
         notes.append(NOT_UTF8)
+    odd: list[str] = []
+
+    def number(token: str) -> int:
+        if len(token) >= 1000 or _BIG_EXPONENT.search(token):
+            odd.append(token)
+        return 0
+
+    def constant(token: str) -> int:
+        odd.append(token)
+        return 0
+
     try:
         # Syntax only: numbers are not converted (a 5000-digit integer is no error here).
-        json.loads(text, parse_int=len, parse_float=len, parse_constant=len)
+        json.loads(text, parse_int=number, parse_float=number, parse_constant=constant)
     except RecursionError:
         return Body(raw, None, "; ".join([*notes, "not JSON: nested too deeply to be read"]))
     except json.JSONDecodeError as exc:
         # The parser's message names what it expected and where, never the body's content.
         return Body(raw, None, "; ".join([*notes, f"not JSON: {exc.msg} at character {exc.pos}"]))
-    if _SUSPECT.search(text):
+    if odd or ("\\u" in text and _SUSPECT_ESCAPE.search(text)):
         text, cleaned = _clean(text)
         notes.extend(cleaned)
     return Body(raw, text, "; ".join(notes) or None)
