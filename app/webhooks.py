@@ -196,16 +196,18 @@ async def evolution_webhook(request: Request) -> Response:
             f"no configured apikey in the apikey or Authorization header, and a body over"
             f" {signatures.EVOLUTION_BODY_KEY_MAX_BYTES} bytes is not searched for one"
         )
+    if not keys:
+        # Only the body's key can authenticate it: read from the body as sent, before anything is cleaned
+        # (a key with a \u0000 must not become the key once the \u0000 is removed).
+        presented, _ = evolution_envelope(body)
+        keys = {key for key in configured if signatures.same(key, presented.apikey)}
+        if not keys:
+            raise NotAuthorizedException("no configured apikey was presented")
     decoded = decode(body)
     if decoded.text is None:
-        if not keys:
-            raise ClientException("the body is not JSON")
         # Authenticated by a header, but not JSON: kept (without the key's bytes) and dead-lettered.
         return Response(await _ingest(request, "evolution", _without_keys(decoded, configured)))
     envelope, payload = evolution_envelope(decoded.text)
-    keys |= {key for key in configured if signatures.same(key, envelope.apikey)}
-    if not keys:
-        raise NotAuthorizedException("no configured apikey was presented")
     _channel(request, "evolution", envelope.instance, keys)
     # The apikey is a credential: no copy of it is stored with the raw event.
     signatures.redact_evolution_keys(payload, configured)
