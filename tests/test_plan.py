@@ -96,6 +96,8 @@ def test_reverting_one_database_keeps_the_cluster_wide_settings_others_use(db_ur
         ("GRANT EXECUTE ON FUNCTION whatsapp_handler.erase_user(bigint) TO PUBLIC", "fn_erase_user"),
         ("ALTER TABLE whatsapp_handler.users DROP CONSTRAINT users_phone_e164", "table_users"),
         ("GRANT INSERT ON pgmq.q_outbound TO whatsapp_handler_worker", "queue_outbound"),
+        ("GRANT SELECT ON pgmq.a_outbox TO pg_monitor", "queue_outbox"),
+        ("UPDATE cron.job SET username = 'postgres' WHERE jobname = 'whatsapp_handler.retention'", "table_jobs"),
         ("ALTER FUNCTION whatsapp_handler.request_otp(text, bigint, text) SECURITY INVOKER", "fn_request_otp"),
         ("ALTER FUNCTION whatsapp_handler.register_user(text, bigint, text) RESET search_path", "fn_register_user"),
     ],
