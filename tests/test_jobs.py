@@ -251,6 +251,7 @@ def test_the_jobs_run_under_pg_cron_as_the_jobs_login_only(cluster, cron_db, pg_
     guard = "whatsapp_handler.job_analyst_guard()"
     original = cron_db.execute("SELECT pg_get_functiondef(%s::regprocedure) AS d", (guard,)).fetchone()["d"]
     cron_db.execute(f"CREATE ROLE {member} LOGIN PASSWORD 'member-password' IN ROLE whatsapp_handler_owner")
+    started = cron_db.execute("SELECT clock_timestamp() AS t").fetchone()["t"]
     try:
         with psycopg.connect(cluster.url(CRON_DB, user=member, password="member-password"), autocommit=True) as conn:
             conn.execute(
@@ -264,6 +265,12 @@ def test_the_jobs_run_under_pg_cron_as_the_jobs_login_only(cluster, cron_db, pg_
     finally:
         cron_db.execute(original)
         cron_db.execute(f"DROP ROLE {member}")
+        # The session's other tests (doctor, /metrics) read this database's runs: the attack's go.
+        cron_db.execute(
+            "DELETE FROM cron.job_run_details WHERE status = 'failed' AND start_time > %s AND jobid IN "
+            "(SELECT jobid FROM cron.job WHERE jobname = 'whatsapp_handler.analyst_guard')",
+            (started,),
+        )
     assert plain == {"username": CRON_LOGIN, "status": "succeeded", "return_message": "SELECT 1"}
     assert attack is not None and attack["username"] == CRON_LOGIN and attack["status"] == "failed"
     assert "permission denied" in attack["return_message"] or "must be superuser" in attack["return_message"]
