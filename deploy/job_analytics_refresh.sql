@@ -1,7 +1,7 @@
 -- Deploy whatsapp_handler:job_analytics_refresh to pg
 -- requires: table_jobs fn_job_analytics_refresh
 -- The analytics refresh as a row of whatsapp_handler.jobs (docs/jobs.md), scheduled by the
--- deploying login as the other jobs are: every 10 minutes.
+-- trigger for the jobs login whatsapp_handler_cron, as the other jobs are: every 10 minutes.
 BEGIN;
 
 -- Run by pg_cron as the jobs' login (docs/jobs.md).
