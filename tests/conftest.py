@@ -58,7 +58,9 @@ def cluster() -> Iterator[LocalCluster]:
         sqitch.run("deploy", pg.url(TEMPLATE_DB), capture=True)
         with psycopg.connect(pg.url(TEMPLATE_DB), autocommit=True) as conn:
             # A deploy leaves the OTP destinations unset (every request refused, WH058): the tests' numbers.
-            conn.execute("""UPDATE whatsapp_handler.settings SET value = '["44", "1"]' WHERE key = 'otp.country_codes'""")
+            conn.execute(
+                """UPDATE whatsapp_handler.settings SET value = '["44", "1"]' WHERE key = 'otp.country_codes'"""
+            )
         _create_logins(pg)
         pg.stop()
         pg.configure(cron_database=CRON_DB)
