@@ -90,11 +90,11 @@ def test_erase_removes_personal_data_and_keeps_anonymous_history(db, channel_id)
     assert outbound_messages(db) == []  # the pending OTP message is not sent to an erased user
     assert db.execute("SELECT count(*) AS n FROM pgmq.a_outbox").fetchone()["n"] == 0
 
-    # The phone number survives nowhere in the project's tables or queues, except in
-    # events still waiting for consumers (documented), which user.erased follows.
+    # The phone number survives nowhere in the project's tables or queues, events still
+    # waiting for consumers included (they lose their personal fields; user.erased follows).
     tables = db.execute(
         """SELECT c.oid::regclass::text AS t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-           WHERE n.nspname IN ('whatsapp_handler', 'pgmq') AND c.relkind = 'r' AND c.relname <> 'q_outbox'"""
+           WHERE n.nspname IN ('whatsapp_handler', 'pgmq') AND c.relkind = 'r'"""
     ).fetchall()
     for row in tables:
         n = db.execute(f"SELECT count(*) AS n FROM {row['t']} x WHERE x::text LIKE %s", (f"%{PHONE[1:]}%",)).fetchone()[
