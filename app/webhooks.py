@@ -50,6 +50,13 @@ async def _ingest(request: Request, provider: str, payload: str | Body) -> dict[
     return result
 
 
+async def _keep_unread(request: Request, provider: str, body: Body, why: str) -> dict[str, Any]:
+    """An authenticated body the relay cannot route or read (not the shape its provider sends): stored
+    as received and dead-lettered with why, never processed, and answered 200. A 4xx would lose it:
+    Twilio does not retry one, Meta retries the same bytes for a week."""
+    return await _ingest(request, provider, Body(body.raw, None, f"not read: {why}"))
+
+
 def _channel(request: Request, provider: str, ref: object, signers: set[bytes]) -> Channel:
     """The channel a request names, among those of the secrets that authenticated it. One answer
     for a ref that is not configured and for one of another app, account or instance: holding
@@ -106,8 +113,12 @@ async def meta_webhook(request: Request) -> Response:
     if decoded.text is None:
         # Signed, but not JSON: kept as received and dead-lettered (Meta would only send it again).
         return Response(await _ingest(request, "meta", decoded))
+    try:
+        envelope = meta_envelope(decoded.text)
+    except ClientException as exc:
+        return Response(await _keep_unread(request, "meta", decoded, exc.detail))
     # Account-level events name no number; the signing app's are stored raw by SQL.
-    for phone_number_id in sorted(meta_envelope(decoded.text).phone_number_ids()):
+    for phone_number_id in sorted(envelope.phone_number_ids()):
         _channel(request, "meta", phone_number_id, signers)
     return Response(await _ingest(request, "meta", decoded))
 
@@ -136,10 +147,15 @@ async def twilio_webhook(request: Request) -> Response:
         raise PermissionDeniedException("X-Twilio-Signature is missing")
     body = await request.body()
     body_hash = request.query_params.get("bodySHA256")
+    unread = None
     if body_hash is not None:
         # A JSON body: the signature covers the URL (with the body's hash in it) and no parameters.
-        payload = decode(body)
-        fields, signed = json_object(payload.text) if payload.text is not None else {}, []
+        payload, fields, signed = decode(body), {}, []
+        if payload.text is not None:
+            try:
+                fields = json_object(payload.text)
+            except ClientException as exc:
+                unread = exc.detail  # told once the request is authenticated
     else:
         if request.headers.get("content-type", "").split(";", 1)[0].strip().lower() != FORM:
             raise ClientException(f"expected {FORM}")
@@ -159,13 +175,14 @@ async def twilio_webhook(request: Request) -> Response:
         # Signed, but not JSON: kept as received and dead-lettered (Twilio does not retry a 4xx).
         await _ingest(request, "twilio", payload)
         return Response(EMPTY_TWIML, media_type="text/xml")
-    # The signed text of a form can be split otherwise; a JSON body is pinned by its hash.
-    if body_hash is None and (refusal := signatures.twilio_form_refusal(signed)):
-        raise ClientException(refusal)
     # Status callbacks come from the business number; inbound messages are sent to it.
     ref_field = "From" if fields.get("MessageStatus", "received") != "received" else "To"
-    if not fields.get(ref_field):
-        raise ClientException(f"the body has no {ref_field}")
+    # The signed text of a form can be split otherwise; a JSON body is pinned by its hash.
+    refusal = unread or (signatures.twilio_form_refusal(signed) if body_hash is None else None)
+    if refusal or not fields.get(ref_field):
+        # Kept, not acted on: a re-split of a captured form lands here, and so would a name Twilio adds.
+        await _keep_unread(request, "twilio", payload, refusal or f"the body has no {ref_field}")
+        return Response(EMPTY_TWIML, media_type="text/xml")
     _channel(request, "twilio", fields[ref_field], signers)
     await _ingest(request, "twilio", payload)
     return Response(EMPTY_TWIML, media_type="text/xml")
@@ -207,7 +224,10 @@ async def evolution_webhook(request: Request) -> Response:
     if decoded.text is None:
         # Authenticated by a header, but not JSON: kept (without the key's bytes) and dead-lettered.
         return Response(await _ingest(request, "evolution", _without_keys(decoded, configured)))
-    envelope, payload = evolution_envelope(decoded.text)
+    try:
+        envelope, payload = evolution_envelope(decoded.text)
+    except ClientException as exc:
+        return Response(await _keep_unread(request, "evolution", _without_keys(decoded, configured), exc.detail))
     _channel(request, "evolution", envelope.instance, keys)
     # The apikey is a credential: no copy of it is stored with the raw event.
     signatures.redact_evolution_keys(payload, configured)

@@ -155,6 +155,21 @@ def count(db: Any, table: str) -> int:
     return db.execute(f"SELECT count(*) AS n FROM whatsapp_handler.{table}").fetchone()["n"]
 
 
+def kept_unread(db: Any) -> list[str]:
+    """The notes of the webhooks kept without being read (signed, but not a shape the provider sends):
+    each stored raw with no payload, failed, dead-lettered with WH045, and nothing of it processed."""
+    rows = db.execute(
+        "SELECT payload IS NULL AS raw_only, raw IS NOT NULL AS has_raw, outcome, error, note"
+        " FROM whatsapp_handler.webhook_events ORDER BY id"
+    ).fetchall()
+    assert all(r["raw_only"] and r["has_raw"] and r["outcome"] == "failed" for r in rows), rows
+    assert all(r["error"].startswith("WH045") and r["note"].startswith("not read: ") for r in rows), rows
+    letters = db.execute("SELECT message ->> 'sqlstate' AS c FROM pgmq.q_inbound_dlq").fetchall()
+    assert [r["c"] for r in letters] == ["WH045"] * len(rows)
+    assert count(db, "messages") == 0 and count(db, "message_status_events") == 0
+    return [r["note"] for r in rows]
+
+
 def scrape(base: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     response = httpx.get(f"{base}/metrics", timeout=10)
     assert response.status_code == 200, response.text

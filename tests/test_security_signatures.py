@@ -527,9 +527,10 @@ RESPLITS: dict[str, Callable[[dict[str, str]], dict[str, str]]] = {
 
 
 @pytest.mark.parametrize("resplit", sorted(RESPLITS))
-def test_twilio_form_split_otherwise_is_400_and_stores_nothing(twilio, db, resplit) -> None:
-    """The same signature over another split of the signed text: refused once authenticated (400),
-    nothing stored, so the DELETE it carries is not acted on again as a new message."""
+def test_twilio_form_split_otherwise_is_kept_but_never_acted_on(twilio, db, resplit) -> None:
+    """The same signature over another split of the signed text: once authenticated it is stored raw
+    and dead-lettered (WH045, parked by the re-drive), never processed, so the DELETE it carries is not
+    acted on again as a new message; and nothing a signed request carries is lost to a 4xx."""
     base, _ = twilio
     original = twilio_documented(SID)
     forged = RESPLITS[resplit](original)
@@ -537,7 +538,15 @@ def test_twilio_form_split_otherwise_is_400_and_stores_nothing(twilio, db, respl
     assert twilio_signature(TWILIO_URL, forged) == signature, "not the same signed text"
     assert send_twilio(base, original, [("X-Twilio-Signature", signature)]).status_code == 200
     before = snapshot(db)
-    refused(send_twilio(base, forged, [("X-Twilio-Signature", signature)]), 400, db, before)
+    assert send_twilio(base, forged, [("X-Twilio-Signature", signature)]).status_code == 200
+    after = snapshot(db)
+    grown = {table for table in after if after[table] != before[table]}
+    assert grown == {"whatsapp_handler.webhook_events", "pgmq.q_inbound_dlq"}, (before, after)
+    row = db.execute(
+        "SELECT payload, outcome, note, error FROM whatsapp_handler.webhook_events ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    assert (row["payload"], row["outcome"]) == (None, "failed") and row["error"].startswith("WH045")
+    assert row["note"].startswith("not read: ")
     assert _messages(db, SID) == 1
 
 
