@@ -16,6 +16,7 @@ Each example runs in a transaction that is rolled back, so the seeded database i
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -317,6 +318,13 @@ def _ingest_args(provider: str) -> Callable[[World], st.SearchStrategy[tuple]]:
     return args
 
 
+def _raw_args(world: World) -> st.SearchStrategy[tuple]:
+    """ingest_raw: the bytes as received, the relay's cleaned text (a provider's body, anything, or none)."""
+    cleaned = st.one_of(*_provider_bodies(world).values()).map(json.dumps) | text_arg()
+    raw = st.binary(max_size=300) | st.none() | wrong_types()
+    return st.tuples(PROVIDER, raw, cleaned, text_arg(), texts(200) | st.none())
+
+
 TERMS = "user.terms_accepted"
 PROVIDER = text_arg() | st.sampled_from(["meta", "twilio", "evolution"])
 CODE = text_arg() | st.from_regex(r"\A[0-9]{6}\Z")
@@ -363,13 +371,14 @@ TARGETS = [
     Target("touch_user_activity", "owner", lambda w: st.tuples(ids(w.users))),
     Target("export_user", "owner", lambda w: st.tuples(ids(w.users))),
     Target("erase_user", "owner", lambda w: st.tuples(ids(w.users)), _event_per_change("user.erased")),
-    Target("add_channel", "owner", lambda w: st.tuples(PROVIDER, text_arg(), phones(), text_arg())),
-    Target("request_otp", "relay", lambda w: st.tuples(known_phones(w), ids(w.channels)), _otp_issued),
+    Target("add_channel", "owner", lambda w: st.tuples(PROVIDER, text_arg(), phones(), text_arg(), text_arg())),
+    Target("request_otp", "relay", lambda w: st.tuples(known_phones(w), ids(w.channels), text_arg()), _otp_issued),
     Target("verify_otp", "relay", lambda w: st.tuples(known_phones(w), CODE), _otp_checked),
     Target("ingest_meta", "relay", _ingest_args("meta"), _ingested, [NULL_BODY]),
     Target("ingest_twilio", "relay", _ingest_args("twilio"), _ingested, [NULL_BODY]),
     Target("ingest_evolution", "relay", _ingest_args("evolution"), _ingested, [NULL_BODY]),
     Target("ingest_batch", "relay", _batch_args, _ingested),
+    Target("ingest_raw", "relay", _raw_args, _ingested, [lambda w: ("meta", b"\xff{", None, "not JSON", None)]),
     Target("readiness", "relay", lambda w: st.tuples(text_arg())),
     Target("worker_claim", "worker", lambda w: st.tuples(ints(1, 1000), ints(1, 3600), id_array(w.channels))),
     Target("worker_sent", "worker", lambda w: st.tuples(ids(w.outbound), text_arg())),
