@@ -8,7 +8,8 @@ Checks the server (PostgreSQL 15+), the extensions (pgcrypto, pg_cron, pgmq as a
 extension or its SQL-only install), pg_cron (this database is cron.database_name, its
 launcher runs, the project's jobs are scheduled and their last runs succeeded), the
 sqitch registry against this build's sqitch.plan, the queues (depth, age of the oldest
-message, dead letters) and the channels (each configured channel can send). Exit 0
+message, dead letters), the channels (each configured channel can send), the OTP API's
+destinations and the HTTP limits against slow clients. Exit 0
 when nothing fails, 1 otherwise. It reads only; it never starts the embedded cluster.
 """
 
@@ -112,6 +113,7 @@ def run_checks(conn: psycopg.Connection, settings: Settings, max_queue_age: floa
         ("queues", lambda: _queues(conn, max_queue_age, max_dead_letter_age)),
         ("channels", lambda: _channels(conn, settings)),
         ("otp destinations", lambda: _otp(conn)),
+        ("slow clients", lambda: _slow_clients(settings)),
     ]
     for name, step in steps:
         try:
@@ -334,3 +336,25 @@ def _otp(conn: psycopg.Connection) -> Iterator[Check]:
             for scope in ("per_key", "overall")
         )
         yield Check("otp destinations", "ok", f"codes go to +{', +'.join(codes)}; {limits}")
+
+
+# Twilio waits 15 s for an answer and Meta counts an answer over 1 s against the app: a body
+# that takes longer than this to arrive is lost to its provider anyway, and only holds a slot.
+MAX_USEFUL_BODY_TIMEOUT = 15
+# granian's own default; more lets trickling clients hold more memory (up to 4 MiB each).
+MAX_BACKPRESSURE = 1024
+
+
+def _slow_clients(settings: Settings) -> Iterator[Check]:
+    """How long `serve` lets a client take, and how many it holds per worker (docs/relay.md, Slow clients)."""
+    found = (f"a body within {settings.body_timeout:g} s, headers within {settings.http_header_timeout:g} s, "
+             f"{settings.http_backpressure} connections per worker")  # fmt: skip
+    if settings.body_timeout > MAX_USEFUL_BODY_TIMEOUT or settings.http_header_timeout > MAX_USEFUL_BODY_TIMEOUT:
+        fix = (f"keep WHATSAPP_HANDLER_BODY_TIMEOUT and _HTTP_HEADER_TIMEOUT at {MAX_USEFUL_BODY_TIMEOUT} s or less: "
+               "providers give up sooner, a trickling client does not")  # fmt: skip
+        yield Check("slow clients", "warn", found, fix)
+    elif settings.http_backpressure > MAX_BACKPRESSURE:
+        yield Check("slow clients", "warn", found, f"keep WHATSAPP_HANDLER_HTTP_BACKPRESSURE at {MAX_BACKPRESSURE} "
+                    "or less: each connection may hold a body of up to 4 MiB")  # fmt: skip
+    else:
+        yield Check("slow clients", "ok", found)

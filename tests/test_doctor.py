@@ -164,3 +164,13 @@ def test_otp_destinations_unset_warn_and_malformed_fail(db: psycopg.Connection, 
     assert line.startswith("warn") and "every OTP request is refused (WH058)" in line and "-> UPDATE" in line
     db.execute("UPDATE whatsapp_handler.settings SET value = %s WHERE key = 'otp.country_codes'", (Jsonb(["+44"]),))
     assert status_of(run_cli("doctor", url=db_url, cwd=tmp_path), "otp destinations") == "FAIL"
+
+
+def test_slow_client_limits_are_shown_and_loose_ones_warn(db_url: str, tmp_path: Path) -> None:
+    (line,) = lines(run_cli("doctor", url=db_url, cwd=tmp_path))["slow clients"]
+    assert line == "ok    slow clients: a body within 10 s, headers within 10 s, 256 connections per worker"
+    loose = run_cli("doctor", url=db_url, cwd=tmp_path, WHATSAPP_HANDLER_BODY_TIMEOUT="120")
+    (line,) = lines(loose)["slow clients"]
+    assert line.startswith("warn") and "a body within 120 s" in line and "-> keep WHATSAPP_HANDLER_BODY_TIMEOUT" in line
+    many = run_cli("doctor", url=db_url, cwd=tmp_path, WHATSAPP_HANDLER_HTTP_BACKPRESSURE="5000")
+    assert status_of(many, "slow clients") == "warn"
