@@ -1,7 +1,7 @@
 -- Deploy whatsapp_handler:fn_assert_function to pg
 -- requires: schema_whatsapp_handler
 -- Used by the verify scripts of the API functions: one place states what every
--- callable function must look like (shared/DESIGN.md, database conventions).
+-- callable function must look like (docs/security.md, Roles).
 BEGIN;
 SET LOCAL ROLE whatsapp_handler_owner;
 

@@ -184,7 +184,7 @@ BEGIN
                AND jsonb_typeof(v #> '{messages,0,text,body}') = 'string'
                AND v #>> '{messages,0,id}' IS NOT NULL
                AND v #>> '{messages,0,from}' ~ '^[0-9]{6,15}$'
-               AND upper(trim(v #>> '{messages,0,text,body}')) NOT IN ('STOP', 'START', 'HELP', 'DELETE') AS simple
+               AND NOT _is_keyword(v #>> '{messages,0,text,body}') AS simple
         FROM item
     ), others AS (
         -- Every sender named anywhere in a webhook the fast path does not take.
