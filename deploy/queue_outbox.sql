@@ -1,5 +1,5 @@
 -- Deploy whatsapp_handler:queue_outbox to pg
--- requires: extension_pgmq role_groups
+-- requires: fn_queue_rights extension_pgmq role_groups
 -- Created by the deployer (pgmq.create needs CREATE on schema pgmq), then handed to
 -- the owner so that the SECURITY DEFINER functions can pgmq.send into it.
 BEGIN;
@@ -9,25 +9,8 @@ ALTER TABLE pgmq.q_outbox OWNER TO whatsapp_handler_owner;
 ALTER TABLE pgmq.a_outbox OWNER TO whatsapp_handler_owner;
 COMMENT ON TABLE pgmq.q_outbox IS 'whatsapp-handler domain events (docs/events.md); grouped per aggregate by header x-pgmq-group.';
 
--- pgmq's install lets pg_monitor read every table made in its schema (default
--- privileges), and a DBA's own defaults may add more: every right on this queue's tables
--- and sequence goes but the owner's, so that no monitoring or built-in role reads a message.
-DO $$
-DECLARE
-    v_grant record;
-BEGIN
-    FOR v_grant IN
-        SELECT c.oid::regclass AS rel, c.relkind, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END AS grantee
-        FROM unnest(ARRAY['outbox']) q,
-             LATERAL (VALUES (format('pgmq.q_%s', q)::regclass), (format('pgmq.a_%s', q)::regclass),
-                             (pg_get_serial_sequence(format('pgmq.q_%s', q), 'msg_id')::regclass)) r (oid)
-        JOIN pg_catalog.pg_class c ON c.oid = r.oid, aclexplode(c.relacl) a
-        WHERE a.grantee <> c.relowner
-    LOOP
-        EXECUTE format('REVOKE ALL ON %s %s FROM %s', CASE WHEN v_grant.relkind = 'S' THEN 'SEQUENCE' ELSE 'TABLE' END,
-                       v_grant.rel, v_grant.grantee);
-    END LOOP;
-END
-$$;
+-- Every right on the queue's tables and sequence goes but the owner's (fn_queue_rights).
+SELECT format('REVOKE ALL ON %s %s FROM %s', kind, relation, grantee)
+FROM whatsapp_handler._queue_rights_beyond_owner(ARRAY['outbox']) \gexec
 
 COMMIT;

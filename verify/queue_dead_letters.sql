@@ -9,11 +9,6 @@ WHERE oid IN ('pgmq.q_outbox_dlq'::regclass, 'pgmq.a_outbox_dlq'::regclass,
 
 -- Only the owner holds a right on the queue's tables and sequence (pg_monitor, PUBLIC and
 -- every other role none): pgmq's default privileges were revoked.
-SELECT 1 / (count(*) = 0)::int
-FROM unnest(ARRAY['outbox_dlq', 'outbound_dlq']) q,
-     LATERAL (VALUES (format('pgmq.q_%s', q)::regclass), (format('pgmq.a_%s', q)::regclass),
-                     (pg_get_serial_sequence(format('pgmq.q_%s', q), 'msg_id')::regclass)) r (oid)
-JOIN pg_catalog.pg_class c ON c.oid = r.oid, aclexplode(c.relacl) a
-WHERE a.grantee <> c.relowner;
+SELECT 1 / (count(*) = 0)::int FROM whatsapp_handler._queue_rights_beyond_owner(ARRAY['outbox_dlq', 'outbound_dlq']);
 
 ROLLBACK;

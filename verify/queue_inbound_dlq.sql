@@ -7,11 +7,6 @@ WHERE oid IN ('pgmq.q_inbound_dlq'::regclass, 'pgmq.a_inbound_dlq'::regclass) AN
 
 -- Only the owner holds a right on the queue's tables and sequence (pg_monitor, PUBLIC and
 -- every other role none): pgmq's default privileges were revoked.
-SELECT 1 / (count(*) = 0)::int
-FROM unnest(ARRAY['inbound_dlq']) q,
-     LATERAL (VALUES (format('pgmq.q_%s', q)::regclass), (format('pgmq.a_%s', q)::regclass),
-                     (pg_get_serial_sequence(format('pgmq.q_%s', q), 'msg_id')::regclass)) r (oid)
-JOIN pg_catalog.pg_class c ON c.oid = r.oid, aclexplode(c.relacl) a
-WHERE a.grantee <> c.relowner;
+SELECT 1 / (count(*) = 0)::int FROM whatsapp_handler._queue_rights_beyond_owner(ARRAY['inbound_dlq']);
 
 ROLLBACK;

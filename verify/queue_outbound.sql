@@ -9,11 +9,6 @@ SELECT 1 / (NOT has_table_privilege('whatsapp_handler_relay', 'pgmq.q_outbound',
 
 -- Only the owner holds a right on the queue's tables and sequence (pg_monitor, PUBLIC and
 -- every other role none): pgmq's default privileges were revoked.
-SELECT 1 / (count(*) = 0)::int
-FROM unnest(ARRAY['outbound']) q,
-     LATERAL (VALUES (format('pgmq.q_%s', q)::regclass), (format('pgmq.a_%s', q)::regclass),
-                     (pg_get_serial_sequence(format('pgmq.q_%s', q), 'msg_id')::regclass)) r (oid)
-JOIN pg_catalog.pg_class c ON c.oid = r.oid, aclexplode(c.relacl) a
-WHERE a.grantee <> c.relowner;
+SELECT 1 / (count(*) = 0)::int FROM whatsapp_handler._queue_rights_beyond_owner(ARRAY['outbound']);
 
 ROLLBACK;
