@@ -1,6 +1,6 @@
 """Put pgmq into a database when the server has no pgmq extension.
 
-The plan's extension_pgmq change accepts pgmq as an extension or as its SQL-only
+The plan's queue/pgmq change accepts pgmq as an extension or as its SQL-only
 install; plain sqitch cannot run the latter (it is not a migration of ours), so
 the wrapper loads it, from the SQL that the `pgmq` Python package ships, first.
 """

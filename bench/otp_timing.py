@@ -60,7 +60,7 @@ def install_before(conninfo: str, revision: str) -> None:
     if Path(revision).is_file():
         old = Path(revision).read_text()
     else:
-        old = subprocess.run(["git", "show", f"{revision}:deploy/fn_verify_otp.sql"], cwd=BENCH.parent,
+        old = subprocess.run(["git", "show", f"{revision}:deploy/otp/verify_otp.sql"], cwd=BENCH.parent,
                              capture_output=True, text=True, check=True).stdout  # fmt: skip
     script = old.replace("whatsapp_handler.verify_otp(", "whatsapp_handler.verify_otp_before(")
     statements = script.replace("BEGIN;", "").replace("COMMIT;", "")
@@ -124,7 +124,7 @@ def main() -> None:
     parser.add_argument(
         "--before",
         metavar="REV",
-        help="also time verify_otp as it was at this git revision (or in this copy of deploy/fn_verify_otp.sql)",
+        help="also time verify_otp as it was at this git revision (or in this copy of deploy/otp/verify_otp.sql)",
     )
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args()

@@ -94,10 +94,10 @@ def test_db_revert_without_yes_is_refused_and_reverts_nothing(test_url: str, tmp
 
 
 def test_db_revert_with_yes_and_to_reverts_the_changes_after_it(test_url: str, tmp_path: Path) -> None:
-    result = run_cli("db", "revert", "--yes", "--to", "fn_assert_function", url=test_url, cwd=tmp_path)
+    result = run_cli("db", "revert", "--yes", "--to", "core/assert_function", url=test_url, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     status = run_cli("db", "status", url=test_url, cwd=tmp_path)
-    assert "fn_assert_function" in status.stdout
+    assert "core/assert_function" in status.stdout
     assert "up-to-date" not in status.stdout
 
 

@@ -81,7 +81,7 @@ def test_revert_removes_exactly_its_jobs_and_deploy_brings_them_back(cluster, cr
     url = cluster.url(CRON_DB)
     cron_db.execute("SELECT cron.schedule('someone_else', '0 4 * * *', 'SELECT 1')")
     try:
-        sqitch.run("revert", url, "--to", "fn_redrive_outbound", capture=True)
+        sqitch.run("revert", url, "--to", "jobs/redrive_outbound", capture=True)
         assert cron_jobs(cron_db) == {}
         assert cron_db.execute("SELECT to_regclass('whatsapp_handler.jobs') AS t").fetchone()["t"] is None
         assert cron_db.execute("SELECT count(*) AS n FROM cron.job WHERE jobname = 'someone_else'").fetchone()["n"] == 1

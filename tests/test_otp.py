@@ -398,7 +398,7 @@ def test_a_fresh_deploy_leaves_the_destinations_for_a_dba_to_set(db):
         "SELECT value, description FROM whatsapp_handler.settings WHERE key = 'otp.country_codes'"
     ).fetchone()
     assert row["value"] == ["44", "1"]
-    deployed = (PROJECT_DIR / "deploy" / "fn_request_otp.sql").read_text()
+    deployed = (PROJECT_DIR / "deploy" / "otp/request_otp.sql").read_text()
     assert "('otp.country_codes', 'null'," in deployed
 
 

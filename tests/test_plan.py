@@ -79,7 +79,7 @@ def test_round_trip_leaves_nothing_behind(cluster):
 def test_reverting_one_database_keeps_the_cluster_wide_settings_others_use(db_url, db):
     # Roles and their settings are the cluster's: a clone reverted to nothing must leave them
     # to the template and the other databases (the analysts' timeouts were once reset here).
-    sqitch.run("revert", db_url, "-y", "--to", "role_groups", capture=True)
+    sqitch.run("revert", db_url, "-y", "--to", "core/roles", capture=True)
     config = db.execute(
         "SELECT setconfig FROM pg_db_role_setting"
         " WHERE setrole = 'whatsapp_handler_analyst'::regrole AND setdatabase = 0"
@@ -92,14 +92,14 @@ def test_reverting_one_database_keeps_the_cluster_wide_settings_others_use(db_ur
 @pytest.mark.parametrize(
     ("breakage", "change"),
     [
-        ("DROP FUNCTION whatsapp_handler.verify_otp(text, text)", "fn_verify_otp"),
-        ("GRANT EXECUTE ON FUNCTION whatsapp_handler.erase_user(bigint) TO PUBLIC", "fn_erase_user"),
-        ("ALTER TABLE whatsapp_handler.users DROP CONSTRAINT users_phone_e164", "table_users"),
-        ("GRANT INSERT ON pgmq.q_outbound TO whatsapp_handler_worker", "queue_outbound"),
-        ("GRANT SELECT ON pgmq.a_outbox TO pg_monitor", "queue_outbox"),
-        ("UPDATE cron.job SET username = 'postgres' WHERE jobname = 'whatsapp_handler.retention'", "table_jobs"),
-        ("ALTER FUNCTION whatsapp_handler.request_otp(text, bigint, text) SECURITY INVOKER", "fn_request_otp"),
-        ("ALTER FUNCTION whatsapp_handler.register_user(text, bigint, text) RESET search_path", "fn_register_user"),
+        ("DROP FUNCTION whatsapp_handler.verify_otp(text, text)", "otp/verify_otp"),
+        ("GRANT EXECUTE ON FUNCTION whatsapp_handler.erase_user(bigint) TO PUBLIC", "users/erase_user"),
+        ("ALTER TABLE whatsapp_handler.users DROP CONSTRAINT users_phone_e164", "users/users"),
+        ("GRANT INSERT ON pgmq.q_outbound TO whatsapp_handler_worker", "queue/outbound"),
+        ("GRANT SELECT ON pgmq.a_outbox TO pg_monitor", "queue/outbox"),
+        ("UPDATE cron.job SET username = 'postgres' WHERE jobname = 'whatsapp_handler.retention'", "jobs/jobs"),
+        ("ALTER FUNCTION whatsapp_handler.request_otp(text, bigint, text) SECURITY INVOKER", "otp/request_otp"),
+        ("ALTER FUNCTION whatsapp_handler.register_user(text, bigint, text) RESET search_path", "users/register_user"),
     ],
 )
 def test_verify_fails_when_an_object_is_wrong(db, db_url, breakage, change):
@@ -114,7 +114,7 @@ def test_verify_fails_when_an_object_is_wrong(db, db_url, breakage, change):
 
 def test_plain_sqitch_explains_pg_cron_in_another_database(cluster, db):
     db.execute("CREATE DATABASE wh_not_cron")
-    result = _sqitch("deploy", "--to", "extension_pgmq", url=cluster.url("wh_not_cron"))
+    result = _sqitch("deploy", "--to", "queue/pgmq", url=cluster.url("wh_not_cron"))
     assert result.returncode != 0
     # pg_cron comes first in the plan and this is not pg_cron's database: its hint shows.
     assert "cron.database_name" in result.stderr
@@ -126,7 +126,7 @@ def test_the_pgmq_change_explains_a_missing_pgmq(cluster, db):
     db.execute("CREATE DATABASE wh_no_pgmq")
     result = subprocess.run(
         ["psql", "-X", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(cluster.port), "-U", "postgres",
-         "-d", "wh_no_pgmq", "-f", str(PROJECT_DIR / "deploy" / "extension_pgmq.sql")],
+         "-d", "wh_no_pgmq", "-f", str(PROJECT_DIR / "deploy" / "queue/pgmq.sql")],
         env={**os.environ, "PGPASSWORD": cluster.password(), "PGOPTIONS": "-c client_min_messages=error"},
         capture_output=True, text=True, check=False,
     )  # fmt: skip

@@ -1,0 +1,79 @@
+-- Deploy whatsapp_handler:messages/record_inbound to pg
+-- requires: conversation/converse messages/status users/register_user
+BEGIN;
+SET LOCAL ROLE whatsapp_handler_owner;
+
+CREATE FUNCTION whatsapp_handler._record_inbound(
+    p_channel_id bigint, p_phone text, p_name text, p_provider_message_id text, p_type text,
+    p_body text, p_media jsonb, p_reply_id text, p_webhook_event_id bigint)
+RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, whatsapp_handler, pg_temp
+AS $$
+DECLARE
+    v_id      bigint := nextval('whatsapp_handler.messages_id_seq');
+    v_user_id bigint;
+    v_created boolean;
+    v_conv_id bigint;
+BEGIN
+    -- The claim on (channel, provider id) comes first: a retry or a concurrent duplicate
+    -- waits here for the first one's commit, then finds the key taken and does nothing.
+    INSERT INTO message_keys (channel_id, provider_message_id, message_id, message_created_at)
+    VALUES (p_channel_id, p_provider_message_id, v_id, now())
+    ON CONFLICT DO NOTHING;
+    IF NOT FOUND THEN
+        RETURN 'duplicate';
+    END IF;
+
+    -- Most messages come from people already known on this channel: find them directly;
+    -- only first contact goes through register_user.
+    SELECT u.id, c.id INTO v_user_id, v_conv_id
+    FROM users u JOIN conversations c ON c.user_id = u.id AND c.channel_id = p_channel_id
+    WHERE u.phone = p_phone
+    FOR UPDATE OF c;
+    v_created := false;
+    IF v_conv_id IS NULL THEN
+        SELECT r.user_id, r.created INTO v_user_id, v_created FROM register_user(p_phone, p_channel_id, p_name) r;
+        SELECT id INTO STRICT v_conv_id FROM conversations
+        WHERE user_id = v_user_id AND channel_id = p_channel_id FOR UPDATE;
+    END IF;
+    INSERT INTO messages (id, created_at, channel_id, user_id, conversation_id, direction, provider_message_id,
+                          message_type, body, media, status, webhook_event_id, correlation_id)
+    OVERRIDING SYSTEM VALUE
+    VALUES (v_id, now(), p_channel_id, v_user_id, v_conv_id, 'inbound', p_provider_message_id,
+            p_type, p_body, p_media, 'received', p_webhook_event_id, correlation_id());
+    -- Activity to the minute is enough (it drives the GDPR inactivity job), and saves an
+    -- update of the user row per message in a busy conversation.
+    UPDATE users SET last_active_at = now()
+    WHERE id = v_user_id AND (last_active_at IS NULL OR last_active_at < now() - interval '1 minute');
+    PERFORM _emit_event('message.received', v_user_id,
+        jsonb_build_object('message_id', v_id, 'channel_id', p_channel_id, 'conversation_id', v_conv_id,
+                           'provider_message_id', p_provider_message_id, 'type', p_type, 'body', p_body,
+                           'media', p_media, 'reply_id', p_reply_id));
+    PERFORM _converse(v_conv_id, p_body, p_reply_id);
+    RETURN CASE WHEN v_created THEN 'new_user' ELSE 'new' END;
+END
+$$;
+REVOKE ALL ON FUNCTION whatsapp_handler._record_inbound(bigint, text, text, text, text, text, jsonb, text, bigint) FROM PUBLIC;
+COMMENT ON FUNCTION whatsapp_handler._record_inbound(bigint, text, text, text, text, text, jsonb, text, bigint) IS
+    'Internal: records one inbound message once per (channel, provider id): registers the sender on first contact, stores the message, touches activity, emits message.received and runs the conversation. Returns new, new_user or duplicate. Raises WH001 for a malformed sender phone.';
+
+-- Inlined by its callers (no SET clause), as correlation_id() is; STABLE, not
+-- IMMUTABLE, because jsonb_build_object is only STABLE and would stop the inlining.
+CREATE FUNCTION whatsapp_handler._tally(p_counts jsonb, p_outcome text)
+RETURNS jsonb
+LANGUAGE sql STABLE
+AS $$
+    SELECT p_counts OPERATOR(pg_catalog.||) CASE p_outcome
+        WHEN 'new' THEN pg_catalog.jsonb_build_object('messages', (p_counts ->> 'messages')::int + 1)
+        WHEN 'new_user' THEN pg_catalog.jsonb_build_object('messages', (p_counts ->> 'messages')::int + 1,
+                                                           'registrations', (p_counts ->> 'registrations')::int + 1)
+        WHEN 'duplicate' THEN pg_catalog.jsonb_build_object('duplicates', (p_counts ->> 'duplicates')::int + 1)
+        WHEN 'status' THEN pg_catalog.jsonb_build_object('statuses', (p_counts ->> 'statuses')::int + 1)
+    END
+$$;
+REVOKE ALL ON FUNCTION whatsapp_handler._tally(jsonb, text) FROM PUBLIC;
+COMMENT ON FUNCTION whatsapp_handler._tally(jsonb, text) IS
+    'Internal: adds one outcome (new, new_user, duplicate, status) to an ingestion''s counts. Raises nothing.';
+
+COMMIT;

@@ -1,0 +1,131 @@
+-- Deploy whatsapp_handler:outbox/consumer to pg
+-- requires: queue/outbox queue/dead_letters core/settings core/roles
+-- The outbox contract for the business's services (docs/queues.md): read with a
+-- visibility timeout, one event per user at a time and in order; acknowledge when done
+-- (archived); an event read more than outbox.max_reads times without an acknowledgement
+-- goes to outbox_dlq instead of blocking its user's later events for ever.
+BEGIN;
+
+-- As the deployer: an index needs CREATE on schema pgmq, which the owner role lacks.
+-- Finds the event ahead of a candidate in its user's line (outbox_read).
+CREATE INDEX q_outbox_group_idx ON pgmq.q_outbox ((headers ->> 'x-pgmq-group'), msg_id);
+SET LOCAL ROLE whatsapp_handler_owner;
+
+INSERT INTO whatsapp_handler.settings (key, value, description) VALUES
+    ('outbox.max_reads', '5', 'Reads of an outbox event without an acknowledgement before it moves to outbox_dlq.');
+
+CREATE FUNCTION whatsapp_handler.outbox_read(p_qty integer DEFAULT 10, p_vt_seconds integer DEFAULT 30)
+RETURNS TABLE (msg_id bigint, read_ct integer, enqueued_at timestamptz, message jsonb)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, whatsapp_handler, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_max_reads integer := (_setting('outbox.max_reads') #>> '{}')::integer;
+BEGIN
+    IF p_qty IS NULL OR p_qty NOT BETWEEN 1 AND 1000 OR p_vt_seconds IS NULL OR p_vt_seconds NOT BETWEEN 1 AND 43200 THEN
+        RAISE EXCEPTION 'read 1 to 1000 events for 1 to 43200 seconds' USING ERRCODE = 'WH014',
+            HINT = 'Pass p_qty between 1 and 1000 and p_vt_seconds between 1 and 43200.';
+    END IF;
+    -- Visible again after max_reads reads: every consumer that took it failed. Moved aside
+    -- (with its headers, so its user is known) before the read, in this transaction.
+    WITH poisoned AS (
+        DELETE FROM pgmq.q_outbox q
+        WHERE q.msg_id IN (SELECT p.msg_id FROM pgmq.q_outbox p
+                           WHERE p.read_ct >= v_max_reads AND p.vt <= clock_timestamp()
+                           FOR UPDATE SKIP LOCKED)
+        RETURNING q.msg_id, q.read_ct, q.message, q.headers
+    )
+    INSERT INTO pgmq.q_outbox_dlq (vt, message, headers)
+    SELECT clock_timestamp(),
+           jsonb_build_object('event', p.message, 'read_ct', p.read_ct, 'queue_msg_id', p.msg_id,
+                              'dead_lettered_at', clock_timestamp()),
+           p.headers
+    FROM poisoned p;
+
+    RETURN QUERY
+    WITH picked AS (
+        -- Only the head of its user's line (as worker_claim does for outbound).
+        SELECT q.msg_id FROM pgmq.q_outbox q
+        WHERE q.vt <= clock_timestamp()
+          AND NOT EXISTS (SELECT FROM pgmq.q_outbox e
+                          WHERE e.headers ->> 'x-pgmq-group' = q.headers ->> 'x-pgmq-group' AND e.msg_id < q.msg_id)
+        ORDER BY q.msg_id
+        LIMIT p_qty
+        FOR UPDATE OF q SKIP LOCKED
+    )
+    UPDATE pgmq.q_outbox q
+    SET vt = clock_timestamp() + make_interval(secs => p_vt_seconds), read_ct = q.read_ct + 1,
+        last_read_at = clock_timestamp()
+    FROM picked p
+    WHERE q.msg_id = p.msg_id
+    RETURNING q.msg_id, q.read_ct, q.enqueued_at, q.message;
+END
+$$;
+
+CREATE FUNCTION whatsapp_handler.outbox_ack(p_msg_ids bigint[])
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, whatsapp_handler, pg_temp
+AS $$
+DECLARE
+    v_count integer;
+BEGIN
+    WITH done AS (DELETE FROM pgmq.q_outbox WHERE msg_id = ANY (p_msg_ids) RETURNING *)
+    INSERT INTO pgmq.a_outbox (msg_id, vt, read_ct, enqueued_at, last_read_at, message, headers)
+    SELECT msg_id, vt, read_ct, enqueued_at, last_read_at, message, headers FROM done;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count;
+END
+$$;
+
+CREATE FUNCTION whatsapp_handler.outbox_nack(p_msg_id bigint, p_delay_seconds integer DEFAULT 0)
+RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, whatsapp_handler, pg_temp
+AS $$
+BEGIN
+    IF p_delay_seconds IS NULL OR p_delay_seconds NOT BETWEEN 0 AND 43200 THEN
+        RAISE EXCEPTION 'a delay is 0 to 43200 seconds' USING ERRCODE = 'WH014',
+            HINT = 'Pass the seconds after which the event is to be read again.';
+    END IF;
+    UPDATE pgmq.q_outbox SET vt = clock_timestamp() + make_interval(secs => p_delay_seconds) WHERE msg_id = p_msg_id;
+    RETURN FOUND;
+END
+$$;
+
+-- Operators (`whatsapp-handler dlq replay outbox`): the events go back on the outbox as
+-- they were, each at the end of its user's line; consumers read them afresh.
+CREATE FUNCTION whatsapp_handler.outbox_dlq_replay(p_msg_ids bigint[])
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, whatsapp_handler, pg_temp
+AS $$
+DECLARE
+    v_count integer;
+BEGIN
+    WITH dead AS (
+        DELETE FROM pgmq.q_outbox_dlq WHERE msg_id = ANY (p_msg_ids) RETURNING msg_id, message, headers
+    )
+    INSERT INTO pgmq.q_outbox (vt, message, headers)
+    SELECT clock_timestamp(), message -> 'event', headers FROM dead ORDER BY msg_id;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count;
+END
+$$;
+REVOKE ALL ON FUNCTION whatsapp_handler.outbox_dlq_replay(bigint[]) FROM PUBLIC;
+COMMENT ON FUNCTION whatsapp_handler.outbox_dlq_replay(bigint[]) IS
+    'Operators: puts the events of these outbox_dlq letters back on the outbox (read count starting afresh) and deletes the letters. Returns how many went back. Raises nothing.';
+
+REVOKE ALL ON FUNCTION whatsapp_handler.outbox_read(integer, integer), whatsapp_handler.outbox_ack(bigint[]),
+    whatsapp_handler.outbox_nack(bigint, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION whatsapp_handler.outbox_read(integer, integer), whatsapp_handler.outbox_ack(bigint[]),
+    whatsapp_handler.outbox_nack(bigint, integer) TO whatsapp_handler_consumer;
+COMMENT ON FUNCTION whatsapp_handler.outbox_read(integer, integer) IS
+    'Reads up to p_qty domain events from pgmq queue outbox for p_vt_seconds: at most one per user (the oldest, and only when it is visible), so each user''s events are handled in order; first moves events read outbox.max_reads times without an acknowledgement to outbox_dlq. Returns (msg_id, read_ct, enqueued_at, message). Raises WH014 for p_qty outside 1-1000 or p_vt_seconds outside 1-43200, WH011 when the setting is missing.';
+COMMENT ON FUNCTION whatsapp_handler.outbox_ack(bigint[]) IS
+    'Acknowledges handled outbox events: archives them (kept 7 days). Returns how many were still there. Raises nothing.';
+COMMENT ON FUNCTION whatsapp_handler.outbox_nack(bigint, integer) IS
+    'Gives an event back to be read again after p_delay_seconds (0: at once). Returns false when it is gone. Raises WH014 for a delay outside 0-43200.';
+
+COMMIT;

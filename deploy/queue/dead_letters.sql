@@ -1,0 +1,26 @@
+-- Deploy whatsapp_handler:queue/dead_letters to pg
+-- requires: queue/rights queue/outbox queue/outbound core/roles
+-- A dead-letter queue per consumer (inbound_dlq, for webhooks, is its own change):
+-- outbox_dlq takes events that consumers read too often without acknowledging them,
+-- outbound_dlq takes messages the worker could not deliver. docs/queues.md has their
+-- formats; `whatsapp-handler dlq` lists, shows, replays and purges them.
+BEGIN;
+
+DO $$
+BEGIN
+    PERFORM pgmq.create('outbox_dlq');
+    PERFORM pgmq.create('outbound_dlq');
+END
+$$;
+ALTER TABLE pgmq.q_outbox_dlq OWNER TO whatsapp_handler_owner;
+ALTER TABLE pgmq.a_outbox_dlq OWNER TO whatsapp_handler_owner;
+ALTER TABLE pgmq.q_outbound_dlq OWNER TO whatsapp_handler_owner;
+ALTER TABLE pgmq.a_outbound_dlq OWNER TO whatsapp_handler_owner;
+COMMENT ON TABLE pgmq.q_outbox_dlq IS 'whatsapp-handler outbox events read more than the allowed number of times without being acknowledged: {event, read_ct, dead_lettered_at}.';
+COMMENT ON TABLE pgmq.q_outbound_dlq IS 'whatsapp-handler outbound messages the worker could not deliver: {message, reason, error, attempts, dead_lettered_at}; OTP messages lose their code on the way.';
+
+-- Every right on the queue's tables and sequence goes but the owner's (queue/rights).
+SELECT format('REVOKE ALL ON %s %s FROM %s', kind, relation, grantee)
+FROM whatsapp_handler._queue_rights_beyond_owner(ARRAY['outbox_dlq', 'outbound_dlq']) \gexec
+
+COMMIT;

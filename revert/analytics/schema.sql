@@ -1,0 +1,6 @@
+-- Revert whatsapp_handler:analytics/schema from pg
+BEGIN;
+
+DROP SCHEMA analytics;
+
+COMMIT;

@@ -1,6 +1,0 @@
--- Revert whatsapp_handler:fn_job_erase_inactive_users from pg
-BEGIN;
-
-DROP FUNCTION whatsapp_handler.job_erase_inactive_users(integer);
-
-COMMIT;

@@ -1,6 +1,0 @@
--- Revert whatsapp_handler:fn_queue_rights from pg
-BEGIN;
-
-DROP FUNCTION whatsapp_handler._queue_rights_beyond_owner(text[]);
-
-COMMIT;

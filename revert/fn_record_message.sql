@@ -1,7 +1,0 @@
--- Revert whatsapp_handler:fn_record_message from pg
-BEGIN;
-
-DROP FUNCTION whatsapp_handler._record_status(bigint, text, text, timestamptz, jsonb, bigint);
-DROP FUNCTION whatsapp_handler._queue_reply(bigint, text, text);
-
-COMMIT;

@@ -1,6 +1,0 @@
--- Revert whatsapp_handler:fn_redrive_inbound from pg
-BEGIN;
-
-DROP FUNCTION whatsapp_handler.redrive_inbound(integer, bigint[]);
-
-COMMIT;

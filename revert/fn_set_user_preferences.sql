@@ -1,6 +1,0 @@
--- Revert whatsapp_handler:fn_set_user_preferences from pg
-BEGIN;
-
-DROP FUNCTION whatsapp_handler.set_user_preferences(bigint, jsonb);
-
-COMMIT;

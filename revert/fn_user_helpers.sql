@@ -1,8 +1,0 @@
--- Revert whatsapp_handler:fn_user_helpers from pg
-BEGIN;
-
-DROP FUNCTION whatsapp_handler._complete_registration(bigint);
-DROP FUNCTION whatsapp_handler._lock_user(bigint, boolean);
-DROP FUNCTION whatsapp_handler._check_phone(text);
-
-COMMIT;

@@ -1,8 +1,0 @@
--- Revert whatsapp_handler:job_analyst_guard from pg
--- Deleting the row unschedules its cron job (the jobs trigger).
-BEGIN;
-
-DELETE FROM whatsapp_handler.jobs WHERE name = 'analyst_guard';
-REVOKE EXECUTE ON FUNCTION whatsapp_handler.job_analyst_guard() FROM whatsapp_handler_cron;
-
-COMMIT;

@@ -1,0 +1,7 @@
+-- Revert whatsapp_handler:messages/status from pg
+BEGIN;
+
+DROP FUNCTION whatsapp_handler._record_status(bigint, text, text, timestamptz, jsonb, bigint);
+DROP FUNCTION whatsapp_handler._queue_reply(bigint, text, text);
+
+COMMIT;

@@ -1,0 +1,9 @@
+-- Revert whatsapp_handler:otp/rate_buckets from pg
+BEGIN;
+
+DROP FUNCTION whatsapp_handler._take_otp_token(text, integer, integer);
+DELETE FROM whatsapp_handler.settings WHERE key IN ('otp.limit.per_key.per_minute', 'otp.limit.per_key.burst',
+                                                    'otp.limit.overall.per_minute', 'otp.limit.overall.burst');
+DROP TABLE whatsapp_handler.otp_rate_buckets;
+
+COMMIT;

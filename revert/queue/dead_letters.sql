@@ -1,0 +1,11 @@
+-- Revert whatsapp_handler:queue/dead_letters from pg
+BEGIN;
+
+DO $$
+BEGIN
+    PERFORM pgmq.drop_queue('outbound_dlq');
+    PERFORM pgmq.drop_queue('outbox_dlq');
+END
+$$;
+
+COMMIT;

@@ -1,6 +1,0 @@
--- Revert whatsapp_handler:queue_inbound_dlq from pg
-BEGIN;
-
-DO $$ BEGIN PERFORM pgmq.drop_queue('inbound_dlq'); END $$;
-
-COMMIT;

@@ -1,6 +1,0 @@
--- Revert whatsapp_handler:queue_outbound from pg
-BEGIN;
-
-DO $$ BEGIN PERFORM pgmq.drop_queue('outbound'); END $$;
-
-COMMIT;

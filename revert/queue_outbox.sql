@@ -1,6 +1,0 @@
--- Revert whatsapp_handler:queue_outbox from pg
-BEGIN;
-
-DO $$ BEGIN PERFORM pgmq.drop_queue('outbox'); END $$;
-
-COMMIT;

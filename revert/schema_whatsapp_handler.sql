@@ -1,7 +1,0 @@
--- Revert whatsapp_handler:schema_whatsapp_handler from pg
-BEGIN;
-
-ALTER DEFAULT PRIVILEGES FOR ROLE whatsapp_handler_owner GRANT EXECUTE ON FUNCTIONS TO PUBLIC;
-DROP SCHEMA whatsapp_handler;
-
-COMMIT;

@@ -1,8 +1,0 @@
--- Revert whatsapp_handler:table_analytics_keys from pg
-BEGIN;
-
-DROP FUNCTION whatsapp_handler._country_code(text);
-DROP FUNCTION whatsapp_handler._user_key(bigint);
-DROP TABLE whatsapp_handler.analytics_keys;
-
-COMMIT;

@@ -1,6 +1,0 @@
--- Revert whatsapp_handler:table_message_status_events from pg
-BEGIN;
-
-DROP TABLE whatsapp_handler.message_status_events;
-
-COMMIT;

@@ -1,7 +1,0 @@
--- Revert whatsapp_handler:table_settings from pg
-BEGIN;
-
-DROP FUNCTION whatsapp_handler._setting(text);
-DROP TABLE whatsapp_handler.settings;
-
-COMMIT;

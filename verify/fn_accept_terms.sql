@@ -1,6 +1,0 @@
--- Verify whatsapp_handler:fn_accept_terms on pg
-BEGIN;
-
-SELECT whatsapp_handler._assert_function('whatsapp_handler.accept_terms(bigint, text)', '{}');
-
-ROLLBACK;

@@ -1,7 +1,0 @@
--- Verify whatsapp_handler:fn_emit_event on pg
-BEGIN;
-
-SELECT 1 / (NOT has_function_privilege('public', 'whatsapp_handler._emit_event(text, bigint, jsonb)', 'execute'))::int;
-SELECT 1 / (NOT has_function_privilege('whatsapp_handler_relay', 'whatsapp_handler._emit_event(text, bigint, jsonb)', 'execute'))::int;
-
-ROLLBACK;

@@ -1,8 +1,0 @@
--- Verify whatsapp_handler:fn_job_partitions on pg
-BEGIN;
-
-SELECT whatsapp_handler._assert_function('whatsapp_handler.job_partitions()', '{}');
-SELECT 1 / count(*) FROM pg_catalog.pg_proc
-WHERE oid = 'whatsapp_handler.job_partitions()'::regprocedure AND prosecdef;
-
-ROLLBACK;

@@ -1,6 +1,0 @@
--- Verify whatsapp_handler:fn_normalise_evolution on pg
-BEGIN;
-
-SELECT whatsapp_handler._assert_function('whatsapp_handler._normalise_evolution(jsonb, bigint)', '{}');
-
-ROLLBACK;

@@ -1,6 +1,0 @@
--- Verify whatsapp_handler:fn_normalise_meta on pg
-BEGIN;
-
-SELECT whatsapp_handler._assert_function('whatsapp_handler._normalise_meta(jsonb, bigint)', '{}');
-
-ROLLBACK;

@@ -1,6 +1,0 @@
--- Verify whatsapp_handler:fn_queue_rights on pg
-BEGIN;
-
-SELECT whatsapp_handler._assert_function('whatsapp_handler._queue_rights_beyond_owner(text[])', '{}');
-
-ROLLBACK;

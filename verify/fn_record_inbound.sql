@@ -1,7 +1,0 @@
--- Verify whatsapp_handler:fn_record_inbound on pg
-BEGIN;
-
-SELECT whatsapp_handler._assert_function('whatsapp_handler._record_inbound(bigint, text, text, text, text, text, jsonb, text, bigint)', '{}');
-SELECT whatsapp_handler._assert_function('whatsapp_handler._tally(jsonb, text)', '{}');
-
-ROLLBACK;

@@ -1,6 +1,0 @@
--- Verify whatsapp_handler:fn_register_user on pg
-BEGIN;
-
-SELECT whatsapp_handler._assert_function('whatsapp_handler.register_user(text, bigint, text)', '{}');
-
-ROLLBACK;

@@ -1,6 +1,0 @@
--- Verify whatsapp_handler:fn_touch_user_activity on pg
-BEGIN;
-
-SELECT whatsapp_handler._assert_function('whatsapp_handler.touch_user_activity(bigint)', '{}');
-
-ROLLBACK;

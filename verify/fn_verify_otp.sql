@@ -1,6 +1,0 @@
--- Verify whatsapp_handler:fn_verify_otp on pg
-BEGIN;
-
-SELECT whatsapp_handler._assert_function('whatsapp_handler.verify_otp(text, text)', '{whatsapp_handler_relay}');
-
-ROLLBACK;

@@ -1,0 +1,6 @@
+-- Verify whatsapp_handler:providers/evolution on pg
+BEGIN;
+
+SELECT whatsapp_handler._assert_function('whatsapp_handler._normalise_evolution(jsonb, bigint)', '{}');
+
+ROLLBACK;

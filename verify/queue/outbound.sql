@@ -1,0 +1,14 @@
+-- Verify whatsapp_handler:queue/outbound on pg
+BEGIN;
+
+SELECT 1 / count(*) FROM pgmq.meta WHERE queue_name = 'outbound';
+-- The worker reaches the queue through its functions only (any right listed here is one too many).
+SELECT 1 / (NOT has_table_privilege('whatsapp_handler_worker', 'pgmq.q_outbound', 'select, insert, update, delete'))::int;
+SELECT 1 / (NOT has_table_privilege('whatsapp_handler_worker', 'pgmq.a_outbound', 'select, insert, update, delete'))::int;
+SELECT 1 / (NOT has_table_privilege('whatsapp_handler_relay', 'pgmq.q_outbound', 'select'))::int;
+
+-- Only the owner holds a right on the queue's tables and sequence (pg_monitor, PUBLIC and
+-- every other role none): pgmq's default privileges were revoked.
+SELECT 1 / (count(*) = 0)::int FROM whatsapp_handler._queue_rights_beyond_owner(ARRAY['outbound']);
+
+ROLLBACK;

@@ -1,0 +1,6 @@
+-- Verify whatsapp_handler:users/activity on pg
+BEGIN;
+
+SELECT whatsapp_handler._assert_function('whatsapp_handler.touch_user_activity(bigint)', '{}');
+
+ROLLBACK;

@@ -1,7 +1,0 @@
--- Verify whatsapp_handler:view_analytics_messages_daily on pg
-BEGIN;
-
-SELECT day, channel_id, direction, message_type, messages FROM analytics.messages_daily WHERE false;
-SELECT whatsapp_handler._assert_analytics_view('analytics.messages_daily');
-
-ROLLBACK;
