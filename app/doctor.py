@@ -29,8 +29,8 @@ from app import providers
 from app.cluster import ClusterError
 from app.cron_status import CRON_FAILURES
 from app.database import embedded_cluster
-from app.health import last_change
 from app.settings import PROJECT_DIR, Settings
+from app.sqitch import last_change, plan_changes
 
 MIN_SERVER_VERSION = 150000
 PLAN = PROJECT_DIR / "sqitch.plan"
@@ -179,14 +179,6 @@ def _pg_cron(conn: psycopg.Connection) -> Iterator[Check]:
     else:
         yield Check("pg_cron launcher", "FAIL", "not running (or not visible to this login)",
                     "check the server log for pg_cron; doctor needs pg_read_all_stats to see it")  # fmt: skip
-
-
-def plan_changes(plan: Path) -> list[str]:
-    return [
-        line.split()[0]
-        for line in plan.read_text(encoding="utf-8").splitlines()
-        if line.strip() and not line.lstrip().startswith(("%", "#", "@"))
-    ]
 
 
 def _plan(conn: psycopg.Connection, plan: Path) -> Iterator[Check]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -15,18 +14,6 @@ from app.openapi import problems
 
 READINESS = "SELECT whatsapp_handler.readiness(%s)"
 GETCONN_TIMEOUT = 2.0
-
-
-def last_change(plan: Path) -> str:
-    """The name of the plan's last change (pragmas, comments and tags skipped): the change this build expects."""
-    names = [
-        line.split()[0]
-        for line in plan.read_text(encoding="utf-8").splitlines()
-        if line.strip() and not line.lstrip().startswith(("%", "#", "@"))
-    ]
-    if not names:
-        raise ValueError(f"{plan} has no changes")
-    return names[-1]
 
 
 async def readiness(pool: AsyncConnectionPool, change: str) -> dict[str, bool]:

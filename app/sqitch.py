@@ -1,11 +1,13 @@
 """A thin wrapper around the sqitch CLI: the target comes from the settings, and
-pgmq's SQL-only install is loaded first where the server lacks the extension."""
+pgmq's SQL-only install is loaded first where the server lacks the extension. Also the one
+reader of sqitch.plan, for the probes, the doctor and the tests."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
+from pathlib import Path
 from urllib.parse import quote
 
 from psycopg.conninfo import conninfo_to_dict
@@ -14,6 +16,25 @@ from app.pgmq_install import ensure_pgmq
 from app.settings import PROJECT_DIR
 
 COMMANDS = ("deploy", "revert", "verify", "status")
+
+
+def plan_changes(plan: Path) -> list[str]:
+    """The plan's change names in deploy order. Pragmas (%), comments (#) and tags (@) are skipped;
+    a change reworked after a tag stands in the plan once per version, so its name comes back once
+    per line (`otp/request_otp [otp/request_otp@v1.0.0] ...` is named by its first word)."""
+    return [
+        line.split()[0]
+        for line in plan.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.lstrip().startswith(("%", "#", "@"))
+    ]
+
+
+def last_change(plan: Path) -> str:
+    """The name of the plan's last change: the change this build expects deployed."""
+    names = plan_changes(plan)
+    if not names:
+        raise ValueError(f"{plan} has no changes")
+    return names[-1]
 
 
 class SqitchError(RuntimeError):

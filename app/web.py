@@ -18,10 +18,10 @@ from app.batching import PROVIDERS, Batcher
 from app.channels import Channels
 from app.context import request_context
 from app.errors import EXCEPTION_HANDLERS
-from app.health import last_change
 from app.pool import relay_pool
 from app.settings import PROJECT_DIR, get_settings
 from app.signatures import twilio_base_urls
+from app.sqitch import last_change
 
 __all__ = ["body_deadline", "create_app", "last_change"]
 

@@ -12,8 +12,8 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from app.cluster import LocalCluster
-from app.health import last_change
 from app.settings import PROJECT_DIR
+from app.sqitch import last_change
 from tests.conftest import CRON_DB
 from tests.test_cli import CLOSED_URL, SECRET, assert_one_line_error, run_cli
 

@@ -25,9 +25,7 @@ PROJECT_ROLES = (
 )
 
 
-def plan_changes() -> list[str]:
-    lines = (PROJECT_DIR / "sqitch.plan").read_text().splitlines()
-    return [line.split()[0] for line in lines if line and not line.startswith(("%", "#", "@"))]
+PLAN = PROJECT_DIR / "sqitch.plan"
 
 
 def project_leftovers(conninfo: str) -> list[str]:
@@ -51,8 +49,28 @@ def project_leftovers(conninfo: str) -> list[str]:
     return [row[0] for row in found]
 
 
+def test_the_plan_reader_skips_tags_and_keeps_reworked_changes_in_order(tmp_path):
+    # After a release tag, a reworked change stands in the plan twice, the second time
+    # requiring its tagged self; the build expects the plan's last line.
+    plan = tmp_path / "sqitch.plan"
+    plan.write_text(
+        "%syntax-version=1.0.0\n"
+        "%project=whatsapp_handler\n"
+        "\n"
+        "core/roles 2026-11-01T10:00:00Z Founding engineers <e@x.invalid> # the roles\n"
+        "otp/request_otp [core/roles] 2026-11-01T10:01:00Z Founding engineers <e@x.invalid> # request_otp()\n"
+        "@v1.0.0 2026-11-02T10:00:00Z Founding engineers <e@x.invalid> # the first release\n"
+        "  # a comment, indented\n"
+        "users/erase_user [core/roles] 2026-11-03T10:00:00Z Founding engineers <e@x.invalid> # erase_user()\n"
+        "otp/request_otp [otp/request_otp@v1.0.0] 2026-11-04T10:00:00Z Founding engineers <e@x.invalid> # reworked\n"
+        "@v1.1.0 2026-11-05T10:00:00Z Founding engineers <e@x.invalid> # the second release\n"
+    )
+    assert sqitch.plan_changes(plan) == ["core/roles", "otp/request_otp", "users/erase_user", "otp/request_otp"]
+    assert sqitch.last_change(plan) == "otp/request_otp"
+
+
 def test_every_change_has_three_scripts():
-    for change in plan_changes():
+    for change in sqitch.plan_changes(PLAN):
         for kind in ("deploy", "revert", "verify"):
             script = PROJECT_DIR / kind / f"{change}.sql"
             assert script.is_file() and script.read_text().strip(), f"{kind}/{change}.sql missing or empty"
