@@ -1,9 +1,11 @@
-"""The relay's connection pool: autocommit connections, so that one SQL call is one transaction
-and one round trip, and a cheap check that drops connections the server has closed."""
+"""The service's connection pools, made by one factory: autocommit connections, so that one SQL
+call is one transaction and one round trip, each named for its service and never committing
+with synchronous_commit off. The relay's also checks for connections the server has closed."""
 
 from __future__ import annotations
 
 import select
+from collections.abc import Awaitable, Callable
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
@@ -34,20 +36,60 @@ async def durable_commits(conn: psycopg.AsyncConnection) -> None:
         await conn.execute("SET synchronous_commit = local")
 
 
-def relay_pool(conninfo: str, settings: Settings) -> AsyncConnectionPool:
-    kwargs: dict[str, object] = {"autocommit": True, "application_name": "whatsapp-handler-relay"}
-    if settings.statement_timeout_ms:
-        kwargs["options"] = f"-c statement_timeout={settings.statement_timeout_ms}"
-    if not settings.prepared_statements:
-        kwargs["prepare_threshold"] = None
+def service_pool(
+    conninfo: str,
+    application_name: str,
+    *,
+    min_size: int,
+    max_size: int,
+    timeout: float,
+    reconnect_timeout: float = 300.0,
+    check: Callable[[psycopg.AsyncConnection], Awaitable[None]] | None = None,
+    **connection: object,
+) -> AsyncConnectionPool:
+    """A closed pool (the caller opens it where its event loop runs); `connection` adds to the
+    keyword arguments of every connection (options, prepare_threshold)."""
     return AsyncConnectionPool(
         conninfo,
-        kwargs=kwargs,
+        kwargs={"autocommit": True, "application_name": application_name, **connection},
+        min_size=min_size,
+        max_size=max_size,
+        timeout=timeout,
+        reconnect_timeout=reconnect_timeout,
+        check=check,
+        configure=durable_commits,
+        open=False,
+    )
+
+
+def relay_pool(conninfo: str, settings: Settings) -> AsyncConnectionPool:
+    connection: dict[str, object] = {}
+    if settings.statement_timeout_ms:
+        connection["options"] = f"-c statement_timeout={settings.statement_timeout_ms}"
+    if not settings.prepared_statements:
+        connection["prepare_threshold"] = None
+    return service_pool(
+        conninfo,
+        "whatsapp-handler-relay",
         min_size=settings.pool_min_size,
         max_size=settings.pool_max_size,
         timeout=settings.pool_timeout,
         reconnect_timeout=settings.pool_reconnect_timeout,
         check=drop_if_closed,
-        configure=durable_commits,
-        open=False,
+        **connection,
+    )
+
+
+def worker_pool(settings: Settings) -> AsyncConnectionPool:
+    """The delivery worker's, on its own login where one is set: a connection per four sends
+    under way (4 to 32)."""
+    url = settings.worker_database_url or settings.database_url
+    if url is None:
+        raise RuntimeError("neither WHATSAPP_HANDLER_WORKER_DATABASE_URL nor WHATSAPP_HANDLER_DATABASE_URL is set")
+    return service_pool(
+        url.get_secret_value(),
+        "whatsapp-handler-worker",
+        min_size=2,
+        max_size=max(4, min(settings.worker_concurrency // 4, 32)),
+        timeout=settings.pool_timeout * 5,
     )

@@ -31,7 +31,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from app import providers
 from app.breaker import Breaker
-from app.pool import durable_commits
+from app.pool import worker_pool as _pool
 from app.settings import ChannelConfig, Settings
 
 log = logging.getLogger("whatsapp_handler.worker")
@@ -226,21 +226,6 @@ class Worker:
                     return
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 5.0)
-
-
-def _pool(settings: Settings) -> AsyncConnectionPool:
-    url = settings.worker_database_url or settings.database_url
-    if url is None:
-        raise RuntimeError("neither WHATSAPP_HANDLER_WORKER_DATABASE_URL nor WHATSAPP_HANDLER_DATABASE_URL is set")
-    return AsyncConnectionPool(
-        url.get_secret_value(),
-        kwargs={"autocommit": True, "application_name": "whatsapp-handler-worker"},
-        min_size=2,
-        max_size=max(4, min(settings.worker_concurrency // 4, 32)),
-        timeout=settings.pool_timeout * 5,
-        configure=durable_commits,
-        open=False,
-    )
 
 
 async def run(settings: Settings, on_ready: Callable[[], Awaitable[None]] | None = None) -> None:
