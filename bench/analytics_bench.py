@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,8 +24,7 @@ from pathlib import Path
 import psycopg
 from psycopg import pq
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.durable import BENCH, durable_cluster
+from kit.durable import BENCH, durable_cluster
 
 VIEWS = ("channels", "users", "funnel_daily", "registrations_daily", "otp_daily", "messages_daily",
          "delivery_latency_daily", "active_users", "dead_letters", "refresh_status")  # fmt: skip

@@ -14,15 +14,12 @@ import argparse
 import json
 import shutil
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
 import psycopg
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.durable import durable_cluster, load_known_users
-from bench.relay_bench import pgbench
+from kit.durable import durable_cluster, load_known_users, pgbench
 
 INDEX = "whatsapp_handler.webhook_events_phones_idx"
 # (name, script, clients, webhooks per transaction): relay_bench.py's two SQL-only loads.

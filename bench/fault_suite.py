@@ -36,10 +36,10 @@ from pathlib import Path
 
 import psycopg
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench import stack
-from bench.durable import PHONE_NUMBER_ID
-from bench.stack import Load, Webhook
+from kit import services
+from kit.durable import PHONE_NUMBER_ID, start_database
+from kit.load import Load, Webhook, client_session
+from kit.provider_double import answer, deliveries
 
 KEYED_REF, KEYED_PHONE = PHONE_NUMBER_ID, "+15550001111"  # has bench/known_users.sql's users
 PLAIN_REF, PLAIN_PHONE = "1234567891", "+15550001112"
@@ -164,34 +164,36 @@ class Suite:
 
     # Setting up -----------------------------------------------------------------------------
     def start(self) -> None:
-        self.pg, self.relay_url, self.worker_url = stack.start_database(self.home, "fault")
+        self.pg, self.relay_url, self.worker_url = start_database(self.home, "fault")
         with psycopg.connect(self.pg.url("bench"), autocommit=True) as conn:
             conn.execute("SELECT whatsapp_handler.add_channel('meta', %s, %s, 'Plain')", (PLAIN_REF, PLAIN_PHONE))
             self.channel_ids = dict(conn.execute("SELECT provider_ref, id FROM whatsapp_handler.channels"))
-        self.procs["double"], self.double_port = stack.start_double(Path(f"{self.log}-double.log"))
+        self.procs["double"], self.double_port = services.start_double(Path(f"{self.log}-double.log"))
         self.channels = [
-            stack.sending_channel(KEYED_REF, KEYED_PHONE, self.double_port, idempotency_header="Idempotency-Key"),
-            stack.sending_channel(PLAIN_REF, PLAIN_PHONE, self.double_port),
+            services.sending_channel(KEYED_REF, KEYED_PHONE, self.double_port, idempotency_header="Idempotency-Key"),
+            services.sending_channel(PLAIN_REF, PLAIN_PHONE, self.double_port),
         ]
         self.start_worker()
-        self.procs["relay"], self.port = stack.start_relay(self.relay_url, self.channels, Path(f"{self.log}-relay.log"))
+        self.procs["relay"], self.port = services.start_relay(
+            self.relay_url, self.channels, Path(f"{self.log}-relay.log")
+        )
 
     def start_worker(self) -> None:
         log = Path(f"{self.log}-worker.log")
-        self.procs["worker"] = stack.start_worker(self.worker_url, self.channels, 64, log, **WORKER_SETTINGS)
+        self.procs["worker"] = services.start_worker(self.worker_url, self.channels, 64, log, **WORKER_SETTINGS)
 
     def stop(self) -> None:
         for proc in self.procs.values():
-            stack.stop(proc)
+            services.stop(proc)
         self.pg.stop("immediate")
 
     # The faults ------------------------------------------------------------------------------
     async def kill_relay(self) -> None:
-        stack.stop(self.procs["relay"], signal.SIGKILL)
+        services.stop(self.procs["relay"], signal.SIGKILL)
         down = time.monotonic()
         relay_log = Path(f"{self.log}-relay.log")
         self.procs["relay"], _ = await asyncio.to_thread(
-            stack.start_relay, self.relay_url, self.channels, relay_log, 1, self.port
+            services.start_relay, self.relay_url, self.channels, relay_log, 1, self.port
         )
         self.faults["relay_down_seconds"] = round(time.monotonic() - down, 2)
 
@@ -208,7 +210,7 @@ class Suite:
     async def kill_worker(self) -> None:
         """Slow sends, so that the worker dies holding some; restart it at once: its claims come
         back after the visibility timeout, in doubt."""
-        await asyncio.to_thread(stack.answer, self.double_port, "slow", SLOW_SEND)
+        await asyncio.to_thread(answer, self.double_port, "slow", SLOW_SEND)
         # Most sends under way are slow ones after one slow send's time; then kill at the next count.
         await asyncio.sleep(SLOW_SEND * 0.8)
         in_flight, deadline = 0, time.monotonic() + 10
@@ -216,11 +218,11 @@ class Suite:
             in_flight = await asyncio.to_thread(self.in_flight)
             if not in_flight:
                 await asyncio.sleep(0.1)
-        stack.stop(self.procs["worker"], signal.SIGKILL)
+        services.stop(self.procs["worker"], signal.SIGKILL)
         self.faults["worker_sends_in_flight_at_kill"] = in_flight
         self.start_worker()
         await asyncio.sleep(SLOW_SEND)
-        await asyncio.to_thread(stack.answer, self.double_port, "ok")
+        await asyncio.to_thread(answer, self.double_port, "ok")
 
     def in_flight(self) -> int:
         with psycopg.connect(self.pg.url("bench"), autocommit=True) as conn:
@@ -268,13 +270,13 @@ class Suite:
         load = Load(lambda: self.port, self.args.rate, retry_window=self.args.retry_window)
         stopping = asyncio.Event()
         otps = asyncio.create_task(self.request_otps(stopping))
-        async with stack.client_session() as session:
+        async with client_session() as session:
             await self.phase(load, session, "a: relay SIGKILL and restart", self.kill_relay)
             await self.phase(load, session, "b: PostgreSQL crash (stop -m immediate) and start", self.crash_database)
             await self.phase(load, session, "c: worker SIGKILL with sends in flight, restart", self.kill_worker)
         stopping.set()
         await otps
-        await asyncio.to_thread(stack.answer, self.double_port, "ok")
+        await asyncio.to_thread(answer, self.double_port, "ok")
         await self.drain()
         return load
 
@@ -306,7 +308,7 @@ class Suite:
             dead = dict(conn.execute(DEAD))
             still = conn.execute("SELECT count(*) FROM pgmq.q_outbound").fetchone()[0]
             inbound_dlq = conn.execute("SELECT count(*) FROM pgmq.q_inbound_dlq").fetchone()[0]
-        accepted = stack.deliveries(self.double_port)
+        accepted = deliveries(self.double_port)
         phases = []
         for phase in self.phases:
             part = load.webhooks[phase.first : phase.last]

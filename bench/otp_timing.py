@@ -22,15 +22,13 @@ import random
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import psycopg
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.durable import BENCH, PHONE_NUMBER_ID, add_login, durable_cluster
+from kit.durable import BENCH, PHONE_NUMBER_ID, add_login, durable_cluster
 
 PHONES = {"unknown": "+447700900401", "registered": "+447700900402", "blocked": "+447700900403"}
 CODE = "123456"

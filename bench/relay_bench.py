@@ -18,7 +18,6 @@ import shutil
 import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -27,18 +26,18 @@ from pathlib import Path
 import psycopg
 import uvloop
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from app.cluster import LocalCluster
-from bench import stack
-from bench.durable import BENCH, PHONE_NUMBER_ID, add_login, durable_cluster, load_known_users
-from bench.stack import SECRET, signature
+from kit import load, services
+from kit.durable import BENCH, PHONE_NUMBER_ID, add_login, durable_cluster, load_known_users, pgbench
+from kit.services import SECRET
+from kit.signing import meta_signature
 
 RELAY_PASSWORD = "bench-relay-password"  # noqa: S105 - a throwaway cluster's, made and deleted by this run
 USERS = 100_000
 
 
 def meta_body(n: int) -> bytes:
-    return stack.meta_body(str(447700000000 + n % USERS), f"wamid.{uuid.uuid4().hex}")
+    return load.meta_body(str(447700000000 + n % USERS), f"wamid.{uuid.uuid4().hex}")
 
 
 def start_database(home: Path) -> LocalCluster:
@@ -48,20 +47,10 @@ def start_database(home: Path) -> LocalCluster:
     return pg
 
 
-def pgbench(pg: LocalCluster, duration: int, script: str = "ingest_meta.pgbench", clients: int = 8) -> float:
-    """Transactions per second of one pgbench script against the bench database."""
-    out = subprocess.run(
-        ["pgbench", "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres", "-n", "-c", str(clients), "-j", "2",
-         "-T", str(duration), "-f", str(BENCH / script), "bench"],
-        env={**os.environ, "PGPASSWORD": pg.password()}, capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    return float(re.search(r"tps = ([\d.]+)", out).group(1))
-
-
 def start_relay(pg: LocalCluster, log: Path, workers: int) -> tuple[subprocess.Popen, int]:
     channel = {"provider": "meta", "ref": PHONE_NUMBER_ID, "phone": "+15550001111", "name": "Bench", "secret": SECRET}
     url = pg.url("bench", user="bench_relay", password=RELAY_PASSWORD)
-    return stack.start_relay(url, [channel], log, workers, pool_max_size="16")
+    return services.start_relay(url, [channel], log, workers, pool_max_size="16")
 
 
 def wrk(port: int, bodies: Path, duration: int, connections: int) -> dict[str, float]:
@@ -132,7 +121,7 @@ async def open_loop(port: int, requests: list[bytes], rate: float, connections: 
 
 def http_request(body: bytes) -> bytes:
     head = (f"POST /webhooks/meta HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
-            f"X-Hub-Signature-256: {signature(body)}\r\nContent-Length: {len(body)}\r\n\r\n")  # fmt: skip
+            f"X-Hub-Signature-256: {meta_signature(body, SECRET)}\r\nContent-Length: {len(body)}\r\n\r\n")  # fmt: skip
     return head.encode() + body
 
 
@@ -156,7 +145,7 @@ def main() -> None:
         with bodies.open("w") as f:
             for n in range(int(args.duration * 8000)):
                 body = meta_body(n)
-                f.write(f"{signature(body)}\t{body.decode()}\n")
+                f.write(f"{meta_signature(body, SECRET)}\t{body.decode()}\n")
         peak = wrk(port, bodies, args.duration, args.connections)
         fixed = uvloop.run(open_loop(port, [http_request(meta_body(n)) for n in range(int(args.rate * args.duration))],
                                       args.rate))  # fmt: skip

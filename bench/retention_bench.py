@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import sys
 import tempfile
 import time
 from datetime import timedelta
@@ -22,9 +21,8 @@ from pathlib import Path
 
 import psycopg
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from app.cluster import LocalCluster
-from bench.durable import durable_cluster
+from kit.durable import durable_cluster
 
 # A Meta text webhook of realistic size (~700 bytes as jsonb), different per row.
 LOAD = """

@@ -33,10 +33,10 @@ from pathlib import Path
 import psycopg
 import uvloop
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench import stack
-from bench.durable import PHONE_NUMBER_ID
-from bench.stack import Load, Webhook
+from kit import services
+from kit.durable import PHONE_NUMBER_ID, start_database
+from kit.load import Load, Webhook, client_session
+from kit.procfs import memory_kib, postmaster_pid, process_tree
 
 QUEUES = "SELECT queue_name, depth FROM whatsapp_handler.queue_metrics()"
 KNOWN_USERS = 100_000
@@ -118,24 +118,24 @@ class Soak:
 
     def start(self) -> None:
         a, log = self.args, self.home.parent / f"{self.home.name}"
-        self.pg, relay_url, worker_url = stack.start_database(self.home, "soak")
-        self.procs["double"], double_port = stack.start_double(Path(f"{log}-double.log"))
-        channels = [stack.sending_channel(PHONE_NUMBER_ID, "+15550001111", double_port)]
+        self.pg, relay_url, worker_url = start_database(self.home, "soak")
+        self.procs["double"], double_port = services.start_double(Path(f"{log}-double.log"))
+        channels = [services.sending_channel(PHONE_NUMBER_ID, "+15550001111", double_port)]
         self.double_port = double_port
-        self.procs["worker"] = stack.start_worker(worker_url, channels, 64, Path(f"{log}-worker.log"))
-        self.procs["relay"], self.port = stack.start_relay(relay_url, channels, Path(f"{log}-relay.log"), a.workers)
+        self.procs["worker"] = services.start_worker(worker_url, channels, 64, Path(f"{log}-worker.log"))
+        self.procs["relay"], self.port = services.start_relay(relay_url, channels, Path(f"{log}-relay.log"), a.workers)
 
     def stop(self) -> None:
         for proc in self.procs.values():
-            stack.stop(proc)
+            services.stop(proc)
         self.pg.stop("immediate")
 
     async def sample(self, conn: psycopg.AsyncConnection, load: Load, t: int, since: int) -> Sample:
         window = load.answers[since:]
         ms = [1000 * a.seconds for a in window]
-        relay = stack.memory_kib(stack.process_tree(self.procs["relay"].pid))
-        worker = stack.memory_kib(stack.process_tree(self.procs["worker"].pid))
-        pg = stack.memory_kib(stack.process_tree(stack.postmaster_pid(self.pg.data_dir) or -1))
+        relay = memory_kib(process_tree(self.procs["relay"].pid))
+        worker = memory_kib(process_tree(self.procs["worker"].pid))
+        pg = memory_kib(process_tree(postmaster_pid(self.pg.data_dir) or -1))
         depth = dict(await (await conn.execute(QUEUES)).fetchall())
         return Sample(t, len(window), round(percentile(ms, 0.5), 1), round(percentile(ms, 0.99), 1),
                       round(max(ms, default=0.0), 1), sum(not a.ok for a in window),
@@ -171,7 +171,7 @@ class Soak:
         load = Load(lambda: self.port, self.args.rate)
         stopping = asyncio.Event()
         consumer = asyncio.create_task(self.consume_outbox(stopping))
-        async with stack.client_session() as session:
+        async with client_session() as session:
             started = time.monotonic()
             sampler = asyncio.create_task(self.sampler(load, started))
             await load.run(self.args.duration, sender(self.args.new_every), session)

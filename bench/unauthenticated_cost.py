@@ -21,7 +21,6 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,10 +28,10 @@ from pathlib import Path
 import aiohttp
 import httpx
 
+from kit.procfs import process_tree
+from kit.services import BIN, free_port, service_env, stop
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from bench.stack import BIN, process_tree, service_env, stop  # noqa: E402
-from tests.relay import free_port  # noqa: E402
 
 META_SECRET = "bench-meta-secret"  # noqa: S105 - a throwaway relay's
 EVOLUTION_KEY = "bench-evolution-apikey"

@@ -22,10 +22,9 @@ from pathlib import Path
 
 import psycopg
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from app.cluster import LocalCluster
-from bench import stack
-from bench.durable import PHONE_NUMBER_ID, add_login, durable_cluster, load_known_users
+from kit import services
+from kit.durable import PHONE_NUMBER_ID, add_login, durable_cluster, load_known_users
 
 BIN = Path(sys.executable).parent
 WORKER_PASSWORD = "bench-worker-password"  # noqa: S105 - a throwaway cluster's, made and deleted by this run
@@ -57,8 +56,8 @@ def start_database(home: Path) -> tuple[LocalCluster, str]:
 
 
 def start_worker(worker_url: str, double_port: int, concurrency: int, log: Path) -> subprocess.Popen:
-    channel = stack.sending_channel(PHONE_NUMBER_ID, "+15550001111", double_port)
-    return stack.start_worker(worker_url, [channel], concurrency, log)
+    channel = services.sending_channel(PHONE_NUMBER_ID, "+15550001111", double_port)
+    return services.start_worker(worker_url, [channel], concurrency, log)
 
 
 def main() -> None:
@@ -74,7 +73,7 @@ def main() -> None:
     pg, worker_url = start_database(home)
     procs: list[subprocess.Popen] = []
     try:
-        double, port = stack.start_double(home.parent / f"{home.name}-double.log", "tests.provider_double")
+        double, port = services.start_double(home.parent / f"{home.name}-double.log", control=False)
         procs.append(double)
         with psycopg.connect(pg.url("bench"), autocommit=True) as conn:
             conn.execute(FILL, {"n": args.messages})
@@ -96,7 +95,7 @@ def main() -> None:
                           "sent_with_provider_id": sent, "dead_letters": dead}, indent=2))  # fmt: skip
     finally:
         for proc in procs:
-            stack.stop(proc)
+            services.stop(proc)
         pg.stop("immediate")
         shutil.rmtree(home, ignore_errors=True)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import shutil
-import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +24,7 @@ from pytest_postgresql.janitor import DatabaseJanitor
 from app import sqitch
 from app.cluster import LocalCluster
 from app.settings import Settings
+from kit.services import free_port as _free_port
 
 TEMPLATE_DB = "wh_template"
 CRON_DB = "wh_cron"
@@ -36,12 +36,6 @@ LOGINS = {
     "analyst": "whatsapp_handler_analyst",
     "consumer": "whatsapp_handler_consumer",
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.database import DirectoryBasedExampleDatabase
 
-from tests import payloads
+from kit import payloads
 
 LONG = os.environ.get("WH_FUZZ") == "long"
 

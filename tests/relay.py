@@ -1,14 +1,11 @@
 """What the relay's tests share: the channels and keys they configure, the server processes,
-and signatures computed independently of the relay's code (hmac here, twilio's own validator)."""
+and kit.signing's signatures under these keys."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,9 +15,9 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from twilio.request_validator import RequestValidator
 
-from tests import payloads
+from kit import payloads, signing
+from kit.services import free_port, settings_env
 
 BIN = Path(sys.executable).parent
 STARTUP_SECONDS = 30
@@ -55,13 +52,7 @@ def relay_environment(relay_db_url: str, **settings: object) -> dict[str, str]:
         "otp_api_keys": [OTP_KEY],
         **settings,
     }
-    return {f"WHATSAPP_HANDLER_{k.upper()}": v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return settings_env(**values)
 
 
 class Servers:
@@ -120,17 +111,17 @@ class Servers:
 
 
 def meta_signature(body: bytes, secret: str = META_SECRET) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return signing.meta_signature(body, secret)
 
 
 def post_meta(base: str, body: dict | bytes, secret: str = META_SECRET, **headers: str) -> httpx.Response:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    sent = {"Content-Type": "application/json", "X-Hub-Signature-256": meta_signature(raw, secret), **headers}
+    sent = {**signing.meta_headers(raw, secret), **headers}
     return httpx.post(f"{base}/webhooks/meta", content=raw, headers=sent, timeout=10)
 
 
 def twilio_signature(url: str, params: dict[str, str], token: str = TWILIO_TOKEN) -> str:
-    return RequestValidator(token).compute_signature(url, params)
+    return signing.twilio_signature(url, params, token)
 
 
 def post_twilio(

@@ -239,7 +239,7 @@ def test_the_refresh_job_is_scheduled(db):
 def test_no_phone_or_body_in_any_view(db, data, analyst, channel_id):
     from psycopg.types.json import Jsonb
 
-    from tests import payloads as p
+    from kit import payloads as p
 
     # A real webhook too: a user created by ingestion, with a name and a body.
     wa_id, text = "447700900999", "BODYMARK from a webhook"
@@ -528,7 +528,7 @@ def test_an_analyst_holding_every_view_open_blocks_neither_partitions_nor_ingest
     """An analyst's transaction left open on every view holds no lock on a partitioned table: the
     partitions job drops and makes partitions at once (it would otherwise wait lock_timeout and list
     them as blocked), and an ingest_meta call behind it waits for no lock (lock_timeout 200 ms)."""
-    from tests.payloads import meta_text
+    from kit.payloads import meta_text
 
     conn = analyst(None, all_channels=True)
     day = "(date_trunc('day', now() AT TIME ZONE 'UTC' - interval '40 days') AT TIME ZONE 'UTC')"

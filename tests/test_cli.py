@@ -18,7 +18,7 @@ import pytest
 
 from app.cluster import LocalCluster
 from app.settings import PROJECT_DIR, Settings
-from tests import payloads
+from kit import payloads
 from tests.relay import CHANNELS, META_SECRET, Servers, post_meta, relay_environment
 
 CLI = Path(sys.executable).parent / "whatsapp-handler"

@@ -7,7 +7,7 @@ import itertools
 import pytest
 from psycopg.types.json import Jsonb
 
-from tests import payloads as p
+from kit import payloads as p
 from tests.helpers import outbound_messages, outbox_events
 
 USER = "+447700900123"

@@ -8,7 +8,7 @@ import json
 import pytest
 from psycopg.types.json import Jsonb
 
-from tests import payloads as p
+from kit import payloads as p
 from tests.test_cli import assert_one_line_error, run_cli
 
 UNKNOWN_REF = "999999999"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bench.fault_suite import KEYED_REF, PLAIN_REF, outbound_counts, violations, webhook_counts
-from bench.stack import Webhook
+from kit.load import Webhook
 
 ROOT = Path(__file__).resolve().parent.parent
 

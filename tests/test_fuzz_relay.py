@@ -36,7 +36,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests import payloads
+from kit import payloads
 from tests.fuzz_strategies import (
     RawJson,
     any_json,

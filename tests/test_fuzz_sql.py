@@ -33,7 +33,7 @@ from psycopg.types.json import Jsonb
 from pytest_postgresql.janitor import DatabaseJanitor
 
 from app.cluster import LocalCluster
-from tests import payloads
+from kit import payloads
 from tests.conftest import TEMPLATE_DB
 from tests.fuzz_strategies import (
     RawJson,

@@ -10,7 +10,7 @@ from psycopg.types.json import Jsonb
 
 from app.channels import register
 from app.settings import ChannelConfig
-from tests import payloads as p
+from kit import payloads as p
 from tests.helpers import outbound_messages, outbox_events, raises_sqlstate
 
 PHONE = "+447700900123"

@@ -10,7 +10,7 @@ import pytest
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from tests import payloads as p
+from kit import payloads as p
 from tests.helpers import outbox_events, raises_sqlstate
 
 USER = "+447700900123"

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from tests import payloads as p
+from kit import payloads as p
 from tests.helpers import outbox_events
 
 FAST_REF = "111111111111"  # the channel that gets batches

@@ -9,7 +9,7 @@ import json
 import psycopg
 import pytest
 
-from tests import payloads as p
+from kit import payloads as p
 from tests.helpers import raises_sqlstate
 from tests.test_cli import run_cli
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from psycopg.types.json import Jsonb
 
-from tests import payloads as p
+from kit import payloads as p
 from tests.helpers import raises_sqlstate
 from tests.test_jobs import set_setting
 

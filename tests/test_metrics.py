@@ -10,8 +10,9 @@ from collections.abc import Callable
 import httpx
 import psycopg
 
-from tests import payloads as p
-from tests.relay import EVOLUTION_REF, OTP_KEY, free_port, post_meta, post_twilio, relay_environment, scrape
+from kit import payloads as p
+from kit.services import free_port
+from tests.relay import EVOLUTION_REF, OTP_KEY, post_meta, post_twilio, relay_environment, scrape
 
 WA_ID = "447700900123"
 

@@ -15,7 +15,7 @@ import pytest
 from prometheus_client import Histogram
 
 from app.batching import Batcher
-from tests import payloads as p
+from kit import payloads as p
 from tests.relay import meta_signature, scrape
 
 CONCURRENT = 60

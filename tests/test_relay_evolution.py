@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from app.signatures import EVOLUTION_BODY_KEY_MAX_BYTES
-from tests import payloads as p
+from kit import payloads as p
 from tests.relay import EVOLUTION_KEY, EVOLUTION_REF, assert_problem, count, kept_unread
 
 USER = "+447700900123"

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from app.cluster import LocalCluster
-from tests import payloads as p
+from kit import payloads as p
 from tests.relay import (
     META_SECRET,
     OTP_KEY,

@@ -9,7 +9,7 @@ import httpx
 import psycopg
 import pytest
 
-from tests import payloads as p
+from kit import payloads as p
 from tests.relay import (
     META_OTHER_APP_REF,
     META_OTHER_SECRET,

@@ -10,7 +10,7 @@ import httpx
 import psycopg
 import pytest
 
-from tests import payloads as p
+from kit import payloads as p
 from tests.relay import PUBLIC_BASE_URL, TWILIO_TOKEN, assert_problem, count, kept_unread, post_twilio, twilio_signature
 
 USER = "+447700900123"

@@ -19,9 +19,9 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from app.cluster import LocalCluster
-from tests import payloads as p
+from kit import payloads as p
+from kit.services import free_port
 from tests.conftest import CRON_DB
-from tests.relay import free_port
 
 CATCH_UP_SECONDS = 30
 

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from tests import payloads as p
+from kit import payloads as p
 from tests.relay import count, post_meta
 
 # double and workers are fixtures.

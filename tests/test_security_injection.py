@@ -19,7 +19,7 @@ import httpx
 import psycopg
 import pytest
 
-from tests import payloads as p
+from kit import payloads as p
 from tests.conftest import LOGIN_PASSWORD
 from tests.helpers import raises_sqlstate
 from tests.relay import EVOLUTION_KEY, EVOLUTION_REF, OTP_KEY, count, post_meta, post_twilio

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from app.cluster import LocalCluster
-from tests import payloads as p
+from kit import payloads as p
 from tests.conftest import LOGIN_PASSWORD
 from tests.relay import (
     EVOLUTION_KEY,

@@ -18,7 +18,7 @@ import httpx
 import psycopg
 import pytest
 
-from tests import payloads as p
+from kit import payloads as p
 from tests.relay import (
     EVOLUTION_KEY,
     EVOLUTION_REF,

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 from app.cluster import LocalCluster
-from tests import payloads as p
+from kit import payloads as p
 from tests.relay import Servers, meta_signature, relay_environment, scrape
 
 BODY_TIMEOUT = 2

@@ -21,8 +21,9 @@ import pytest
 from app.cluster import LocalCluster
 from app.database import SERVICE_LOGINS
 from app.settings import Settings
-from tests import payloads
-from tests.relay import BIN, CHANNELS, OTP_KEY, PUBLIC_BASE_URL, Servers, free_port, post_meta
+from kit import payloads
+from kit.services import free_port
+from tests.relay import BIN, CHANNELS, OTP_KEY, PUBLIC_BASE_URL, Servers, post_meta
 
 RELAY_LOGIN, RELAY_GROUP = SERVICE_LOGINS["relay"]
 WORKER_LOGIN, WORKER_GROUP = SERVICE_LOGINS["worker"]

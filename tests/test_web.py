@@ -12,7 +12,8 @@ import pytest
 from app.cluster import LocalCluster
 from app.settings import PROJECT_DIR
 from app.web import last_change
-from tests.relay import Servers, assert_problem, free_port, relay_environment
+from kit.services import free_port
+from tests.relay import Servers, assert_problem, relay_environment
 
 
 def database_env(url: str) -> dict[str, str]:

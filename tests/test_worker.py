@@ -19,10 +19,10 @@ import httpx
 import pytest
 from psycopg.types.json import Jsonb
 
-from tests import payloads as p
+from kit import payloads as p
+from kit.provider_double import ProviderDouble
+from kit.services import free_port
 from tests.conftest import LOGIN_PASSWORD
-from tests.provider_double import ProviderDouble
-from tests.relay import free_port
 
 BIN = Path(sys.executable).parent
 TWILIO_SID = "AC" + "0" * 32

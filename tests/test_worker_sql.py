@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from psycopg.types.json import Jsonb
 
-from tests import payloads as p
+from kit import payloads as p
 from tests.helpers import outbox_events, raises_sqlstate
 
 WA_IDS = ["447700900201", "447700900202"]

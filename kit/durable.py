@@ -1,31 +1,27 @@
-"""What the benchmarks share: a throwaway PostgreSQL that is durable (fsync and
+"""The benchmarks' database: a throwaway PostgreSQL that is durable (fsync and
 synchronous_commit on, unlike the test cluster), with the plan deployed by sqitch into
-database `bench`, and the steady-state data most of them start from."""
+database `bench`, the steady-state data most of them start from, and pgbench on it."""
 
 from __future__ import annotations
 
-import socket
-import sys
+import os
+import re
+import subprocess
 from pathlib import Path
 
 import psycopg
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from app import sqitch
 from app.cluster import LocalCluster
-from app.settings import Settings
+from app.settings import PROJECT_DIR, Settings
+from kit.services import free_port
 
-BENCH = Path(__file__).resolve().parent
+# Their data and pgbench scripts: bench/ of this checkout (the kit is installed editable).
+BENCH = PROJECT_DIR / "bench"
 PHONE_NUMBER_ID = "1234567890"
 # max_wal_size as a write-heavy primary would have it: at the default 1GB a sustained load
 # forces a checkpoint every two minutes, and the full-page writes after each slow every commit.
 DEFAULTS = {"max_connections": "200", "shared_buffers": "512MB", "max_wal_size": "4GB"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def durable_cluster(home: Path, **settings: str) -> LocalCluster:
@@ -53,3 +49,23 @@ def add_login(pg: LocalCluster, login: str, password: str, group: str) -> str:
     with psycopg.connect(pg.url("bench"), autocommit=True) as conn:
         conn.execute(f"CREATE ROLE {login} LOGIN PASSWORD '{password}' IN ROLE {group}")
     return pg.url("bench", user=login, password=password)
+
+
+def start_database(home: Path, prefix: str) -> tuple[LocalCluster, str, str]:
+    """A durable cluster with the known users on the bench channel, and the URLs of a relay
+    login and a worker login named after prefix."""
+    pg = durable_cluster(home)
+    load_known_users(pg)
+    relay_url = add_login(pg, f"{prefix}_relay", f"{prefix}-relay-password", "whatsapp_handler_relay")
+    worker_url = add_login(pg, f"{prefix}_worker", f"{prefix}-worker-password", "whatsapp_handler_worker")
+    return pg, relay_url, worker_url
+
+
+def pgbench(pg: LocalCluster, duration: int, script: str = "ingest_meta.pgbench", clients: int = 8) -> float:
+    """Transactions per second of one of bench/'s pgbench scripts against the bench database."""
+    out = subprocess.run(
+        ["pgbench", "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres", "-n", "-c", str(clients), "-j", "2",
+         "-T", str(duration), "-f", str(BENCH / script), "bench"],
+        env={**os.environ, "PGPASSWORD": pg.password()}, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return float(re.search(r"tps = ([\d.]+)", out).group(1))

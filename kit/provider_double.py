@@ -7,8 +7,14 @@ It answers what it is told to (a script of answers, then `ok`): success with a m
 id, any status with any body, a stall, a slow success, a dropped connection. It records
 every request, and honours an `Idempotency-Key` header the way a provider with keys
 would: a key it has accepted before gets the first answer again and is not delivered
-twice. Run in a thread by the tests, or alone (`python -m tests.provider_double --port N`)
-by the benchmark.
+twice. Run in a thread by the tests, or alone by the benchmarks:
+
+    python -m kit.provider_double --port N              # answers ok, keeps nothing
+    python -m kit.provider_double --port N --control    # keeps what it accepted; takes orders
+
+With --control it has two more routes, `POST /_answer` (what to answer from now on, e.g.
+["slow", 1.5]; `answer()` posts it) and `GET /_deliveries` (what it accepted; `deliveries()`
+reads it), so that a run can count deliveries per message.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 from aiohttp import web
 
 OK = ("ok",)
@@ -149,14 +156,62 @@ class ProviderDouble:
             self._thread.join(10)
 
 
+def content_key(path: str, body: dict[str, Any]) -> str:
+    """What makes a delivery that message: channel, recipient and content (a code's template
+    names no code, so that one person's OTP is one message whatever its digits)."""
+    ref = path.split("/")[3] if path.startswith("/meta/") else path.rsplit("/", 1)[-1]
+    to = body.get("to") or body.get("To") or body.get("number")
+    content = body.get("text", {}).get("body") if isinstance(body.get("text"), dict) else body.get("Body")
+    if body.get("type") == "template":
+        content = "template:" + body["template"]["name"]
+    return f"{ref}|{to}|{content}"
+
+
+def controlled_app(double: ProviderDouble) -> web.Application:
+    """The double's app with the control routes `/_answer` and `/_deliveries`."""
+
+    async def set_answer(request: web.Request) -> web.Response:
+        double.always(tuple(await request.json()))
+        return web.json_response({"ok": True})
+
+    async def accepted(request: web.Request) -> web.Response:
+        rows = [{"path": r.path, "key": content_key(r.path, r.body), "repeat": r.duplicate,
+                 "idempotency_key": r.headers.get("Idempotency-Key")}
+                for r in list(double.received) if 200 <= r.answer < 300]  # fmt: skip
+        return web.json_response(rows)
+
+    app = double.app()
+    app.router.add_post("/_answer", set_answer)
+    app.router.add_get("/_deliveries", accepted)
+    return app
+
+
+def answer(port: int, *how: object) -> None:
+    """What the double on port answers from now on: ("ok",), ("slow", seconds), ("status", 503), ..."""
+    httpx.post(f"http://127.0.0.1:{port}/_answer", json=list(how), timeout=5).raise_for_status()
+
+
+def deliveries(port: int) -> list[dict]:
+    """Every request the double on port accepted (2xx), with `repeat` true when its idempotency key
+    had been accepted before (the double answered the first result and delivered nothing)."""
+    response = httpx.get(f"http://127.0.0.1:{port}/_deliveries", timeout=30)
+    response.raise_for_status()
+    return response.json()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="the provider double, alone (answers ok to everything)")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--control", action="store_true", help="keep what it accepted; serve /_answer, /_deliveries")
     args = parser.parse_args()
     double = ProviderDouble()
-    # Alone it keeps no history: the benchmark counts deliveries in the database.
-    double.received = _Discard()
-    web.run_app(double.app(), host="127.0.0.1", port=args.port, access_log=None, print=None)
+    if args.control:
+        app = controlled_app(double)
+    else:
+        # Alone it keeps no history: the benchmark counts deliveries in the database.
+        double.received = _Discard()
+        app = double.app()
+    web.run_app(app, host="127.0.0.1", port=args.port, access_log=None, print=None)
 
 
 class _Discard(list):

@@ -3,6 +3,7 @@ and benchmarks. Shapes follow each provider's documented payloads."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -35,9 +36,11 @@ def meta_value(
     return value
 
 
-def meta_message(wa_id: str, wamid: str, type_: str = "text", **content: Any) -> dict[str, Any]:
-    """A message of any type; content is the object under the type's key."""
-    message = {"from": wa_id, "id": wamid, "timestamp": str(int(time.time())), "type": type_}
+def meta_message(wa_id: str, wamid: str, type_: str = "text", *, at: int | None = None, **content: Any) -> dict:
+    """A message of any type, sent at `at` (epoch seconds; now by default); content is the
+    object under the type's key."""
+    timestamp = str(at if at is not None else int(time.time()))
+    message = {"from": wa_id, "id": wamid, "timestamp": timestamp, "type": type_}
     if type_ == "text":
         message["text"] = {"body": content.get("body", "hello")}
     elif type_ == "unsupported":
@@ -47,8 +50,15 @@ def meta_message(wa_id: str, wamid: str, type_: str = "text", **content: Any) ->
     return message
 
 
-def meta_text(wa_id: str, wamid: str, body: str = "hello", name: str = "Ana", **kw: Any) -> dict[str, Any]:
-    return meta_body(meta_value([meta_message(wa_id, wamid, body=body)], contacts=[(wa_id, name)], **kw))
+def meta_text(
+    wa_id: str, wamid: str, body: str = "hello", name: str = "Ana", at: int | None = None, **kw: Any
+) -> dict[str, Any]:
+    return meta_body(meta_value([meta_message(wa_id, wamid, body=body, at=at)], contacts=[(wa_id, name)], **kw))
+
+
+def compact(body: dict[str, Any]) -> bytes:
+    """A body as a provider sends it on the wire: JSON without spaces."""
+    return json.dumps(body, separators=(",", ":")).encode()
 
 
 def meta_button_reply(wa_id: str, wamid: str, button_id: str, title: str) -> dict[str, Any]:
