@@ -1,5 +1,5 @@
 -- Deploy whatsapp_handler:analytics/user_keys to pg
--- requires: core/schema core/pgcrypto core/assert_function
+-- requires: core/schema core/pgcrypto core/assert_function core/e164
 -- The secret behind the analysts' pseudonymous user keys, made at deploy from the
 -- CSPRNG and readable by the owner only, and the two functions that pseudonymise:
 -- _user_key (HMAC-SHA256 of the user id, its first 128 bits as a uuid) and _country_code (the E.164 calling code).
@@ -36,10 +36,10 @@ COMMENT ON FUNCTION whatsapp_handler._user_key(bigint) IS
 CREATE FUNCTION whatsapp_handler._country_code(p_phone text)
 RETURNS text
 LANGUAGE sql IMMUTABLE
--- No SET search_path (it names no object), so that it is inlined into the refresh's query.
+-- No SET search_path, so that it is inlined into the refresh's query (with _is_e164).
 AS $$
     SELECT CASE
-        WHEN p_phone IS NULL OR p_phone !~ '^\+[1-9][0-9]{6,14}$' THEN NULL
+        WHEN p_phone IS NULL OR NOT whatsapp_handler._is_e164(p_phone) THEN NULL
         WHEN substr(p_phone, 2, 1) IN ('1', '7') THEN substr(p_phone, 1, 2)
         WHEN substr(p_phone, 2, 2) IN ('20', '27', '30', '31', '32', '33', '34', '36', '39', '40', '41', '43', '44',
                                        '45', '46', '47', '48', '49', '51', '52', '53', '54', '55', '56', '57', '58',

@@ -1,5 +1,5 @@
 -- Deploy whatsapp_handler:conversation/converse to pg
--- requires: messages/status users/accept_terms users/set_user_preferences users/erase_user core/settings conversation/conversations
+-- requires: conversation/keywords messages/status users/accept_terms users/set_user_preferences users/erase_user core/settings conversation/conversations
 -- The conversation state machine. States: new → awaiting_terms → active; STOP
 -- (opted_out) and START, HELP, DELETE (awaiting_delete_confirmation → closed) work
 -- in every state. A blocked user gets nothing.
@@ -52,19 +52,6 @@ $$;
 REVOKE ALL ON FUNCTION whatsapp_handler._brand_terms_accepted(whatsapp_handler.users, text, text) FROM PUBLIC;
 COMMENT ON FUNCTION whatsapp_handler._brand_terms_accepted(whatsapp_handler.users, text, text) IS
     'Internal: whether the user accepted terms version p_terms for brand p_brand, in a conversation on one of its channels, or as a person (users.terms_version) while no other brand knows them. Raises nothing.';
-
--- The keywords that work in every state of a conversation: the one list, which the
--- fast lane of ingest_batch also asks, so that it never takes a keyword for plain text.
--- A SQL expression without a search_path, so that it is inlined where it is called.
-CREATE FUNCTION whatsapp_handler._is_keyword(p_text text)
-RETURNS boolean
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-AS $$
-    SELECT pg_catalog.upper(pg_catalog.btrim(p_text)) OPERATOR(pg_catalog.=) ANY (ARRAY['STOP', 'START', 'HELP', 'DELETE'])
-$$;
-REVOKE ALL ON FUNCTION whatsapp_handler._is_keyword(text) FROM PUBLIC;
-COMMENT ON FUNCTION whatsapp_handler._is_keyword(text) IS
-    'Internal: whether a message''s text (or reply id), trimmed and in any case, is one of the keywords STOP, START, HELP, DELETE; NULL for NULL. Raises nothing.';
 
 CREATE FUNCTION whatsapp_handler._converse(p_conversation_id bigint, p_text text, p_reply_id text)
 RETURNS void

@@ -1,5 +1,5 @@
 -- Deploy whatsapp_handler:core/channels to pg
--- requires: core/schema
+-- requires: core/schema core/e164
 BEGIN;
 SET LOCAL ROLE whatsapp_handler_owner;
 
@@ -10,7 +10,7 @@ CREATE TABLE whatsapp_handler.channels (
     id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     provider      whatsapp_handler.provider NOT NULL,
     provider_ref  text NOT NULL CONSTRAINT channels_provider_ref_shape CHECK (provider_ref ~ '^[A-Za-z0-9_:+.@-]{1,128}$'),
-    phone         text NOT NULL CONSTRAINT channels_phone_e164 CHECK (phone ~ '^\+[1-9][0-9]{6,14}$'),
+    phone         whatsapp_handler.e164 NOT NULL,
     name          text NOT NULL CONSTRAINT channels_name_length CHECK (char_length(name) BETWEEN 1 AND 100),
     active        boolean NOT NULL DEFAULT true,
     brand         text CONSTRAINT channels_brand_shape CHECK (brand ~ '^[a-z0-9][a-z0-9_.-]{0,62}$'),

@@ -1,5 +1,5 @@
 -- Deploy whatsapp_handler:ingest/ingest to pg
--- requires: providers/meta providers/twilio providers/evolution ingest/webhook_events queue/inbound_dlq core/correlation_id
+-- requires: providers/meta providers/twilio providers/evolution ingest/webhook_events queue/inbound_dlq core/correlation_id conversation/keywords core/e164 users/activity outbox/event_envelope messages/record_inbound
 -- The relay's one call per webhook. The raw body is stored first; normalising it
 -- runs in a savepoint, so content that cannot be understood (or a bug) leaves the
 -- raw event committed with a dead letter pointing at it, and the provider gets its
@@ -26,6 +26,24 @@ REVOKE ALL ON FUNCTION whatsapp_handler._normalise(whatsapp_handler.provider, js
 COMMENT ON FUNCTION whatsapp_handler._normalise(whatsapp_handler.provider, jsonb, bigint) IS
     'Internal: the provider''s normaliser for a stored webhook body; returns its counts. Raises what the normaliser raises.';
 
+-- The channel a webhook is stored under: each provider's routing, in its own change. A
+-- Meta body is stored under its first change's number (each change is routed again when
+-- normalised). A SQL expression without a search_path, so that it is inlined into _ingest.
+CREATE FUNCTION whatsapp_handler._channel_ref(p_provider whatsapp_handler.provider, p_payload jsonb)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT CASE p_provider::text
+        WHEN 'meta' THEN whatsapp_handler._meta_channel_ref(
+            pg_catalog.jsonb_path_query_first(p_payload, '$.entry[0].changes[0].value'))
+        WHEN 'twilio' THEN whatsapp_handler._twilio_channel_ref(p_payload)
+        WHEN 'evolution' THEN whatsapp_handler._evolution_channel_ref(p_payload)
+    END
+$$;
+REVOKE ALL ON FUNCTION whatsapp_handler._channel_ref(whatsapp_handler.provider, jsonb) FROM PUBLIC;
+COMMENT ON FUNCTION whatsapp_handler._channel_ref(whatsapp_handler.provider, jsonb) IS
+    'Internal: the channel reference (provider_ref) a webhook body of a provider is for, by that provider''s routing (_meta_channel_ref of the first change, _twilio_channel_ref, _evolution_channel_ref); NULL when the body names none. Raises nothing.';
+
 CREATE FUNCTION whatsapp_handler._ingest(p_provider whatsapp_handler.provider, p_payload jsonb, p_correlation_id text,
                                          p_raw bytea DEFAULT NULL, p_note text DEFAULT NULL)
 RETURNS jsonb
@@ -47,11 +65,7 @@ BEGIN
     PERFORM set_config('whatsapp_handler.correlation_id', coalesce(left(p_correlation_id, 128), ''), true);
     INSERT INTO webhook_events (provider, channel_id, correlation_id, payload, raw, note, outcome)
     VALUES (p_provider,
-            (SELECT id FROM channels WHERE provider = p_provider AND provider_ref = CASE p_provider
-                WHEN 'meta' THEN jsonb_path_query_first(p_payload, '$.entry[0].changes[0].value.metadata.phone_number_id') #>> '{}'
-                WHEN 'twilio' THEN p_payload ->> CASE WHEN coalesce(p_payload ->> 'MessageStatus', 'received') <> 'received'
-                                                      THEN 'From' ELSE 'To' END
-                WHEN 'evolution' THEN p_payload ->> 'instance' END),
+            (SELECT id FROM channels WHERE provider = p_provider AND provider_ref = _channel_ref(p_provider, p_payload)),
             correlation_id(), p_payload, p_raw, CASE WHEN p_raw IS NOT NULL THEN p_note END, 'processed')
     RETURNING id, received_at INTO v_id, v_at;
 
@@ -61,7 +75,7 @@ BEGIN
         GET STACKED DIAGNOSTICS v_sqlstate = RETURNED_SQLSTATE, v_error = MESSAGE_TEXT;
         UPDATE webhook_events SET outcome = 'failed', error = v_sqlstate || ': ' || left(v_error, 500)
         WHERE id = v_id AND received_at = v_at;
-        PERFORM pgmq.send('inbound_dlq',
+        PERFORM _dead_letter_inbound(
             jsonb_build_object('webhook_event_id', v_id, 'received_at', v_at, 'provider', p_provider,
                                'sqlstate', v_sqlstate, 'error', left(v_error, 500), 'correlation_id', correlation_id()));
         RETURN jsonb_build_object('webhook_event_id', v_id, 'outcome', 'failed',
@@ -138,7 +152,7 @@ BEGIN
     INSERT INTO webhook_events (provider, correlation_id, payload, raw, note, outcome, error)
     VALUES (p_provider::provider, correlation_id(), NULL, p_body, v_note, 'failed', 'WH045: ' || v_note)
     RETURNING id, received_at INTO v_id, v_at;
-    PERFORM pgmq.send('inbound_dlq',
+    PERFORM _dead_letter_inbound(
         jsonb_build_object('webhook_event_id', v_id, 'received_at', v_at, 'provider', p_provider,
                            'sqlstate', 'WH045', 'error', v_note, 'correlation_id', correlation_id()));
     RETURN jsonb_build_object('webhook_event_id', v_id, 'outcome', 'failed',
@@ -172,7 +186,7 @@ BEGIN
                p_payloads[i] #> '{entry,0,changes,0,value}' AS v
         FROM generate_subscripts(p_payloads, 1) i
     ), shaped AS (
-        SELECT i, payload, cid, v #>> '{metadata,phone_number_id}' AS ref, v #> '{messages,0}' AS msg,
+        SELECT i, payload, cid, _meta_channel_ref(v) AS ref, v #> '{messages,0}' AS msg,
                payload ->> 'object' = 'whatsapp_business_account'
                AND CASE WHEN jsonb_typeof(payload -> 'entry') = 'array' THEN jsonb_array_length(payload -> 'entry') END = 1
                AND CASE WHEN jsonb_typeof(payload #> '{entry,0,changes}') = 'array'
@@ -183,7 +197,7 @@ BEGIN
                AND v #>> '{messages,0,type}' = 'text'
                AND jsonb_typeof(v #> '{messages,0,text,body}') = 'string'
                AND v #>> '{messages,0,id}' IS NOT NULL
-               AND v #>> '{messages,0,from}' ~ '^[0-9]{6,15}$'
+               AND _is_e164('+' || (v #>> '{messages,0,from}'))
                AND NOT _is_keyword(v #>> '{messages,0,text,body}') AS simple
         FROM item
     ), others AS (
@@ -230,26 +244,21 @@ BEGIN
                'text', body, 'received', event_id, cid
         FROM fresh
     ), touched AS (
-        UPDATE users SET last_active_at = now()
-        WHERE id = ANY (ARRAY(SELECT user_id FROM fresh))
-          AND (last_active_at IS NULL OR last_active_at < now() - interval '1 minute')
+        -- The one-by-one path's own parts, given the whole batch: _record_inbound touches
+        -- and emits with the same functions. Referenced by the final SELECT, which is
+        -- what runs them.
+        SELECT _touch_activity(ARRAY(SELECT user_id FROM fresh)) AS n
     ), events AS (
-        -- What _emit_event('message.received', ...) writes, one row per new message.
-        INSERT INTO pgmq.q_outbox (vt, message, headers)
-        SELECT clock_timestamp(),
-               jsonb_build_object(
-                   'event_id', gen_random_uuid(), 'type', 'message.received', 'version', 1,
-                   'occurred_at', clock_timestamp(), 'aggregate_type', 'user', 'aggregate_id', user_id,
-                   'correlation_id', cid,
-                   'payload', jsonb_build_object(
-                       'message_id', message_id, 'channel_id', channel_id, 'conversation_id', conversation_id,
-                       'provider_message_id', provider_message_id, 'type', 'text', 'body', body,
-                       'media', NULL, 'reply_id', NULL)),
-               jsonb_build_object('x-pgmq-group', 'user:' || user_id)
-        FROM fresh ORDER BY phone, i
+        SELECT count(*) AS n
+        FROM _enqueue_outbox(
+            ARRAY(SELECT _event_envelope('message.received', user_id,
+                                         _message_received(message_id, channel_id, conversation_id, provider_message_id,
+                                                           'text', body, NULL, NULL), cid)
+                  FROM fresh ORDER BY phone, i),
+            ARRAY(SELECT _event_group(user_id) FROM fresh ORDER BY phone, i))
     )
     SELECT array_agg(r.result ORDER BY g.i) INTO v_results
-    FROM generate_subscripts(p_payloads, 1) g(i)
+    FROM touched, events, generate_subscripts(p_payloads, 1) g(i)
     LEFT JOIN (
         SELECT i, jsonb_build_object('webhook_event_id', event_id, 'outcome', 'processed',
                    'messages', CASE WHEN new THEN 1 ELSE 0 END, 'duplicates', CASE WHEN new THEN 0 ELSE 1 END,

@@ -1,7 +1,25 @@
 -- Deploy whatsapp_handler:messages/record_inbound to pg
--- requires: conversation/converse messages/status users/register_user
+-- requires: conversation/converse messages/status users/register_user users/activity outbox/event_envelope
 BEGIN;
 SET LOCAL ROLE whatsapp_handler_owner;
+
+-- The payload of message.received (docs/events.md), written once for _record_inbound and
+-- ingest_batch's fast lane. Inlined where it is called (no SET clause); STABLE, not
+-- IMMUTABLE, because jsonb_build_object is only STABLE and would stop the inlining.
+CREATE FUNCTION whatsapp_handler._message_received(
+    p_message_id bigint, p_channel_id bigint, p_conversation_id bigint, p_provider_message_id text, p_type text,
+    p_body text, p_media jsonb, p_reply_id text)
+RETURNS jsonb
+LANGUAGE sql STABLE
+AS $$
+    SELECT pg_catalog.jsonb_build_object(
+        'message_id', p_message_id, 'channel_id', p_channel_id, 'conversation_id', p_conversation_id,
+        'provider_message_id', p_provider_message_id, 'type', p_type, 'body', p_body,
+        'media', p_media, 'reply_id', p_reply_id)
+$$;
+REVOKE ALL ON FUNCTION whatsapp_handler._message_received(bigint, bigint, bigint, text, text, text, jsonb, text) FROM PUBLIC;
+COMMENT ON FUNCTION whatsapp_handler._message_received(bigint, bigint, bigint, text, text, text, jsonb, text) IS
+    'Internal: the payload of a message.received event for one inbound message. Raises nothing.';
 
 CREATE FUNCTION whatsapp_handler._record_inbound(
     p_channel_id bigint, p_phone text, p_name text, p_provider_message_id text, p_type text,
@@ -42,14 +60,9 @@ BEGIN
     OVERRIDING SYSTEM VALUE
     VALUES (v_id, now(), p_channel_id, v_user_id, v_conv_id, 'inbound', p_provider_message_id,
             p_type, p_body, p_media, 'received', p_webhook_event_id, correlation_id());
-    -- Activity to the minute is enough (it drives the GDPR inactivity job), and saves an
-    -- update of the user row per message in a busy conversation.
-    UPDATE users SET last_active_at = now()
-    WHERE id = v_user_id AND (last_active_at IS NULL OR last_active_at < now() - interval '1 minute');
+    PERFORM _touch_activity(ARRAY[v_user_id]);
     PERFORM _emit_event('message.received', v_user_id,
-        jsonb_build_object('message_id', v_id, 'channel_id', p_channel_id, 'conversation_id', v_conv_id,
-                           'provider_message_id', p_provider_message_id, 'type', p_type, 'body', p_body,
-                           'media', p_media, 'reply_id', p_reply_id));
+        _message_received(v_id, p_channel_id, v_conv_id, p_provider_message_id, p_type, p_body, p_media, p_reply_id));
     PERFORM _converse(v_conv_id, p_body, p_reply_id);
     RETURN CASE WHEN v_created THEN 'new_user' ELSE 'new' END;
 END

@@ -6,6 +6,18 @@
 BEGIN;
 SET LOCAL ROLE whatsapp_handler_owner;
 
+-- Routing: a body names its instance, the channel's provider_ref. A SQL expression
+-- without a search_path, so that it is inlined where it is called.
+CREATE FUNCTION whatsapp_handler._evolution_channel_ref(p_payload jsonb)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT p_payload OPERATOR(pg_catalog.->>) 'instance'
+$$;
+REVOKE ALL ON FUNCTION whatsapp_handler._evolution_channel_ref(jsonb) FROM PUBLIC;
+COMMENT ON FUNCTION whatsapp_handler._evolution_channel_ref(jsonb) IS
+    'Internal: the channel reference (provider_ref) an Evolution API body is for, its instance name. Raises nothing.';
+
 CREATE FUNCTION whatsapp_handler._normalise_evolution(p_payload jsonb, p_webhook_event_id bigint)
 RETURNS jsonb
 LANGUAGE plpgsql
@@ -26,9 +38,9 @@ BEGIN
     IF v_event NOT IN ('MESSAGES_UPSERT', 'MESSAGES_UPDATE') THEN
         RETURN v_counts || '{"outcome": "stored"}';
     END IF;
-    SELECT id INTO v_channel FROM channels WHERE provider = 'evolution' AND provider_ref = p_payload ->> 'instance';
+    SELECT id INTO v_channel FROM channels WHERE provider = 'evolution' AND provider_ref = _evolution_channel_ref(p_payload);
     IF v_channel IS NULL THEN
-        RAISE EXCEPTION 'no channel for Evolution instance %', p_payload ->> 'instance'
+        RAISE EXCEPTION 'no channel for Evolution instance %', _evolution_channel_ref(p_payload)
             USING ERRCODE = 'WH003', HINT = 'Add the channel (add_channel) and re-drive the dead letter.';
     END IF;
 

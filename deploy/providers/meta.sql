@@ -6,6 +6,19 @@
 BEGIN;
 SET LOCAL ROLE whatsapp_handler_owner;
 
+-- Routing: each change of a body names its business number by phone_number_id (a body's
+-- webhook event takes its first change's; _channel_ref in ingest/ingest). A SQL
+-- expression without a search_path, so that it is inlined where it is called.
+CREATE FUNCTION whatsapp_handler._meta_channel_ref(p_value jsonb)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT p_value OPERATOR(pg_catalog.#>>) '{metadata,phone_number_id}'
+$$;
+REVOKE ALL ON FUNCTION whatsapp_handler._meta_channel_ref(jsonb) FROM PUBLIC;
+COMMENT ON FUNCTION whatsapp_handler._meta_channel_ref(jsonb) IS
+    'Internal: the channel reference (provider_ref) a Meta change''s value is for, its metadata.phone_number_id. Raises nothing.';
+
 CREATE FUNCTION whatsapp_handler._normalise_meta(p_payload jsonb, p_webhook_event_id bigint)
 RETURNS jsonb
 LANGUAGE plpgsql
@@ -31,10 +44,9 @@ BEGIN
         WHERE c ->> 'field' = 'messages'
     LOOP
         v_any := true;
-        SELECT id INTO v_channel FROM channels
-        WHERE provider = 'meta' AND provider_ref = v_value -> 'metadata' ->> 'phone_number_id';
+        SELECT id INTO v_channel FROM channels WHERE provider = 'meta' AND provider_ref = _meta_channel_ref(v_value);
         IF v_channel IS NULL THEN
-            RAISE EXCEPTION 'no channel for Meta phone_number_id %', v_value -> 'metadata' ->> 'phone_number_id'
+            RAISE EXCEPTION 'no channel for Meta phone_number_id %', _meta_channel_ref(v_value)
                 USING ERRCODE = 'WH003', HINT = 'Add the channel (add_channel) and re-drive the dead letter.';
         END IF;
 

@@ -6,6 +6,29 @@
 BEGIN;
 SET LOCAL ROLE whatsapp_handler_owner;
 
+-- Routing: an inbound message is addressed To the business number, a status callback
+-- (MessageStatus other than received) comes From it. SQL expressions without a
+-- search_path, so that they are inlined where they are called.
+CREATE FUNCTION whatsapp_handler._twilio_is_callback(p_params jsonb)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT coalesce(p_params OPERATOR(pg_catalog.->>) 'MessageStatus', 'received') OPERATOR(pg_catalog.<>) 'received'
+$$;
+REVOKE ALL ON FUNCTION whatsapp_handler._twilio_is_callback(jsonb) FROM PUBLIC;
+COMMENT ON FUNCTION whatsapp_handler._twilio_is_callback(jsonb) IS
+    'Internal: whether Twilio form fields are a status callback (a MessageStatus other than received) rather than an inbound message. Raises nothing.';
+
+CREATE FUNCTION whatsapp_handler._twilio_channel_ref(p_params jsonb)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT p_params OPERATOR(pg_catalog.->>) CASE WHEN whatsapp_handler._twilio_is_callback(p_params) THEN 'From' ELSE 'To' END
+$$;
+REVOKE ALL ON FUNCTION whatsapp_handler._twilio_channel_ref(jsonb) FROM PUBLIC;
+COMMENT ON FUNCTION whatsapp_handler._twilio_channel_ref(jsonb) IS
+    'Internal: the channel reference (provider_ref, whatsapp:+E164) Twilio form fields are for: From of a status callback, To of an inbound message. Raises nothing.';
+
 CREATE FUNCTION whatsapp_handler._normalise_twilio(p_params jsonb, p_webhook_event_id bigint)
 RETURNS jsonb
 LANGUAGE plpgsql
@@ -13,7 +36,7 @@ SET search_path = pg_catalog, whatsapp_handler, pg_temp
 AS $$
 DECLARE
     v_counts   jsonb := '{"messages": 0, "duplicates": 0, "statuses": 0, "registrations": 0}';
-    v_callback boolean := coalesce(p_params ->> 'MessageStatus', 'received') <> 'received';
+    v_callback boolean := _twilio_is_callback(p_params);
     v_channel  bigint;
     v_media    jsonb;
     v_type     text;
@@ -21,10 +44,9 @@ BEGIN
     IF jsonb_typeof(p_params) <> 'object' OR NOT p_params ? 'MessageSid' THEN
         RAISE EXCEPTION 'not a Twilio message webhook' USING ERRCODE = 'WH012', HINT = 'Expected form fields with MessageSid.';
     END IF;
-    SELECT id INTO v_channel FROM channels
-    WHERE provider = 'twilio' AND provider_ref = p_params ->> CASE WHEN v_callback THEN 'From' ELSE 'To' END;
+    SELECT id INTO v_channel FROM channels WHERE provider = 'twilio' AND provider_ref = _twilio_channel_ref(p_params);
     IF v_channel IS NULL THEN
-        RAISE EXCEPTION 'no channel for Twilio number %', p_params ->> CASE WHEN v_callback THEN 'From' ELSE 'To' END
+        RAISE EXCEPTION 'no channel for Twilio number %', _twilio_channel_ref(p_params)
             USING ERRCODE = 'WH003', HINT = 'Add the channel (add_channel) and re-drive the dead letter.';
     END IF;
 

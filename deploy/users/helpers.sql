@@ -1,5 +1,5 @@
 -- Deploy whatsapp_handler:users/helpers to pg
--- requires: users/users
+-- requires: users/users core/e164
 -- Internal helpers shared by the user API; callable only by the owner.
 BEGIN;
 SET LOCAL ROLE whatsapp_handler_owner;
@@ -10,7 +10,7 @@ LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
 AS $$
 BEGIN
-    IF p_phone IS NULL OR p_phone !~ '^\+[1-9][0-9]{6,14}$' THEN
+    IF p_phone IS NULL OR NOT _is_e164(p_phone) THEN
         -- The number is not echoed: PostgreSQL logs the message, and a log holds no personal data.
         RAISE EXCEPTION 'malformed phone number'
             USING ERRCODE = 'WH001',

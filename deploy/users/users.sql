@@ -1,11 +1,13 @@
 -- Deploy whatsapp_handler:users/users to pg
--- requires: core/schema
+-- requires: core/schema core/e164
 BEGIN;
 SET LOCAL ROLE whatsapp_handler_owner;
 
 CREATE TABLE whatsapp_handler.users (
     id                bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    phone             text CONSTRAINT users_phone_e164 CHECK (phone ~ '^\+[1-9][0-9]{6,14}$'),
+    -- The domain holds the rule; the named constraint asks the same function, so that a
+    -- verify (and an operator reading \d) finds the rule on the table by its name.
+    phone             whatsapp_handler.e164 CONSTRAINT users_phone_e164 CHECK (whatsapp_handler._is_e164(phone)),
     display_name      text CONSTRAINT users_display_name_length CHECK (char_length(display_name) <= 256),
     verified_at       timestamptz,
     registered_at     timestamptz,

@@ -3,5 +3,6 @@ BEGIN;
 
 DROP FUNCTION whatsapp_handler._tally(jsonb, text);
 DROP FUNCTION whatsapp_handler._record_inbound(bigint, text, text, text, text, text, jsonb, text, bigint);
+DROP FUNCTION whatsapp_handler._message_received(bigint, bigint, bigint, text, text, text, jsonb, text);
 
 COMMIT;

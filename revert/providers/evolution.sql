@@ -2,5 +2,6 @@
 BEGIN;
 
 DROP FUNCTION whatsapp_handler._normalise_evolution(jsonb, bigint);
+DROP FUNCTION whatsapp_handler._evolution_channel_ref(jsonb);
 
 COMMIT;

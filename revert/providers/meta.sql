@@ -2,5 +2,6 @@
 BEGIN;
 
 DROP FUNCTION whatsapp_handler._normalise_meta(jsonb, bigint);
+DROP FUNCTION whatsapp_handler._meta_channel_ref(jsonb);
 
 COMMIT;

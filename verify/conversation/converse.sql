@@ -5,6 +5,5 @@ SELECT whatsapp_handler._assert_function('whatsapp_handler._converse(bigint, tex
 SELECT whatsapp_handler._assert_function('whatsapp_handler._set_state(bigint, text, jsonb)', '{}');
 SELECT whatsapp_handler._assert_function('whatsapp_handler._known_to_other_brand(bigint, text)', '{}');
 SELECT whatsapp_handler._assert_function('whatsapp_handler._brand_terms_accepted(whatsapp_handler.users, text, text)', '{}');
-SELECT whatsapp_handler._assert_function('whatsapp_handler._is_keyword(text)', '{}');
 
 ROLLBACK;

@@ -9,5 +9,6 @@ SELECT whatsapp_handler._assert_function('whatsapp_handler.ingest_raw(text, byte
 SELECT whatsapp_handler._assert_function('whatsapp_handler._ingest(whatsapp_handler.provider, jsonb, text, bytea, text)', '{}');
 SELECT whatsapp_handler._assert_function('whatsapp_handler._ingest_meta_texts(jsonb[], text[])', '{}');
 SELECT whatsapp_handler._assert_function('whatsapp_handler._normalise(whatsapp_handler.provider, jsonb, bigint)', '{}');
+SELECT whatsapp_handler._assert_function('whatsapp_handler._channel_ref(whatsapp_handler.provider, jsonb)', '{}');
 
 ROLLBACK;

@@ -1,7 +1,9 @@
 -- Verify whatsapp_handler:outbox/event_envelope on pg
 BEGIN;
 
-SELECT 1 / (NOT has_function_privilege('public', 'whatsapp_handler._emit_event(text, bigint, jsonb)', 'execute'))::int;
-SELECT 1 / (NOT has_function_privilege('whatsapp_handler_relay', 'whatsapp_handler._emit_event(text, bigint, jsonb)', 'execute'))::int;
+SELECT whatsapp_handler._assert_function('whatsapp_handler._emit_event(text, bigint, jsonb)', '{}');
+SELECT whatsapp_handler._assert_function('whatsapp_handler._event_envelope(text, bigint, jsonb, text)', '{}');
+SELECT whatsapp_handler._assert_function('whatsapp_handler._event_group(bigint)', '{}');
+SELECT 1 / (whatsapp_handler._event_group(7) = 'user:7')::int;
 
 ROLLBACK;

@@ -2,5 +2,6 @@
 BEGIN;
 
 SELECT whatsapp_handler._assert_function('whatsapp_handler._normalise_evolution(jsonb, bigint)', '{}');
+SELECT whatsapp_handler._assert_function('whatsapp_handler._evolution_channel_ref(jsonb)', '{}');
 
 ROLLBACK;

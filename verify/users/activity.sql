@@ -2,5 +2,6 @@
 BEGIN;
 
 SELECT whatsapp_handler._assert_function('whatsapp_handler.touch_user_activity(bigint)', '{}');
+SELECT whatsapp_handler._assert_function('whatsapp_handler._touch_activity(bigint[], interval)', '{}');
 
 ROLLBACK;
