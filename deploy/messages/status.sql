@@ -25,12 +25,11 @@ BEGIN
     INSERT INTO messages (id, created_at, channel_id, user_id, conversation_id, direction, message_type, body, status, correlation_id)
     OVERRIDING SYSTEM VALUE
     VALUES (v_id, now(), v_conv.channel_id, v_conv.user_id, v_conv.id, 'outbound', 'text', v_body, 'queued', correlation_id());
-    -- pgmq.send('outbound', ...) written out, as in _emit_event.
-    INSERT INTO pgmq.q_outbound (vt, message, headers) VALUES (clock_timestamp(),
+    PERFORM _enqueue_outbound(
         jsonb_build_object('kind', 'text', 'message_id', v_id, 'message_created_at', now(), 'channel_id', v_conv.channel_id,
                            'user_id', v_conv.user_id, 'to', v_to, 'body', v_body, 'reply_key', p_key,
                            'correlation_id', correlation_id()),
-        jsonb_build_object('x-pgmq-group', 'user:' || v_conv.user_id));
+        'user:' || v_conv.user_id);
     RETURN v_id;
 END
 $$;

@@ -13,4 +13,27 @@ COMMENT ON TABLE pgmq.q_inbound_dlq IS 'whatsapp-handler inbound dead letters: {
 SELECT format('REVOKE ALL ON %s %s FROM %s', kind, relation, grantee)
 FROM whatsapp_handler._queue_rights_beyond_owner(ARRAY['inbound_dlq']) \gexec
 
+-- The queue's one writer: pgmq.send's dynamic SQL is planned on every call, this static
+-- INSERT once per session.
+SET LOCAL ROLE whatsapp_handler_owner;
+
+CREATE FUNCTION whatsapp_handler._dead_letter_inbound(p_letter jsonb)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, whatsapp_handler, pg_temp
+AS $$
+DECLARE
+    v_msg_id bigint;
+BEGIN
+    -- No group header: the re-drive job takes letters one by one, in any order.
+    INSERT INTO pgmq.q_inbound_dlq (vt, message)
+    VALUES (clock_timestamp(), p_letter)
+    RETURNING msg_id INTO v_msg_id;
+    RETURN v_msg_id;
+END
+$$;
+REVOKE ALL ON FUNCTION whatsapp_handler._dead_letter_inbound(jsonb) FROM PUBLIC;
+COMMENT ON FUNCTION whatsapp_handler._dead_letter_inbound(jsonb) IS
+    'Internal: queues one inbound dead letter ({webhook_event_id, received_at, provider, sqlstate, error, correlation_id}) for the re-drive job, visible at once; returns its msg_id. Raises nothing.';
+
 COMMIT;

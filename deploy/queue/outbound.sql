@@ -14,4 +14,26 @@ COMMENT ON TABLE pgmq.q_outbound IS 'whatsapp-handler messages waiting for deliv
 SELECT format('REVOKE ALL ON %s %s FROM %s', kind, relation, grantee)
 FROM whatsapp_handler._queue_rights_beyond_owner(ARRAY['outbound']) \gexec
 
+-- The queue's one writer: pgmq.send's dynamic SQL is planned on every call, this static
+-- INSERT once per session. Triggers pgmq adds to the table (enable_notify_insert) still fire.
+SET LOCAL ROLE whatsapp_handler_owner;
+
+CREATE FUNCTION whatsapp_handler._enqueue_outbound(p_message jsonb, p_group text)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, whatsapp_handler, pg_temp
+AS $$
+DECLARE
+    v_msg_id bigint;
+BEGIN
+    INSERT INTO pgmq.q_outbound (vt, message, headers)
+    VALUES (clock_timestamp(), p_message, jsonb_build_object('x-pgmq-group', p_group))
+    RETURNING msg_id INTO v_msg_id;
+    RETURN v_msg_id;
+END
+$$;
+REVOKE ALL ON FUNCTION whatsapp_handler._enqueue_outbound(jsonb, text) FROM PUBLIC;
+COMMENT ON FUNCTION whatsapp_handler._enqueue_outbound(jsonb, text) IS
+    'Internal: queues one message to send, with header x-pgmq-group p_group (the worker sends one group''s messages in order), visible at once; returns its msg_id. Raises nothing.';
+
 COMMIT;

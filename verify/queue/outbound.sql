@@ -11,4 +11,6 @@ SELECT 1 / (NOT has_table_privilege('whatsapp_handler_relay', 'pgmq.q_outbound',
 -- every other role none): pgmq's default privileges were revoked.
 SELECT 1 / (count(*) = 0)::int FROM whatsapp_handler._queue_rights_beyond_owner(ARRAY['outbound']);
 
+SELECT whatsapp_handler._assert_function('whatsapp_handler._enqueue_outbound(jsonb, text)', '{}');
+
 ROLLBACK;
