@@ -1,14 +1,20 @@
-"""Every error the relay answers, as problem+json; SQLSTATEs mapped to HTTP statuses in one table.
+"""Every error the relay answers, as problem+json, and the one table of the errors the database raises.
 
-The table follows docs/errors.md. Keys are a full SQLSTATE or a class prefix; the
-longest matching key wins.
+ERRORS is the single source of the error contract: the relay maps a SQLSTATE to its HTTP status
+from it, the OpenAPI document describes each status with it (app/openapi.py), and the tables of
+docs/errors.md are generated from it (`python -m app.errors` rewrites them; a test checks that
+the committed doc is current). Keys are a full SQLSTATE or a class prefix; the longest matching
+key wins.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import re
+import sys
+from dataclasses import dataclass
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -21,33 +27,387 @@ log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 RETRY_AFTER = "5"
+# When a rate refusal's DETAIL does not say (or cannot be read): the longest a per-phone wait starts at.
+RETRY_AFTER_UNKNOWN = "60"
+# The statuses whose answers carry Retry-After.
+RETRYABLE = (429, 503)
 
-SQLSTATE_STATUS: dict[str, int] = {
-    "WH001": 422,  # malformed phone number
-    "WH002": 404,  # unknown user
-    "WH003": 404,  # unknown or inactive channel
-    "WH004": 403,  # user is blocked
-    "WH005": 429,  # a code was issued less than 60 s ago
-    "WH006": 429,  # 5 codes in the last hour
-    "WH007": 429,  # locked after 5 wrong codes
-    "WH008": 422,  # invalid argument
-    "WH009": 410,  # user was erased
-    "WH011": 503,  # a setting is missing (request_otp's otp.* settings): the operators must restore it
-    "WH020": 503,  # a setting is out of range (request_otp's otp.limit.* settings)
-    "WH055": 403,  # OTP destination outside the allowed countries
-    "WH056": 429,  # the OTP API key's token bucket is empty
-    "WH057": 429,  # the OTP API's overall token bucket is empty
-    "WH058": 403,  # OTP destinations not configured (setting otp.country_codes)
-    "42501": 403,  # insufficient privilege
-    "23505": 409,  # unique violation
-    "22": 400,  # data exception: a value PostgreSQL cannot take (a \u0000 in JSON, a number out of range)
-    "40": 503,  # transaction rollback (deadlock, serialization failure): transient, worth a retry
-    "08": 503,  # connection exception
-    "53": 503,  # insufficient resources
-    "57P": 503,  # operator intervention: shutting down, cannot connect now
-    "57014": 503,  # statement timeout: the database is too slow to answer now
+
+@dataclass(frozen=True)
+class ErrorCode:
+    """One row of the contract between the SQL API and its callers."""
+
+    sqlstate: str  # a full SQLSTATE, or a class prefix (22, 57P) standing for every code in it
+    meaning: str
+    status: int | None  # the relay's answer; None when the error never reaches the relay
+    raised_by: str = ""  # the project's own codes: what raises it
+    who: str = ""  # who meets it, when not (only) an HTTP caller
+
+    @property
+    def code(self) -> str:
+        """As the docs write it: a class as 22*."""
+        return self.sqlstate if len(self.sqlstate) == 5 else self.sqlstate + "*"
+
+
+ERRORS: tuple[ErrorCode, ...] = (
+    ErrorCode(
+        "WH001",
+        "malformed phone number (not E.164); the message does not repeat the number, which the server log would keep",
+        422,
+        "register_user, request_otp, verify_otp",
+    ),
+    ErrorCode(
+        "WH002",
+        "unknown user (or, for touch_user_activity, erased)",
+        404,
+        "every function taking a user id",
+    ),
+    ErrorCode(
+        "WH003",
+        "unknown or inactive channel",
+        404,
+        "register_user, request_otp",
+    ),
+    ErrorCode(
+        "WH004",
+        "user is blocked (the OTP API never says so: a blocked phone gets the answers any phone gets, and no code)",
+        403,
+        "accept_terms, set_user_preferences",
+    ),
+    ErrorCode(
+        "WH005",
+        'a code was issued less than setting `otp.cooldown` (60 s) ago; DETAIL `{"retry_after_seconds": N}`',
+        429,
+        "request_otp",
+    ),
+    ErrorCode(
+        "WH006",
+        'setting `otp.per_window` (5) codes within `otp.window` (an hour); DETAIL `{"retry_after_seconds": N}`',
+        429,
+        "request_otp",
+    ),
+    ErrorCode(
+        "WH007",
+        (
+            "phone locked after setting `otp.max_failures` (5) wrong codes, for `otp.window`; DETAIL "
+            '`{"retry_after_seconds": N}`'
+        ),
+        429,
+        "request_otp",
+    ),
+    ErrorCode(
+        "WH008",
+        (
+            "invalid argument (terms version, preference key, type or value, block reason, channel fields, partition "
+            "range, batch shape, OTP API key id)"
+        ),
+        422,
+        (
+            "accept_terms, set_user_preferences, block_user, add_channel, create_partition, ingest_batch, ingest_* (a "
+            "NULL body), ingest_raw (unknown provider, no body or no note), request_otp"
+        ),
+    ),
+    ErrorCode(
+        "WH009",
+        "user was erased (request_otp: erased while its code was being requested; the message names no id)",
+        410,
+        "functions that change a user",
+    ),
+    ErrorCode(
+        "WH010",
+        "a partition cannot be created (overlap, or rows in the default partition)",
+        None,
+        "create_partition",
+        "operators only",
+    ),
+    ErrorCode(
+        "WH011",
+        "a setting or reply text is missing (`settings`, `reply_texts`)",
+        503,
+        "ingestion (dead-lettered), _setting, request_otp and verify_otp (an `otp.*` setting)",
+        "dead letter",
+    ),
+    ErrorCode(
+        "WH012",
+        "a webhook body is not of the provider's shape",
+        None,
+        "ingestion (dead-lettered)",
+        "dead letter; the provider still gets 200",
+    ),
+    ErrorCode(
+        "WH013",
+        (
+            "invalid argument to a worker function (claim size or visibility, retry delay, dead-letter reason, provider"
+            " message id)"
+        ),
+        None,
+        "worker_claim, worker_sent, worker_retry, worker_release (a delay over 86,400 s), worker_dead_letter",
+        "worker only",
+    ),
+    ErrorCode(
+        "WH014",
+        "invalid argument to an outbox function (read size or visibility, delay)",
+        None,
+        "outbox_read, outbox_nack",
+        "consumers only",
+    ),
+    ErrorCode(
+        "WH020",
+        (
+            "a setting is not an interval of at least its minimum (or null where there is no off), or not a whole "
+            "number in range"
+        ),
+        503,
+        "the scheduled jobs (docs/jobs.md), request_otp and verify_otp (an `otp.limit.*` or OTP policy setting)",
+        "jobs",
+    ),
+    ErrorCode(
+        "WH021",
+        (
+            "`whatsapp_handler.jobs` changed by a role that is not a superuser (the jobs run as the login "
+            "`whatsapp_handler_cron`, and only a superuser may schedule a job for another role)"
+        ),
+        None,
+        "the jobs table's trigger",
+        "DBAs only",
+    ),
+    ErrorCode(
+        "WH022",
+        "a schedule pg_cron refuses",
+        None,
+        "the jobs table's trigger",
+        "DBAs only",
+    ),
+    ErrorCode(
+        "WH023",
+        "a job names a function that does not exist or needs arguments",
+        None,
+        "the jobs table's trigger",
+        "DBAs only",
+    ),
+    ErrorCode(
+        "WH024",
+        "an argument out of range (`p_limit` 1-10000, at most 10000 msg_ids)",
+        None,
+        "redrive_inbound, redrive_outbound, job_erase_inactive_users",
+        "operators only",
+    ),
+    ErrorCode(
+        "WH030",
+        "the analyst login is missing or cannot log in",
+        None,
+        "add_analyst, remove_analyst",
+        "DBAs only",
+    ),
+    ErrorCode(
+        "WH031",
+        (
+            "an analyst's scope is both or neither (channel ids and all channels), a channel id is unknown, or a "
+            "timeout is malformed"
+        ),
+        None,
+        "add_analyst",
+        "DBAs only",
+    ),
+    ErrorCode(
+        "WH032",
+        "the caller may not grant roles or set a login's parameters",
+        None,
+        "add_analyst, remove_analyst",
+        "DBAs only",
+    ),
+    ErrorCode(
+        "WH033",
+        "the login is a superuser, has BYPASSRLS, or is in the owner role: row-level security would not hold",
+        None,
+        "add_analyst",
+        "DBAs only",
+    ),
+    ErrorCode(
+        "WH040",
+        "the jobs' login `whatsapp_handler_cron` is missing, a superuser, or may not execute the job's function",
+        None,
+        "the jobs table's trigger",
+        "DBAs only",
+    ),
+    ErrorCode(
+        "WH045",
+        (
+            "recorded, not raised to a caller: an authenticated webhook body that is not JSON even once cleaned; it is "
+            "kept as bytes (`webhook_events.raw`, `payload` NULL, outcome `failed`) with a dead letter on `inbound_dlq`"
+            " carrying this code. The re-drive parks such a letter at its first attempt"
+        ),
+        None,
+        "ingest_raw, redrive_inbound (in the dead letter)",
+        "none: the provider's answer is 200",
+    ),
+    ErrorCode(
+        "WH055",
+        "the phone is outside the OTP destination countries (setting `otp.country_codes`); nothing is written",
+        403,
+        "request_otp",
+    ),
+    ErrorCode(
+        "WH056",
+        'the API key\'s token bucket is empty (settings `otp.limit.per_key.*`); DETAIL `{"retry_after_seconds": N}`',
+        429,
+        "request_otp",
+    ),
+    ErrorCode(
+        "WH057",
+        (
+            "the overall token bucket of the OTP API is empty (settings `otp.limit.overall.*`); DETAIL "
+            '`{"retry_after_seconds": N}`'
+        ),
+        429,
+        "request_otp",
+    ),
+    ErrorCode(
+        "WH058",
+        (
+            "OTP destinations not configured: `otp.country_codes` is null (as a deploy leaves it) or not a list of "
+            "calling codes"
+        ),
+        403,
+        "request_otp",
+    ),
+    ErrorCode(
+        "WH090",
+        "pgcrypto is installed outside schema public",
+        None,
+        "deploy of core/pgcrypto",
+        "deploy",
+    ),
+    ErrorCode(
+        "WH091",
+        "pg_cron not preloaded, or this is not pg_cron's database",
+        None,
+        "deploy of core/pg_cron",
+        "deploy",
+    ),
+    ErrorCode(
+        "WH092",
+        "pgmq neither installed nor available as an extension",
+        None,
+        "deploy of queue/pgmq",
+        "deploy",
+    ),
+    # PostgreSQL's own codes that callers can meet.
+    ErrorCode(
+        "42501",
+        "insufficient privilege (a role calling what it was not granted)",
+        403,
+    ),
+    ErrorCode(
+        "23505",
+        "unique violation (should not surface: the API functions absorb their races)",
+        409,
+    ),
+    ErrorCode(
+        "22",
+        (
+            "data exception: a value PostgreSQL cannot take (a \\u0000 in JSON, a number out of range; a webhook body "
+            "jsonb refuses never gets here: the relay cleans it or keeps it raw, see docs/ingestion.md)"
+        ),
+        400,
+    ),
+    ErrorCode(
+        "40",
+        "transaction rollback (deadlock, serialization failure): transient, after the relay's own retries",
+        503,
+    ),
+    ErrorCode(
+        "57014",
+        "statement timeout: the database is too slow to answer now",
+        503,
+    ),
+    ErrorCode(
+        "08",
+        "connection exception",
+        503,
+    ),
+    ErrorCode(
+        "53",
+        "insufficient resources",
+        503,
+    ),
+    ErrorCode(
+        "57P",
+        "operator intervention: the server is shutting down or cannot take connections now",
+        503,
+    ),
+)
+SQLSTATE_STATUS: dict[str, int] = {e.sqlstate: e.status for e in ERRORS if e.status is not None}
+
+# What the relay answers with a status before (or without) any SQL: the rest of each status's meaning.
+HTTP_MEANINGS: dict[int, str] = {
+    400: "the request is malformed (body, form, JSON)",
+    401: "missing or wrong credentials (signature, apikey, API key)",
+    403: "refused: a bad Twilio signature or Meta verify token",
+    404: "no channel is configured for the body's number or instance",
+    408: "the body did not arrive in time",
+    413: "the body is larger than the configured limit",
+    503: "the database is unavailable or too slow; retry after Retry-After",
 }
-_RETRY_AFTER_DETAIL = re.compile(r"retry_after_seconds=(\d+)")
+
+
+def status_meaning(status: int) -> str:
+    """What a status means from this API, for the OpenAPI document: the relay's own reasons, then
+    each database error answered with it."""
+    reasons = [HTTP_MEANINGS[status]] if status in HTTP_MEANINGS else []
+    reasons += [f"{e.code}: {e.meaning}" for e in ERRORS if e.status == status]
+    if status in RETRYABLE and status != 503:
+        reasons.append("Retry-After says when to ask again")
+    return "; ".join(reasons) or HTTPStatus(status).phrase
+
+
+def _http_cell(e: ErrorCode) -> str:
+    parts = [f"({e.who})"] if e.who else []
+    if e.status is not None:
+        parts.append(f"{e.status} + Retry-After" if e.status in RETRYABLE else str(e.status))
+    return "; ".join(parts)
+
+
+def errors_markdown() -> str:
+    """The tables of docs/errors.md, generated from ERRORS."""
+    lines = ["| SQLSTATE | meaning | raised by | HTTP |", "| --- | --- | --- | --- |"]
+    lines += [
+        f"| `{e.sqlstate}` | {e.meaning} | {e.raised_by} | {_http_cell(e)} |"
+        for e in ERRORS
+        if e.sqlstate.startswith("WH")
+    ]
+    lines += ["", "PostgreSQL's own codes that callers can meet, and their HTTP status:", ""]
+    lines += ["| SQLSTATE | meaning | HTTP |", "| --- | --- | --- |"]
+    for e in ERRORS:
+        if not e.sqlstate.startswith("WH"):
+            lines.append(f"| `{e.code}` | {e.meaning} | {_http_cell(e)} |")
+    return "\n".join(lines) + "\n"
+
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "errors.md"
+BEGIN_TABLES = (
+    "<!-- The tables below are generated from app/errors.py (ERRORS) by `python -m app.errors`: edit them there. -->\n"
+)
+END_TABLES = "<!-- End of the generated tables. -->\n"
+
+
+def document(text: str) -> str:
+    """The text of docs/errors.md with its generated tables replaced by the current ones."""
+    head, _, rest = text.partition(BEGIN_TABLES)
+    _, _, tail = rest.partition(END_TABLES)
+    return head + BEGIN_TABLES + "\n" + errors_markdown() + "\n" + END_TABLES + tail
+
+
+def retry_after(detail: str | None) -> str:
+    """The Retry-After of a rate refusal, from its DETAIL {"retry_after_seconds": N} (otp/policy's
+    _retry_after); RETRY_AFTER_UNKNOWN when there is none or it cannot be read."""
+    try:
+        seconds = json.loads(detail or "")["retry_after_seconds"]
+    except (ValueError, TypeError, KeyError, IndexError):
+        return RETRY_AFTER_UNKNOWN
+    if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds < 0:
+        return RETRY_AFTER_UNKNOWN
+    return str(seconds)
 
 
 class NotReady(Exception):
@@ -97,8 +457,7 @@ def database_problem(exc: psycopg.Error) -> Response | None:
     diag = exc.diag
     headers = None
     if status == 429:
-        seconds = _RETRY_AFTER_DETAIL.search(diag.message_detail or "")
-        headers = {"Retry-After": seconds.group(1) if seconds else "60"}
+        headers = {"Retry-After": retry_after(diag.message_detail)}
     extra = ({"code": sqlstate} if sqlstate else {}) | ({"hint": diag.message_hint} if diag.message_hint else {})
     return problem(status, diag.message_primary or str(exc) or "the request was refused", headers, **extra)
 
@@ -139,3 +498,11 @@ EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
     RecursionError: _too_deep,
     Exception: _unexpected,
 }
+
+
+if __name__ == "__main__":
+    # python -m app.errors: rewrite docs/errors.md's tables from ERRORS (--check: only say whether they are current).
+    current = DOC.read_text()
+    if "--check" in sys.argv[1:]:
+        sys.exit(0 if document(current) == current else "docs/errors.md is not current: run python -m app.errors")
+    DOC.write_text(document(current))

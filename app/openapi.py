@@ -10,20 +10,7 @@ from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, Parameter, RequestBody, Schema
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.errors import PROBLEM_JSON
-
-_STATUS_MEANING = {
-    400: "the request is malformed (body, form, JSON, or a value the database cannot take)",
-    401: "missing or wrong credentials (signature, apikey, API key)",
-    403: "refused: a bad Twilio signature or Meta verify token, or an OTP destination outside the allowed countries",
-    404: "no channel is configured for the body's number or instance, or an unknown channel",
-    409: "a conflicting write",
-    410: "the user was erased",
-    413: "the body is larger than the configured limit",
-    422: "a value is invalid (a phone that is not E.164)",
-    429: "too many codes (for the phone, the API key or overall); Retry-After says when to ask again",
-    503: "the database is unavailable or too slow; retry after Retry-After",
-}
+from app.errors import PROBLEM_JSON, status_meaning
 
 
 class Problem(BaseModel):
@@ -44,7 +31,7 @@ def problems(*statuses: int) -> dict[int, ResponseSpec]:
         status: ResponseSpec(
             data_container=Problem,
             media_type=PROBLEM_JSON,
-            description=_STATUS_MEANING[status],
+            description=status_meaning(status),
             generate_examples=False,
         )
         for status in statuses

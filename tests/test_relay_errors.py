@@ -50,7 +50,7 @@ def test_project_and_postgres_errors_become_problem_json(db: psycopg.Connection,
 
 @pytest.mark.parametrize("sqlstate", ["WH005", "WH006", "WH007"])
 def test_rate_limits_are_429_with_retry_after_from_the_detail(db: psycopg.Connection, sqlstate: str) -> None:
-    response = database_problem(raised(db, sqlstate, "retry_after_seconds=37"))
+    response = database_problem(raised(db, sqlstate, '{"retry_after_seconds": 37}'))
     assert (response.status_code, response.headers["Retry-After"]) == (429, "37")
 
 

@@ -31,7 +31,7 @@ ALLOWED: dict[str, set[tuple[str, str, str]]] = {
             "cron_job_failures()", "ingest_batch(text,jsonb[],text[])", "ingest_evolution(jsonb,text)",
             "ingest_meta(jsonb,text)", "ingest_raw(text,bytea,text,text,text)", "ingest_twilio(jsonb,text)",
             "queue_metrics()", "readiness(text)",
-            "request_otp(text,bigint,text)", "verify_otp(text,text)")),
+            "request_otp(text,bigint,text,text)", "verify_otp(text,text,text)")),
     },
     "worker": {
         ("schema", WH, "USAGE"),

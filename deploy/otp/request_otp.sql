@@ -1,5 +1,5 @@
 -- Deploy whatsapp_handler:otp/request_otp to pg
--- requires: users/register_user otp/challenges queue/outbound core/pgcrypto otp/rate_buckets jobs/settings
+-- requires: users/register_user otp/challenges queue/outbound core/pgcrypto otp/rate_buckets otp/policy jobs/settings
 BEGIN;
 SET LOCAL ROLE whatsapp_handler_owner;
 
@@ -46,17 +46,14 @@ COMMENT ON FUNCTION whatsapp_handler._check_otp_destination(text) IS
     'Internal: passes when the phone starts with one of the calling codes of setting otp.country_codes. Raises WH055 another country, WH058 the setting is null (not configured) or not a list of 1-6 digit strings, WH011 the setting is missing.';
 
 CREATE FUNCTION whatsapp_handler.request_otp(p_phone text, p_channel_id bigint, p_key_id text DEFAULT 'sql',
+                                             p_correlation_id text DEFAULT NULL,
                                              OUT challenge_id bigint, OUT expires_at timestamptz)
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
 AS $$
 DECLARE
-    c_ttl          CONSTANT interval := interval '10 minutes';
-    c_cooldown     CONSTANT interval := interval '60 seconds';
-    c_window       CONSTANT interval := interval '1 hour';
-    c_per_window   CONSTANT integer := 5;
-    c_max_failures CONSTANT integer := 5;
+    v_policy   record;
     v_user_id  bigint;
     v_user     users;
     v_wait     integer;
@@ -66,6 +63,10 @@ DECLARE
     v_carried  integer := 0;
     v_code     text;
 BEGIN
+    -- A SQL caller may have set the id for its transaction itself; a relay call passes it.
+    IF p_correlation_id IS NOT NULL THEN
+        PERFORM set_config('whatsapp_handler.correlation_id', left(p_correlation_id, 128), true);
+    END IF;
     PERFORM _check_phone(p_phone);
     IF p_key_id IS NULL OR p_key_id !~ '^[A-Za-z0-9_.-]{1,64}$' THEN
         RAISE EXCEPTION 'malformed API key id'
@@ -81,7 +82,7 @@ BEGIN
     IF v_wait > 0 THEN
         RAISE EXCEPTION 'too many codes requested with this API key'
             USING ERRCODE = 'WH056',
-                  DETAIL = format('retry_after_seconds=%s', v_wait),
+                  DETAIL = _retry_after(v_wait),
                   HINT = 'The key''s rate is settings otp.limit.per_key.per_minute and otp.limit.per_key.burst.';
     END IF;
     v_wait := _take_otp_token('overall', _setting_integer('otp.limit.overall.per_minute', 1, 100000),
@@ -89,10 +90,11 @@ BEGIN
     IF v_wait > 0 THEN
         RAISE EXCEPTION 'too many codes requested overall'
             USING ERRCODE = 'WH057',
-                  DETAIL = format('retry_after_seconds=%s', v_wait),
+                  DETAIL = _retry_after(v_wait),
                   HINT = 'The overall rate is settings otp.limit.overall.per_minute and otp.limit.overall.burst.';
     END IF;
 
+    v_policy := _otp_policy();
     SELECT r.user_id INTO v_user_id FROM register_user(p_phone, p_channel_id) r;
     -- A blocked phone goes the same way as any other and gets the same answer (a challenge no
     -- code reaches): only the message and the event are left out, so the API does not tell
@@ -105,32 +107,35 @@ BEGIN
 
     SELECT * INTO v_latest FROM otp_challenges c
     WHERE c.user_id = v_user_id ORDER BY c.created_at DESC, c.id DESC LIMIT 1;
-    IF v_latest.created_at > now() - c_cooldown THEN
-        RAISE EXCEPTION 'a code was sent less than % seconds ago', extract(epoch FROM c_cooldown)
+    IF v_latest.created_at > now() - v_policy.cooldown THEN
+        RAISE EXCEPTION 'a code was sent less than % seconds ago', extract(epoch FROM v_policy.cooldown)::integer
             USING ERRCODE = 'WH005',
                   -- now() is this transaction's start: one that waited on the user's lock for the code it is
                   -- refused for started before that code, so the wait is capped at the cooldown.
-                  DETAIL = format('retry_after_seconds=%s', least(ceil(extract(epoch FROM v_latest.created_at + c_cooldown - now())), extract(epoch FROM c_cooldown))),
+                  DETAIL = _retry_after(least(extract(epoch FROM v_latest.created_at + v_policy.cooldown - now()),
+                                               extract(epoch FROM v_policy.cooldown))),
                   HINT = 'Wait before asking for another code.';
     END IF;
     SELECT count(*), min(c.created_at) INTO v_recent, v_oldest FROM otp_challenges c
-    WHERE c.user_id = v_user_id AND c.created_at > now() - c_window;
-    IF v_recent >= c_per_window THEN
-        RAISE EXCEPTION 'at most % codes per phone per hour', c_per_window
+    WHERE c.user_id = v_user_id AND c.created_at > now() - v_policy.rate_window;
+    IF v_recent >= v_policy.per_window THEN
+        RAISE EXCEPTION 'at most % codes per phone in %', v_policy.per_window, v_policy.rate_window
             USING ERRCODE = 'WH006',
-                  DETAIL = format('retry_after_seconds=%s', least(ceil(extract(epoch FROM v_oldest + c_window - now())), extract(epoch FROM c_window))),
-                  HINT = 'Wait for the hourly limit to pass.';
+                  DETAIL = _retry_after(least(extract(epoch FROM v_oldest + v_policy.rate_window - now()),
+                                              extract(epoch FROM v_policy.rate_window))),
+                  HINT = 'Wait for the limit''s period (setting otp.window) to pass.';
     END IF;
     -- Failed attempts survive a new code (NIST 800-63B): a brute force cannot reset its
-    -- counter by asking again. They lapse an hour after the last unverified code.
-    IF v_latest.status <> 'verified' AND v_latest.created_at > now() - c_window THEN
+    -- counter by asking again. They lapse otp.window after the last unverified code.
+    IF v_latest.status <> 'verified' AND v_latest.created_at > now() - v_policy.rate_window THEN
         v_carried := v_latest.failed_attempts;
     END IF;
-    IF v_carried >= c_max_failures THEN
+    IF v_carried >= v_policy.max_failures THEN
         RAISE EXCEPTION 'too many wrong codes for this phone'
             USING ERRCODE = 'WH007',
-                  DETAIL = format('retry_after_seconds=%s', least(ceil(extract(epoch FROM v_latest.created_at + c_window - now())), extract(epoch FROM c_window))),
-                  HINT = 'The phone is locked for an hour after the last code was issued.';
+                  DETAIL = _retry_after(least(extract(epoch FROM v_latest.created_at + v_policy.rate_window - now()),
+                                              extract(epoch FROM v_policy.rate_window))),
+                  HINT = 'The phone is locked for the period of setting otp.window after the last code was issued.';
     END IF;
 
     UPDATE otp_challenges c SET status = 'superseded', code_hash = NULL, resolved_at = now()
@@ -138,7 +143,7 @@ BEGIN
 
     v_code := _new_otp_code();
     INSERT INTO otp_challenges (user_id, channel_id, code_hash, failed_attempts, expires_at)
-    VALUES (v_user_id, p_channel_id, public.crypt(v_code, public.gen_salt('bf', 6)), v_carried, now() + c_ttl)
+    VALUES (v_user_id, p_channel_id, public.crypt(v_code, public.gen_salt('bf', 6)), v_carried, now() + v_policy.code_ttl)
     RETURNING id, otp_challenges.expires_at INTO challenge_id, expires_at;
 
     IF v_user.blocked_at IS NOT NULL THEN
@@ -146,18 +151,18 @@ BEGIN
     END IF;
     -- The only place the plaintext code goes: the message that delivers it. The worker
     -- deletes (never archives) it once delivered.
-    PERFORM pgmq.send('outbound',
+    PERFORM _enqueue_outbound(
         jsonb_build_object('kind', 'otp', 'channel_id', p_channel_id, 'user_id', v_user_id, 'to', p_phone,
                            'challenge_id', challenge_id, 'code', v_code, 'expires_at', expires_at,
                            'correlation_id', correlation_id()),
-        jsonb_build_object('x-pgmq-group', 'user:' || v_user_id));
+        'user:' || v_user_id);
     PERFORM _emit_event('otp.requested', v_user_id,
         jsonb_build_object('challenge_id', challenge_id, 'channel_id', p_channel_id, 'expires_at', expires_at));
 END
 $$;
-REVOKE ALL ON FUNCTION whatsapp_handler.request_otp(text, bigint, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION whatsapp_handler.request_otp(text, bigint, text) TO whatsapp_handler_relay;
-COMMENT ON FUNCTION whatsapp_handler.request_otp(text, bigint, text) IS
-    'Issues a 6-digit OTP code for a phone (registering it on the channel if new): stores only its bcrypt hash, valid 10 minutes, supersedes the previous code but keeps its failed-attempt count, queues the code on pgmq queue outbound and emits otp.requested (without the code). p_key_id identifies the caller''s API key (never the key itself; direct SQL callers share the bucket ''sql''). Only numbers under a calling code of setting otp.country_codes are served, and each request takes a token from the key''s bucket and from the overall one (settings otp.limit.*). A blocked phone gets the same answer, and a challenge, but no message and no event. Returns (challenge_id, expires_at). Raises WH001 malformed phone, WH003 unknown channel, WH008 malformed key id, WH009 user erased meanwhile, WH055 country not allowed, WH058 otp.country_codes not configured, WH056 the key''s bucket is empty, WH057 the overall bucket is empty, WH005 less than 60 s since the last code, WH006 5 codes in the last hour, WH007 locked after 5 wrong codes, WH011/WH020 a missing or malformed otp.limit setting; rate-limit errors carry DETAIL retry_after_seconds=N.';
+REVOKE ALL ON FUNCTION whatsapp_handler.request_otp(text, bigint, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION whatsapp_handler.request_otp(text, bigint, text, text) TO whatsapp_handler_relay;
+COMMENT ON FUNCTION whatsapp_handler.request_otp(text, bigint, text, text) IS
+    'Issues a 6-digit OTP code for a phone (registering it on the channel if new): stores only its bcrypt hash, valid for setting otp.code_ttl, supersedes the previous code but keeps its failed-attempt count, queues the code on pgmq queue outbound and emits otp.requested (without the code). p_key_id identifies the caller''s API key (never the key itself; direct SQL callers share the bucket ''sql''). Only numbers under a calling code of setting otp.country_codes are served, and each request takes a token from the key''s bucket and from the overall one (settings otp.limit.*). A blocked phone gets the same answer, and a challenge, but no message and no event. Returns (challenge_id, expires_at). Raises WH001 malformed phone, WH003 unknown channel, WH008 malformed key id, WH009 user erased meanwhile, WH055 country not allowed, WH058 otp.country_codes not configured, WH056 the key''s bucket is empty, WH057 the overall bucket is empty, WH005 less than otp.cooldown since the last code, WH006 otp.per_window codes within otp.window, WH007 locked after otp.max_failures wrong codes, WH011/WH020 a missing or malformed otp.limit or policy setting (otp/policy); rate-limit errors carry DETAIL {"retry_after_seconds": N}. p_correlation_id, when given, becomes the transaction''s correlation id (events and the queued message carry it).';
 
 COMMIT;

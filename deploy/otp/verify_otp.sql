@@ -1,16 +1,15 @@
 -- Deploy whatsapp_handler:otp/verify_otp to pg
--- requires: users/helpers otp/challenges outbox/event_envelope core/pgcrypto
+-- requires: users/helpers otp/challenges otp/policy outbox/event_envelope core/pgcrypto
 BEGIN;
 SET LOCAL ROLE whatsapp_handler_owner;
 
-CREATE FUNCTION whatsapp_handler.verify_otp(p_phone text, p_code text)
+CREATE FUNCTION whatsapp_handler.verify_otp(p_phone text, p_code text, p_correlation_id text DEFAULT NULL)
 RETURNS text
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
 AS $$
 DECLARE
-    c_max_failures CONSTANT integer := 5;
     -- A bcrypt hash of cost 6, as request_otp makes, of the words 'no six-digit code': what an unknown,
     -- blocked or code-less phone's guess is compared with, so that every call costs one bcrypt.
     c_no_code_hash CONSTANT text := '$2a$06$CKHafRgx041iifum/VHCH.LyTdhr0IJoWlugkELC/7XmC7xPRA0Q2';
@@ -18,8 +17,15 @@ DECLARE
     v_challenge otp_challenges;
     v_live      boolean;
     v_match     boolean;
+    v_max_failures integer;
 BEGIN
+    -- A SQL caller may have set the id for its transaction itself; a relay call passes it.
+    IF p_correlation_id IS NOT NULL THEN
+        PERFORM set_config('whatsapp_handler.correlation_id', left(p_correlation_id, 128), true);
+    END IF;
     PERFORM _check_phone(p_phone);
+    -- Read on every path, known phone or not, so that it costs every call the same.
+    v_max_failures := (_otp_policy()).max_failures;
     -- Unknown, blocked and registered phones take one path, with the same statements, one
     -- bcrypt comparison each and the same answers: neither the outcome nor the time tells who
     -- is registered or blocked. _lock_user is not used: its errors name the internal id.
@@ -58,9 +64,9 @@ BEGIN
         RETURN 'verified';
     END IF;
 
-    -- A wrong (or malformed) code counts; the fifth locks the challenge.
-    IF v_challenge.failed_attempts + 1 >= c_max_failures THEN
-        UPDATE otp_challenges SET failed_attempts = c_max_failures, status = 'locked', code_hash = NULL, resolved_at = now()
+    -- A wrong (or malformed) code counts; the otp.max_failures-th locks the challenge.
+    IF v_challenge.failed_attempts + 1 >= v_max_failures THEN
+        UPDATE otp_challenges SET failed_attempts = v_max_failures, status = 'locked', code_hash = NULL, resolved_at = now()
         WHERE id = v_challenge.id;
         RETURN 'locked';
     END IF;
@@ -68,9 +74,9 @@ BEGIN
     RETURN 'invalid';
 END
 $$;
-REVOKE ALL ON FUNCTION whatsapp_handler.verify_otp(text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION whatsapp_handler.verify_otp(text, text) TO whatsapp_handler_relay;
-COMMENT ON FUNCTION whatsapp_handler.verify_otp(text, text) IS
-    'Checks a code against the phone''s latest challenge and returns the outcome: verified (single use; stamps verified_at, emits user.verified), invalid (wrong code, counted), locked (5 wrong codes), expired (past 10 minutes), no_challenge (no live code, or an unknown phone). Outcomes are returned, not raised, so that a failed attempt is committed. Unknown, blocked and registered phones take the same statements and one bcrypt comparison each, and get the same outcomes: a blocked phone''s code never verifies. Raises WH001 malformed phone.';
+REVOKE ALL ON FUNCTION whatsapp_handler.verify_otp(text, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION whatsapp_handler.verify_otp(text, text, text) TO whatsapp_handler_relay;
+COMMENT ON FUNCTION whatsapp_handler.verify_otp(text, text, text) IS
+    'Checks a code against the phone''s latest challenge and returns the outcome: verified (single use; stamps verified_at, emits user.verified), invalid (wrong code, counted), locked (setting otp.max_failures wrong codes), expired (past its expires_at, setting otp.code_ttl when issued), no_challenge (no live code, or an unknown phone). Outcomes are returned, not raised, so that a failed attempt is committed. Unknown, blocked and registered phones take the same statements and one bcrypt comparison each, and get the same outcomes: a blocked phone''s code never verifies. p_correlation_id, when given, becomes the transaction''s correlation id (user.verified carries it). Raises WH001 malformed phone, WH011/WH020 a missing or malformed policy setting (otp/policy).';
 
 COMMIT;
