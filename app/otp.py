@@ -1,31 +1,32 @@
 """The OTP API for the business's own backend, authenticated by an API key.
 
-request_otp and verify_otp take no correlation id, so it is set in the same statement:
-set_config runs inside a sub-select that produces the call's first argument, and an
-argument is always evaluated before the function runs. One statement, one round trip,
-one (autocommit) transaction, so the setting reaches the events the call emits.
+The handlers take what they use (the pool, the prepare flag, the metrics) as Litestar
+dependencies that app/web.py provides, and pass the correlation id to SQL as the last
+argument, as every relay call does (docs/errors.md, correlation ids).
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import datetime
 
 import psycopg
-from litestar import Request, post
+from litestar import Request, Router, post
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import JSONBody
+from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict, Field
 
 from app import signatures
 from app.logs import CORRELATION_ID
+from app.metrics import Metrics
 from app.openapi import problems
 
-_WITH_ID = "(SELECT %s::text FROM pg_catalog.set_config('whatsapp_handler.correlation_id', %s, true))"
-REQUEST_OTP = f"SELECT challenge_id, expires_at FROM whatsapp_handler.request_otp({_WITH_ID}, %s, %s)"
-VERIFY_OTP = f"SELECT whatsapp_handler.verify_otp({_WITH_ID}, %s)"
+REQUEST_OTP = "SELECT challenge_id, expires_at FROM whatsapp_handler.request_otp(%s, %s, %s, %s)"
+VERIFY_OTP = "SELECT whatsapp_handler.verify_otp(%s, %s, %s)"
 BIGINT_MAX = 2**63 - 1
 # The refusals of request_otp counted by reason (whatsapp_otp_requests_total{result}); others count as "other".
 REFUSALS = {
@@ -69,49 +70,59 @@ def key_id(key: bytes) -> str:
     return hashlib.sha256(key).hexdigest()[:16]
 
 
-def api_key_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+class ApiKeyGuard:
     """Authorization: Bearer <key> or X-API-Key: <key>, against every configured key; the matched
-    key's id is kept on the request's state for request_otp's per-key bucket."""
-    scheme, _sep, token = connection.headers.get("authorization", "").partition(" ")
-    presented = token.strip() if scheme.lower() == "bearer" else connection.headers.get("x-api-key")
-    matched = None
-    for key in connection.app.state.otp_api_keys:
-        if signatures.same(key, presented):
-            matched = key
-    if matched is None:
-        raise NotAuthorizedException("a valid API key is required", headers={"WWW-Authenticate": "Bearer"})
-    connection.state.otp_key_id = key_id(matched)
+    key's id is kept on the request's state for request_otp's per-key bucket. A guard, not a
+    dependency: it runs before the body is read, so an unauthenticated caller learns nothing."""
+
+    def __init__(self, keys: Sequence[bytes]) -> None:
+        self._keys = tuple(keys)
+
+    def __call__(self, connection: ASGIConnection, _: BaseRouteHandler) -> None:
+        scheme, _sep, token = connection.headers.get("authorization", "").partition(" ")
+        presented = token.strip() if scheme.lower() == "bearer" else connection.headers.get("x-api-key")
+        matched = None
+        for key in self._keys:
+            if signatures.same(key, presented):
+                matched = key
+        if matched is None:
+            raise NotAuthorizedException("a valid API key is required", headers={"WWW-Authenticate": "Bearer"})
+        connection.state.otp_key_id = key_id(matched)
 
 
-@post("/v1/otp", status_code=202, guards=[api_key_guard], responses=problems(400, 401, 403, 404, 410, 422, 429, 503))
-async def request_otp(request: Request, data: JSONBody[OtpRequest]) -> OtpChallenge:
+@post("/v1/otp", status_code=202, responses=problems(400, 401, 403, 404, 410, 422, 429, 503))
+async def request_otp(
+    request: Request, data: JSONBody[OtpRequest], pool: AsyncConnectionPool, prepare: bool | None, metrics: Metrics
+) -> OtpChallenge:
     """Issue a code to a phone on a channel; the code goes out through the outbound queue. A phone outside
     the allowed countries is refused (403), and so is any request past the API key's or the overall
     rate (429 with Retry-After). A blocked phone gets the same answer as any other, and no code."""
-    state = request.app.state
-    params = (data.phone, CORRELATION_ID.get(), data.channel_id, request.state.otp_key_id)
+    params = (data.phone, data.channel_id, request.state.otp_key_id, CORRELATION_ID.get())
     try:
-        async with state.pool.connection() as conn:
-            row = await (await conn.execute(REQUEST_OTP, params, prepare=state.prepare)).fetchone()
+        async with pool.connection() as conn:
+            row = await (await conn.execute(REQUEST_OTP, params, prepare=prepare)).fetchone()
     except psycopg.Error as exc:
         # Counted, then answered by the one exception handler like any other database error.
-        state.metrics.otp_requests.labels(REFUSALS.get(exc.sqlstate or "", "other")).inc()
+        metrics.otp_requests.labels(REFUSALS.get(exc.sqlstate or "", "other")).inc()
         raise
-    state.metrics.otp_requests.labels("issued").inc()
-    state.metrics.otp_sent.inc()
+    metrics.otp_requests.labels("issued").inc()
+    metrics.otp_sent.inc()
     return OtpChallenge(challenge_id=row[0], expires_at=row[1])
 
 
-@post("/v1/otp/verify", status_code=200, guards=[api_key_guard], responses=problems(400, 401, 422, 503))
-async def verify_otp(request: Request, data: JSONBody[OtpVerify]) -> OtpOutcome:
+@post("/v1/otp/verify", status_code=200, responses=problems(400, 401, 422, 503))
+async def verify_otp(
+    data: JSONBody[OtpVerify], pool: AsyncConnectionPool, prepare: bool | None, metrics: Metrics
+) -> OtpOutcome:
     """Check a code; a wrong code is an outcome (counted), not an error. Unknown, blocked and registered
     phones get the same answers: no_challenge when no live code is there."""
-    state = request.app.state
-    params = (data.phone, CORRELATION_ID.get(), data.code)
-    async with state.pool.connection() as conn:
-        row = await (await conn.execute(VERIFY_OTP, params, prepare=state.prepare)).fetchone()
-    state.metrics.otp_verified.labels(row[0]).inc()
+    params = (data.phone, data.code, CORRELATION_ID.get())
+    async with pool.connection() as conn:
+        row = await (await conn.execute(VERIFY_OTP, params, prepare=prepare)).fetchone()
+    metrics.otp_verified.labels(row[0]).inc()
     return OtpOutcome(outcome=row[0])
 
 
-ROUTES = [request_otp, verify_otp]
+def router(api_keys: Sequence[bytes]) -> Router:
+    """The OTP routes behind the guard of the configured keys."""
+    return Router(path="/", route_handlers=[request_otp, verify_otp], guards=[ApiKeyGuard(api_keys)])

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from litestar import Litestar
 from litestar.datastructures import State
+from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
@@ -62,6 +64,15 @@ def body_deadline(app: ASGIApp, seconds: float) -> ASGIApp:
     return middleware
 
 
+def _provide(value: Any) -> Provide:
+    """A dependency that is one object made at start-up, the same for every request."""
+
+    def dependency() -> Any:
+        return value
+
+    return Provide(dependency, sync_to_thread=False, use_cache=True)
+
+
 @asynccontextmanager
 async def _pool(app: Litestar) -> AsyncIterator[None]:
     pool = app.state.pool
@@ -105,12 +116,19 @@ def create_app() -> Litestar:
             "batchers": batchers,
             "channels": Channels(settings.channels),
             "twilio_base_urls": twilio_base_urls(settings.public_base_url) if settings.public_base_url else (),
-            "otp_api_keys": [key.get_secret_value().encode() for key in settings.otp_api_keys],
             "metrics": app_metrics,
         }
     )
+    # What handlers take by name: each declares the ones it uses as parameters.
+    dependencies: dict[str, Provide] = {
+        "pool": _provide(pool),
+        "prepare": _provide(prepare),
+        "metrics": _provide(app_metrics),
+    }
+    otp_api_keys = [key.get_secret_value().encode() for key in settings.otp_api_keys]
     return Litestar(
-        route_handlers=[*health.ROUTES, *webhooks.ROUTES, *otp.ROUTES, metrics.metrics],
+        route_handlers=[*health.ROUTES, *webhooks.ROUTES, otp.router(otp_api_keys), metrics.metrics],
+        dependencies=dependencies,
         lifespan=[_pool],
         state=state,
         middleware=[request_context, DefineMiddleware(body_deadline, seconds=settings.body_timeout)],
