@@ -143,7 +143,7 @@ def test_worker_log_and_dead_letters_hold_no_code_or_token(
     worker.wait(10)
     assert_absent(workers.log(), (*WORKER_SECRETS, code), "the worker's log")
     assert_absent(server_log(cluster, start) or " ", (*WORKER_SECRETS, code), "the PostgreSQL log")
-    # No plaintext code outlives its delivery attempt, in a queue, an archive or a table (DESIGN.md).
+    # No plaintext code outlives its delivery attempt, in a queue, an archive or a table (docs/security.md).
     everywhere = db.execute(
         """SELECT string_agg(t::text, ' ') AS s FROM (
                SELECT message::text || coalesce(headers::text, '') AS t FROM pgmq.q_outbound_dlq
