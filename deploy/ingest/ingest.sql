@@ -28,10 +28,12 @@ COMMENT ON FUNCTION whatsapp_handler._normalise(whatsapp_handler.provider, jsonb
 
 -- The channel a webhook is stored under: each provider's routing, in its own change. A
 -- Meta body is stored under its first change's number (each change is routed again when
--- normalised). A SQL expression without a search_path, so that it is inlined into _ingest.
+-- normalised). A SQL expression without a search_path, so that it is inlined into _ingest;
+-- STABLE, not IMMUTABLE, because an enum's cast to text is only STABLE and would stop
+-- the inlining (and a SQL function not inlined is planned again on every call).
 CREATE FUNCTION whatsapp_handler._channel_ref(p_provider whatsapp_handler.provider, p_payload jsonb)
 RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
+LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
     SELECT CASE p_provider::text
         WHEN 'meta' THEN whatsapp_handler._meta_channel_ref(
