@@ -1,5 +1,5 @@
 -- Deploy whatsapp_handler:delivery/worker to pg
--- requires: queue/outbound queue/dead_letters messages/status core/channels outbox/event_envelope
+-- requires: queue/outbound queue/dead_letters messages/status messages/status_order core/channels outbox/event_envelope
 -- The delivery worker's whole interface: claim messages from pgmq queue outbound (one
 -- per user at a time, so a user's messages go in order), then settle each one: sent,
 -- retry later, put back, or dead-letter. The delivery state of a queued message lives
@@ -74,33 +74,6 @@ BEGIN
 END
 $$;
 
--- A message's outbound row moves to a status, with message.status_changed, when the
--- status is later than the one it has (the same rule as for webhook statuses).
-CREATE FUNCTION whatsapp_handler._advance_outbound(p_message jsonb, p_status whatsapp_handler.message_status, p_provider_message_id text,
-                                                   p_errors jsonb)
-RETURNS void
-LANGUAGE plpgsql
-SET search_path = pg_catalog, whatsapp_handler, pg_temp
-AS $$
-DECLARE
-    v_id       bigint := (p_message ->> 'message_id')::bigint;
-    v_at       timestamptz := (p_message ->> 'message_created_at')::timestamptz;
-    v_previous message_status;
-    v_user_id  bigint;
-BEGIN
-    SELECT status, user_id INTO v_previous, v_user_id FROM messages
-    WHERE id = v_id AND created_at = v_at AND direction = 'outbound' FOR UPDATE;
-    IF NOT FOUND OR v_previous >= p_status THEN
-        RETURN;
-    END IF;
-    UPDATE messages SET status = p_status, status_at = now() WHERE id = v_id AND created_at = v_at;
-    PERFORM _emit_event('message.status_changed', v_user_id,
-        jsonb_build_object('message_id', v_id, 'channel_id', (p_message ->> 'channel_id')::bigint,
-                           'provider_message_id', p_provider_message_id, 'status', p_status,
-                           'previous_status', v_previous, 'occurred_at', now(), 'errors', p_errors));
-END
-$$;
-
 CREATE FUNCTION whatsapp_handler.worker_sent(p_msg_id bigint, p_provider_message_id text)
 RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER
@@ -141,7 +114,7 @@ BEGIN
     SELECT max(status) INTO v_latest FROM message_status_events
     WHERE channel_id = v_channel AND provider_message_id = p_provider_message_id;
     IF v_latest IS NOT NULL THEN
-        PERFORM _advance_outbound(v_row.message, v_latest, p_provider_message_id, NULL);
+        PERFORM _advance_status(v_id, v_at, v_latest, now(), p_provider_message_id, NULL, v_channel);
     END IF;
 
     WITH done AS (DELETE FROM pgmq.q_outbound WHERE msg_id = p_msg_id RETURNING *)
@@ -244,18 +217,16 @@ BEGIN
     RETURNING msg_id INTO v_dead;
     -- Refused for good: the message failed. Otherwise it may still go (re-drive, replay).
     IF p_reason = 'rejected' AND v_row.message ? 'message_id' THEN
-        PERFORM _advance_outbound(v_row.message, 'failed', NULL, p_error);
+        PERFORM _advance_status((v_row.message ->> 'message_id')::bigint, (v_row.message ->> 'message_created_at')::timestamptz,
+                                'failed', now(), NULL, p_error, (v_row.message ->> 'channel_id')::bigint);
     END IF;
     RETURN v_dead;
 END
 $$;
 
-REVOKE ALL ON FUNCTION whatsapp_handler._claimed(bigint),
-    whatsapp_handler._advance_outbound(jsonb, whatsapp_handler.message_status, text, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION whatsapp_handler._claimed(bigint) FROM PUBLIC;
 COMMENT ON FUNCTION whatsapp_handler._claimed(bigint) IS
     'Internal: the outbound queue row of a pgmq msg_id, locked, or NULL when it is gone. Raises nothing.';
-COMMENT ON FUNCTION whatsapp_handler._advance_outbound(jsonb, whatsapp_handler.message_status, text, jsonb) IS
-    'Internal: moves the outbound message a queue message stands for to a later status, emitting message.status_changed; does nothing for an earlier or equal status. Raises nothing.';
 
 REVOKE ALL ON FUNCTION whatsapp_handler.worker_channels(), whatsapp_handler.worker_claim(integer, integer, bigint[]),
     whatsapp_handler.worker_sent(bigint, text), whatsapp_handler.worker_sent_batch(bigint[], text[]), whatsapp_handler.worker_retry(bigint, double precision, jsonb),

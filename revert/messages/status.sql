@@ -2,6 +2,5 @@
 BEGIN;
 
 DROP FUNCTION whatsapp_handler._record_status(bigint, text, text, timestamptz, jsonb, bigint);
-DROP FUNCTION whatsapp_handler._queue_reply(bigint, text, text);
 
 COMMIT;
