@@ -5,9 +5,11 @@
     dlq replay QUEUE (MSG_ID... | --all)
     dlq purge QUEUE (MSG_ID... | --all) --yes
 
-Replays go through the same SQL as the scheduled re-drive (redrive_inbound,
-redrive_outbound) or, for the outbox, outbox_dlq_replay; forced by id, so parked
-letters and those waiting for their backoff go too. Long runs show a progress bar.
+Every action calls SQL functions, none reads the queues' tables: list, show and purge
+call dlq_counts, dlq_letters and dlq_purge (queue/dlq_operators); replays go through
+the same SQL as the scheduled re-drive (redrive_inbound, redrive_outbound) or, for the
+outbox, outbox_dlq_replay; forced by id, so parked letters and those waiting for their
+backoff go too. Long runs show a progress bar.
 """
 
 from __future__ import annotations
@@ -96,16 +98,14 @@ def _list(conn: psycopg.Connection, queue: str | None, limit: int) -> int:
     console = Console(soft_wrap=True)
     if queue is None:
         table = Table("queue", "letters", "oldest", "parked")
+        counts = {r["queue"]: r for r in conn.execute("SELECT * FROM whatsapp_handler.dlq_counts()").fetchall()}
         for name, pgmq_queue in QUEUES.items():
-            row = conn.execute(
-                f"SELECT count(*) AS n, min(enqueued_at) AS oldest, "
-                f"count(*) FILTER (WHERE message ->> 'parked' = 'true') AS parked FROM pgmq.q_{pgmq_queue}"
-            ).fetchone()
-            table.add_row(name, str(row["n"]), _age(row["oldest"]) if row["oldest"] else "-", str(row["parked"]))
+            row = counts[pgmq_queue]
+            table.add_row(name, str(row["letters"]), _age(row["oldest"]) if row["oldest"] else "-", str(row["parked"]))
         console.print(table)
         return 0
     rows = conn.execute(
-        f"SELECT msg_id, enqueued_at, message FROM pgmq.q_{QUEUES[queue]} ORDER BY msg_id LIMIT %s", (limit,)
+        "SELECT msg_id, enqueued_at, message FROM whatsapp_handler.dlq_letters(%s, %s)", (QUEUES[queue], limit)
     ).fetchall()
     table = Table("msg_id", "age", "why", "what", "parked", title=f"{queue} dead letters")
     for row in rows:
@@ -118,8 +118,8 @@ def _list(conn: psycopg.Connection, queue: str | None, limit: int) -> int:
 
 def _show(conn: psycopg.Connection, queue: str, msg_id: int) -> int:
     row = conn.execute(
-        f"SELECT msg_id, read_ct, enqueued_at, vt, message, headers FROM pgmq.q_{QUEUES[queue]} WHERE msg_id = %s",
-        (msg_id,),
+        "SELECT msg_id, read_ct, enqueued_at, vt, message, headers FROM whatsapp_handler.dlq_letters(%s, 1, %s)",
+        (QUEUES[queue], msg_id),
     ).fetchone()
     if row is None:
         raise DlqUsageError(f"no {queue} dead letter {msg_id} (see `whatsapp-handler dlq list {queue}`)")
@@ -128,7 +128,7 @@ def _show(conn: psycopg.Connection, queue: str, msg_id: int) -> int:
 
 
 def _all_ids(conn: psycopg.Connection, queue: str) -> list[int]:
-    rows = conn.execute(f"SELECT msg_id FROM pgmq.q_{QUEUES[queue]} ORDER BY msg_id").fetchall()
+    rows = conn.execute("SELECT msg_id FROM whatsapp_handler.dlq_letters(%s)", (QUEUES[queue],)).fetchall()
     return [r["msg_id"] for r in rows]
 
 
@@ -149,8 +149,8 @@ def _in_chunks(conn: psycopg.Connection, action: str, queue: str, ids: list[int]
 
 def _apply(conn: psycopg.Connection, action: str, queue: str, ids: list[int]) -> dict[str, int]:
     if action == "purge":
-        rows = conn.execute("SELECT pgmq.delete(%s, %s::bigint[]) AS id", (QUEUES[queue], ids)).fetchall()
-        return {"purged": len(rows)}
+        purged = conn.execute("SELECT whatsapp_handler.dlq_purge(%s, %s::bigint[]) AS n", (QUEUES[queue], ids))
+        return {"purged": purged.fetchone()["n"]}
     if queue == "outbox":
         return {"replayed": conn.execute(REPLAY[queue], (ids,)).fetchone()["r"]}
     result = conn.execute(REPLAY[queue], (len(ids), ids)).fetchone()["r"] or {}
