@@ -53,6 +53,22 @@ REVOKE ALL ON FUNCTION whatsapp_handler._brand_terms_accepted(whatsapp_handler.u
 COMMENT ON FUNCTION whatsapp_handler._brand_terms_accepted(whatsapp_handler.users, text, text) IS
     'Internal: whether the user accepted terms version p_terms for brand p_brand, in a conversation on one of its channels, or as a person (users.terms_version) while no other brand knows them. Raises nothing.';
 
+-- What the state machine below does nothing for: free text (no keyword) in an active or
+-- opted-out conversation, which the business answers (message.received). _record_inbound
+-- does not call _converse for it, and ingest_batch's fast lane takes only such messages:
+-- keep it in step with _converse. A SQL expression without a search_path, so that it is
+-- inlined where it is called. p_word is the reply id, or else the text.
+CREATE FUNCTION whatsapp_handler._converse_ignores(p_state text, p_word text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT p_state OPERATOR(pg_catalog.=) ANY (ARRAY['active', 'opted_out'])
+           AND NOT coalesce(whatsapp_handler._is_keyword(p_word), false)
+$$;
+REVOKE ALL ON FUNCTION whatsapp_handler._converse_ignores(text, text) FROM PUBLIC;
+COMMENT ON FUNCTION whatsapp_handler._converse_ignores(text, text) IS
+    'Internal: whether _converse does nothing for a message (its reply id, or else its text) in a conversation of state p_state: free text in an active or opted-out conversation. Raises nothing.';
+
 CREATE FUNCTION whatsapp_handler._converse(p_conversation_id bigint, p_text text, p_reply_id text)
 RETURNS void
 LANGUAGE plpgsql

@@ -223,7 +223,9 @@ BEGIN
             JOIN conversations c ON c.channel_id = ch.id
             JOIN users u ON u.id = c.user_id
             WHERE ch.provider = 'meta' AND ch.provider_ref = s.ref AND u.phone = '+' || (s.msg ->> 'from')
-              AND c.state IN ('active', 'opted_out')
+              -- Where the conversation does nothing for the text (a keyword already sent
+              -- the sender's every webhook to the loop, through others).
+              AND _converse_ignores(c.state, s.msg #>> '{text,body}')
             FOR UPDATE OF c
         ) l
     ), raw AS (

@@ -33,6 +33,7 @@ DECLARE
     v_user_id bigint;
     v_created boolean;
     v_conv_id bigint;
+    v_state   text;
 BEGIN
     -- The claim on (channel, provider id) comes first: a retry or a concurrent duplicate
     -- waits here for the first one's commit, then finds the key taken and does nothing.
@@ -45,7 +46,7 @@ BEGIN
 
     -- Most messages come from people already known on this channel: find them directly;
     -- only first contact goes through register_user.
-    SELECT u.id, c.id INTO v_user_id, v_conv_id
+    SELECT u.id, c.id, c.state INTO v_user_id, v_conv_id, v_state
     FROM users u JOIN conversations c ON c.user_id = u.id AND c.channel_id = p_channel_id
     WHERE u.phone = p_phone
     FOR UPDATE OF c;
@@ -60,10 +61,20 @@ BEGIN
     OVERRIDING SYSTEM VALUE
     VALUES (v_id, now(), p_channel_id, v_user_id, v_conv_id, 'inbound', p_provider_message_id,
             p_type, p_body, p_media, 'received', p_webhook_event_id, correlation_id());
+    -- The same parts as ingest_batch's fast lane, given one message: the activity touch,
+    -- and message.received built and queued as _emit_event would (its type check is for
+    -- types that come from callers; this one is constant), one plpgsql call fewer.
     PERFORM _touch_activity(ARRAY[v_user_id]);
-    PERFORM _emit_event('message.received', v_user_id,
-        _message_received(v_id, p_channel_id, v_conv_id, p_provider_message_id, p_type, p_body, p_media, p_reply_id));
-    PERFORM _converse(v_conv_id, p_body, p_reply_id);
+    PERFORM _enqueue_outbox(
+        ARRAY[_event_envelope('message.received', v_user_id,
+                              _message_received(v_id, p_channel_id, v_conv_id, p_provider_message_id, p_type, p_body,
+                                                p_media, p_reply_id),
+                              correlation_id())],
+        ARRAY[_event_group(v_user_id)]);
+    -- First contact (state new, from register_user) always goes to the conversation.
+    IF NOT coalesce(_converse_ignores(v_state, coalesce(p_reply_id, p_body)), false) THEN
+        PERFORM _converse(v_conv_id, p_body, p_reply_id);
+    END IF;
     RETURN CASE WHEN v_created THEN 'new_user' ELSE 'new' END;
 END
 $$;
