@@ -1,14 +1,11 @@
 -- Deploy whatsapp_handler:delivery/worker to pg
--- requires: queue/outbound queue/dead_letters messages/status messages/status_order core/channels outbox/event_envelope
+-- requires: queue/outbound queue/heads queue/archive queue/dead_letters messages/status messages/status_order core/channels outbox/event_envelope
 -- The delivery worker's whole interface: claim messages from pgmq queue outbound (one
 -- per user at a time, so a user's messages go in order), then settle each one: sent,
 -- retry later, put back, or dead-letter. The delivery state of a queued message lives
 -- in its pgmq headers ({attempts, in_flight, last_error}); its body is left as queued.
 BEGIN;
 
--- As the deployer: an index needs CREATE on schema pgmq, which the owner role lacks.
--- Finds the message ahead of a claim candidate in its user's queue (worker_claim).
-CREATE INDEX q_outbound_group_idx ON pgmq.q_outbound ((headers ->> 'x-pgmq-group'), msg_id);
 SET LOCAL ROLE whatsapp_handler_owner;
 
 CREATE FUNCTION whatsapp_handler.worker_channels()
@@ -34,18 +31,9 @@ BEGIN
     END IF;
     RETURN QUERY
     WITH picked AS (
-        SELECT q.msg_id, coalesce((q.headers ->> 'in_flight')::boolean, false) AS was_in_flight
-        FROM pgmq.q_outbound q
-        WHERE q.vt <= clock_timestamp()
-          AND NOT ((q.message ->> 'channel_id')::bigint = ANY (coalesce(p_skip_channels, '{}')))
-          -- Only the head of its user's queue, visible or not: while it is being sent (or
-          -- waits for its retry), the user's next message waits behind it. One index probe
-          -- per candidate, where pgmq's grouped read aggregates the whole queue each time.
-          AND NOT EXISTS (SELECT FROM pgmq.q_outbound e
-                          WHERE e.headers ->> 'x-pgmq-group' = q.headers ->> 'x-pgmq-group' AND e.msg_id < q.msg_id)
-        ORDER BY q.msg_id
-        LIMIT p_qty
-        FOR UPDATE OF q SKIP LOCKED
+        -- Only the head of its user's line (queue/heads): a user's messages go in order.
+        SELECT h.msg_id, coalesce((h.headers ->> 'in_flight')::boolean, false) AS was_in_flight
+        FROM _heads_outbound(p_qty, p_skip_channels) h
     )
     UPDATE pgmq.q_outbound q
     SET vt = clock_timestamp() + make_interval(secs => p_vt_seconds),
@@ -117,9 +105,7 @@ BEGIN
         PERFORM _advance_status(v_id, v_at, v_latest, now(), p_provider_message_id, NULL, v_channel);
     END IF;
 
-    WITH done AS (DELETE FROM pgmq.q_outbound WHERE msg_id = p_msg_id RETURNING *)
-    INSERT INTO pgmq.a_outbound (msg_id, vt, read_ct, enqueued_at, last_read_at, message, headers)
-    SELECT msg_id, vt, read_ct, enqueued_at, last_read_at, message, headers - 'in_flight' FROM done;
+    PERFORM _archive_outbound(ARRAY[p_msg_id]);
     RETURN true;
 END
 $$;

@@ -1,14 +1,11 @@
 -- Deploy whatsapp_handler:outbox/consumer to pg
--- requires: queue/outbox queue/dead_letters core/settings core/roles
+-- requires: queue/outbox queue/heads queue/archive queue/dead_letters core/settings core/roles
 -- The outbox contract for the business's services (docs/queues.md): read with a
 -- visibility timeout, one event per user at a time and in order; acknowledge when done
 -- (archived); an event read more than outbox.max_reads times without an acknowledgement
 -- goes to outbox_dlq instead of blocking its user's later events for ever.
 BEGIN;
 
--- As the deployer: an index needs CREATE on schema pgmq, which the owner role lacks.
--- Finds the event ahead of a candidate in its user's line (outbox_read).
-CREATE INDEX q_outbox_group_idx ON pgmq.q_outbox ((headers ->> 'x-pgmq-group'), msg_id);
 SET LOCAL ROLE whatsapp_handler_owner;
 
 INSERT INTO whatsapp_handler.settings (key, value, description) VALUES
@@ -45,14 +42,8 @@ BEGIN
 
     RETURN QUERY
     WITH picked AS (
-        -- Only the head of its user's line (as worker_claim does for outbound).
-        SELECT q.msg_id FROM pgmq.q_outbox q
-        WHERE q.vt <= clock_timestamp()
-          AND NOT EXISTS (SELECT FROM pgmq.q_outbox e
-                          WHERE e.headers ->> 'x-pgmq-group' = q.headers ->> 'x-pgmq-group' AND e.msg_id < q.msg_id)
-        ORDER BY q.msg_id
-        LIMIT p_qty
-        FOR UPDATE OF q SKIP LOCKED
+        -- Only the head of its user's line (queue/heads, as for outbound).
+        SELECT h.msg_id FROM _heads_outbox(p_qty) h
     )
     UPDATE pgmq.q_outbox q
     SET vt = clock_timestamp() + make_interval(secs => p_vt_seconds), read_ct = q.read_ct + 1,
@@ -68,14 +59,8 @@ RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
 AS $$
-DECLARE
-    v_count integer;
 BEGIN
-    WITH done AS (DELETE FROM pgmq.q_outbox WHERE msg_id = ANY (p_msg_ids) RETURNING *)
-    INSERT INTO pgmq.a_outbox (msg_id, vt, read_ct, enqueued_at, last_read_at, message, headers)
-    SELECT msg_id, vt, read_ct, enqueued_at, last_read_at, message, headers FROM done;
-    GET DIAGNOSTICS v_count = ROW_COUNT;
-    RETURN v_count;
+    RETURN _archive_outbox(p_msg_ids);
 END
 $$;
 

@@ -9,6 +9,5 @@ DROP FUNCTION whatsapp_handler.worker_sent(bigint, text);
 DROP FUNCTION whatsapp_handler._claimed(bigint);
 DROP FUNCTION whatsapp_handler.worker_claim(integer, integer, bigint[]);
 DROP FUNCTION whatsapp_handler.worker_channels();
-DROP INDEX pgmq.q_outbound_group_idx;
 
 COMMIT;

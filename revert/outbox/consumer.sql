@@ -6,6 +6,5 @@ DROP FUNCTION whatsapp_handler.outbox_nack(bigint, integer);
 DROP FUNCTION whatsapp_handler.outbox_ack(bigint[]);
 DROP FUNCTION whatsapp_handler.outbox_read(integer, integer);
 DELETE FROM whatsapp_handler.settings WHERE key = 'outbox.max_reads';
-DROP INDEX pgmq.q_outbox_group_idx;
 
 COMMIT;

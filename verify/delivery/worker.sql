@@ -9,6 +9,5 @@ SELECT whatsapp_handler._assert_function('whatsapp_handler.worker_retry(bigint, 
 SELECT whatsapp_handler._assert_function('whatsapp_handler.worker_release(bigint, double precision)', '{whatsapp_handler_worker}');
 SELECT whatsapp_handler._assert_function('whatsapp_handler.worker_dead_letter(bigint, text, jsonb)', '{whatsapp_handler_worker}');
 SELECT whatsapp_handler._assert_function('whatsapp_handler._claimed(bigint)', '{}');
-SELECT 1 / count(*) FROM pg_catalog.pg_indexes WHERE schemaname = 'pgmq' AND indexname = 'q_outbound_group_idx';
 
 ROLLBACK;

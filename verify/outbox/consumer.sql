@@ -6,6 +6,5 @@ SELECT whatsapp_handler._assert_function('whatsapp_handler.outbox_ack(bigint[])'
 SELECT whatsapp_handler._assert_function('whatsapp_handler.outbox_nack(bigint, integer)', '{whatsapp_handler_consumer}');
 SELECT whatsapp_handler._assert_function('whatsapp_handler.outbox_dlq_replay(bigint[])', '{}');
 SELECT 1 / count(*) FROM whatsapp_handler.settings WHERE key = 'outbox.max_reads';
-SELECT 1 / count(*) FROM pg_catalog.pg_indexes WHERE schemaname = 'pgmq' AND indexname = 'q_outbox_group_idx';
 
 ROLLBACK;

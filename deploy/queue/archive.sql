@@ -1,0 +1,40 @@
+-- Deploy whatsapp_handler:queue/archive to pg
+-- requires: queue/outbox queue/outbound core/assert_function
+-- A handled message leaves its queue for the queue's archive (a_<queue>, kept for the
+-- retention job), as pgmq.archive does, written out once per queue from one template: a
+-- static statement is planned once per session, pgmq.archive's dynamic SQL on every call.
+BEGIN;
+SET LOCAL ROLE whatsapp_handler_owner;
+
+DO $do$
+DECLARE
+    v_queue text;
+BEGIN
+    FOREACH v_queue IN ARRAY ARRAY['outbound', 'outbox'] LOOP
+        EXECUTE format($template$
+CREATE FUNCTION whatsapp_handler._archive_%1$s(p_msg_ids bigint[])
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, whatsapp_handler, pg_temp
+AS $body$
+DECLARE
+    v_count integer;
+BEGIN
+    -- in_flight marks a claim being handled: an archived message is handled.
+    WITH done AS (DELETE FROM pgmq.q_%1$s WHERE msg_id = ANY (p_msg_ids) RETURNING *)
+    INSERT INTO pgmq.a_%1$s (msg_id, vt, read_ct, enqueued_at, last_read_at, message, headers)
+    SELECT msg_id, vt, read_ct, enqueued_at, last_read_at, message, headers - 'in_flight' FROM done;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count;
+END
+$body$
+$template$, v_queue);
+        EXECUTE format('REVOKE ALL ON FUNCTION whatsapp_handler._archive_%s(bigint[]) FROM PUBLIC', v_queue);
+        EXECUTE format('COMMENT ON FUNCTION whatsapp_handler._archive_%s(bigint[]) IS %L', v_queue,
+            format('Internal: moves these messages of pgmq queue %s to its archive a_%s (headers without in_flight); '
+                   'returns how many were still queued. Raises nothing.', v_queue, v_queue));
+    END LOOP;
+END
+$do$;
+
+COMMIT;
