@@ -35,14 +35,22 @@ class Channels:
             )
             for c in configs
         }
-        self.meta_verify_tokens = [c.verify_token for c in self._by_ref.values() if c.verify_token]
-        self.meta_secrets = self.secrets("meta")
+        self._secrets: dict[str, frozenset[bytes]] = {}
+        self._verify_tokens: dict[str, list[bytes]] = {}
+        for c in self._by_ref.values():
+            self._secrets[c.provider] = self._secrets.get(c.provider, frozenset()) | {c.secret}
+            if c.verify_token:
+                self._verify_tokens.setdefault(c.provider, []).append(c.verify_token)
 
-    def secrets(self, provider: str) -> set[bytes]:
+    def secrets(self, provider: str) -> frozenset[bytes]:
         """Every distinct secret of a provider's channels: a request is authenticated against
         them before the channel it names is looked up, so that an unsigned caller cannot tell
         a configured number (404) from an unconfigured one."""
-        return {c.secret for c in self._by_ref.values() if c.provider == provider}
+        return self._secrets.get(provider, frozenset())
+
+    def verify_tokens(self, provider: str) -> list[bytes]:
+        """The verify tokens of a provider's channels (Meta's subscription handshake)."""
+        return self._verify_tokens.get(provider, [])
 
     def get(self, provider: str, ref: object) -> Channel | None:
         return self._by_ref.get((provider, ref)) if isinstance(ref, str) else None

@@ -1,7 +1,7 @@
-"""The few fields of each provider's body that the relay needs to route and authenticate a webhook,
-and the body made into JSON text that PostgreSQL's jsonb takes.
+"""A webhook's body made into JSON text that PostgreSQL's jsonb takes, for every provider (each
+provider's module, app/providers/, reads the few fields of its envelope that it routes by).
 
-Only the envelope is read here; the body itself goes to SQL as received, which
+Only the envelope is read by the relay; the body itself goes to SQL as received, which
 normalises the rest (and dead-letters what it cannot understand). A body jsonb would
 refuse (a \u0000, a lone surrogate, bytes that are not UTF-8, a number out of numeric's
 range) is cleaned here, with a note saying what changed, and goes to SQL with its raw
@@ -15,101 +15,17 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
-from urllib.parse import parse_qsl
+from typing import Any
 
 from litestar.exceptions import ClientException
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 
-class _Metadata(BaseModel):
-    phone_number_id: str = Field(min_length=1, max_length=128)
-
-
-class _Value(BaseModel):
-    # Account-level fields (message_template_status_update, account_update, ...) name no number.
-    metadata: _Metadata | None = None
-
-
-class _Change(BaseModel):
-    value: _Value
-
-
-class _Entry(BaseModel):
-    changes: list[_Change] = Field(min_length=1)
-
-
-class MetaEnvelope(BaseModel):
-    """A WhatsApp Business Account webhook: message changes name the number they are for."""
-
-    object: Literal["whatsapp_business_account"]
-    entry: list[_Entry] = Field(min_length=1)
-
-    def phone_number_ids(self) -> set[str]:
-        return {
-            change.value.metadata.phone_number_id
-            for entry in self.entry
-            for change in entry.changes
-            if change.value.metadata is not None
-        }
-
-
-class EvolutionEnvelope(BaseModel):
-    """An Evolution API event: the instance it comes from and, usually, that instance's apikey."""
-
-    model_config = ConfigDict(extra="allow")
-
-    event: str = Field(min_length=1, max_length=128)
-    instance: str = Field(min_length=1, max_length=128)
-    apikey: str | None = None
-
-
-def _bad_request(what: str, exc: ValidationError) -> ClientException:
+def bad_request(what: str, exc: ValidationError) -> ClientException:
+    """A 400 naming where a provider's envelope differs from what its model expects."""
     first = exc.errors(include_input=False, include_url=False)[0]
     where = ".".join(str(part) for part in first["loc"]) or "body"
     return ClientException(f"{what}: {where}: {first['msg']}")
-
-
-def meta_envelope(body: bytes | str) -> MetaEnvelope:
-    try:
-        return MetaEnvelope.model_validate_json(body)
-    except ValidationError as exc:
-        raise _bad_request("not a WhatsApp Business Account webhook", exc) from None
-
-
-def evolution_envelope(body: bytes | str) -> tuple[EvolutionEnvelope, dict[str, Any]]:
-    """The envelope, and the body as an object (to be stored without its apikey)."""
-    payload = json_object(body)
-    try:
-        return EvolutionEnvelope.model_validate(payload), payload
-    except ValidationError as exc:
-        raise _bad_request("not an Evolution API event", exc) from None
-
-
-def form_pairs(body: bytes) -> list[tuple[str, str]]:
-    """application/x-www-form-urlencoded, strictly: a body that is not one is a 400.
-
-    Bytes that are not UTF-8 (raw or percent-encoded) become U+FFFD; clean_form says so."""
-    try:
-        text = body.decode("utf-8", "replace")
-        return parse_qsl(text, keep_blank_values=True, strict_parsing=True, errors="replace")
-    except ValueError:
-        raise ClientException("the body is not a URL-encoded form") from None
-
-
-def clean_form(body: bytes, fields: dict[str, str]) -> tuple[str, str | None]:
-    """The form's fields as JSON text jsonb takes, and a note when they are not the body as received."""
-    notes = []
-    if any("\ufffd" in name + value for name, value in fields.items()):
-        try:
-            parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict")
-        except UnicodeDecodeError:
-            notes.append(NOT_UTF8)
-    nul = sum(name.count("\0") + value.count("\0") for name, value in fields.items())
-    if nul:
-        fields = {name.replace("\0", ""): value.replace("\0", "") for name, value in fields.items()}
-        notes.append(f"{nul} \\u0000 removed")
-    return json.dumps(fields), "; ".join(notes) or None
 
 
 def json_object(body: bytes | str) -> dict[str, Any]:

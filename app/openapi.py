@@ -1,5 +1,6 @@
 """What the OpenAPI document says that the handlers' signatures cannot: the problem+json answers, and the
-webhook bodies and signature headers, which the handlers read raw (the signature covers the raw bytes)."""
+webhook bodies and signature headers, which the handlers read raw (the signature covers the raw bytes).
+Each provider's module (app/providers/) describes its own body with the schema builders here."""
 
 from __future__ import annotations
 
@@ -38,57 +39,16 @@ def problems(*statuses: int) -> dict[int, ResponseSpec]:
     }
 
 
-def _string(**extra: Any) -> Schema:
+def string_schema(**extra: Any) -> Schema:
     return Schema(type=OpenAPIType.STRING, **extra)
 
 
-def _object(properties: dict[str, Schema], required: list[str] | None = None) -> Schema:
+def object_schema(properties: dict[str, Schema], required: list[str] | None = None) -> Schema:
     return Schema(type=OpenAPIType.OBJECT, properties=properties, required=required)
 
 
-def _array(items: Schema) -> Schema:
+def array_schema(items: Schema) -> Schema:
     return Schema(type=OpenAPIType.ARRAY, items=items, min_items=1)
-
-
-META_BODY = _object(
-    {
-        "object": Schema(const="whatsapp_business_account"),
-        "entry": _array(
-            _object(
-                {
-                    "changes": _array(
-                        _object(
-                            {
-                                "value": _object(
-                                    {"metadata": _object({"phone_number_id": _string(min_length=1, max_length=128)})}
-                                )
-                            },
-                            ["value"],
-                        )
-                    )
-                },
-                ["changes"],
-            )
-        ),
-    },
-    ["object", "entry"],
-)
-TWILIO_FORM = Schema(
-    type=OpenAPIType.OBJECT,
-    properties={
-        name: _string() for name in ("MessageSid", "From", "To", "Body", "MessageStatus", "WaId", "ProfileName")
-    },
-    additional_properties=_string(),
-)
-EVOLUTION_BODY = Schema(
-    type=OpenAPIType.OBJECT,
-    properties={
-        "event": _string(min_length=1, max_length=128),
-        "instance": _string(min_length=1, max_length=128),
-        "apikey": _string(),
-    },
-    required=["event", "instance"],
-)
 
 
 def described(
@@ -102,7 +62,7 @@ def described(
             if body is not None:
                 self.request_body = RequestBody(content={body[0]: OpenAPIMediaType(schema=body[1])}, required=True)
             documented = [
-                Parameter(name=name, param_in=where, required=False, description=text, schema=_string())
+                Parameter(name=name, param_in=where, required=False, description=text, schema=string_schema())
                 for where, names in (("header", headers or {}), ("query", query or {}))
                 for name, text in names.items()
             ]

@@ -20,7 +20,7 @@ from litestar.params import JSONBody
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict, Field
 
-from app import signatures
+from app.compare import same
 from app.logs import CORRELATION_ID
 from app.metrics import Metrics
 from app.openapi import problems
@@ -83,7 +83,7 @@ class ApiKeyGuard:
         presented = token.strip() if scheme.lower() == "bearer" else connection.headers.get("x-api-key")
         matched = None
         for key in self._keys:
-            if signatures.same(key, presented):
+            if same(key, presented):
                 matched = key
         if matched is None:
             raise NotAuthorizedException("a valid API key is required", headers={"WWW-Authenticate": "Bearer"})

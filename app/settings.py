@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from app.providers.base import Provider
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 E164 = r"^\+[1-9][0-9]{6,14}$"
@@ -23,7 +27,8 @@ class ChannelConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    provider: Literal["meta", "twilio", "evolution"]
+    # One of app/providers/ (its module's NAME).
+    provider: str
     # Meta phone_number_id, Twilio sender "whatsapp:+E164", Evolution instance name (the DB's shape rule).
     ref: str = Field(pattern=r"^[A-Za-z0-9_:+.@-]{1,128}$")
     phone: str = Field(pattern=E164)
@@ -58,17 +63,41 @@ class ChannelConfig(BaseModel):
             raise ValueError(f"a channel's secret needs at least {MIN_SECRET_LENGTH} characters")
         return value
 
+    @field_validator("provider")
+    @classmethod
+    def _known_provider(cls, value: str) -> str:
+        providers = _providers()
+        if value not in providers:
+            # The error pydantic gives for a Literal of the providers' names.
+            names = [f"'{name}'" for name in providers]
+            expected = f"{', '.join(names[:-1])} or {names[-1]}"
+            raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": expected})
+        return value
+
     @model_validator(mode="after")
     def _provider_rules(self) -> ChannelConfig:
-        if self.provider == "twilio" and not self.ref.startswith("whatsapp:+"):
-            raise ValueError("a Twilio channel's ref is its sender, whatsapp:+E164")
-        if self.verify_token is not None and self.provider != "meta":
-            raise ValueError("verify_token is for Meta channels only")
-        if self.access_token is not None and self.provider != "meta":
-            raise ValueError("access_token is for Meta channels only")
-        if self.account_sid is not None and self.provider != "twilio":
-            raise ValueError("account_sid is for Twilio channels only")
+        """Each provider's own rules (app/providers/<name>.py), and its settings on its channels only."""
+        providers = _providers()
+        provider = providers[self.provider]
+        refusal = provider.config_refusal(self)
+        if refusal:
+            raise ValueError(refusal)
+        for name in PROVIDER_FIELDS:
+            if getattr(self, name) is not None and name not in provider.CHANNEL_FIELDS:
+                owners = " and ".join(p.TITLE for p in providers.values() if name in p.CHANNEL_FIELDS)
+                raise ValueError(f"{name} is for {owners} channels only")
         return self
+
+
+# The channel settings that belong to some providers only (each provider's CHANNEL_FIELDS names its own).
+PROVIDER_FIELDS = ("verify_token", "access_token", "account_sid")
+
+
+def _providers() -> dict[str, Provider]:
+    # Imported when a channel is read: the providers' modules import these settings.
+    from app.providers import PROVIDERS
+
+    return PROVIDERS
 
 
 class Settings(BaseSettings):
@@ -172,8 +201,11 @@ class Settings(BaseSettings):
             seen.add(key)
         if self.worker_visibility_timeout <= self.provider_timeout:
             raise ValueError("worker_visibility_timeout must be longer than provider_timeout")
-        if self.public_base_url is None and any(c.provider == "twilio" for c in self.channels):
-            raise ValueError("Twilio channels need public_base_url: Twilio signs the URL it posts to")
+        providers = _providers()
+        for name in sorted({c.provider for c in self.channels}, key=list(providers).index):
+            for setting, why in providers[name].REQUIRED_SETTINGS.items():
+                if getattr(self, setting) is None:
+                    raise ValueError(f"{providers[name].TITLE} channels need {setting}: {why}")
         return self
 
 

@@ -15,14 +15,13 @@ from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import __version__, health, logs, metrics, otp, webhooks
+from app import __version__, health, logs, metrics, otp, providers
 from app.batching import PROVIDERS, Batcher
 from app.channels import Channels
 from app.context import request_context
 from app.errors import EXCEPTION_HANDLERS
 from app.pool import relay_pool
 from app.settings import PROJECT_DIR, get_settings
-from app.signatures import twilio_base_urls
 from app.sqitch import last_change
 
 __all__ = ["body_deadline", "create_app", "last_change"]
@@ -113,9 +112,6 @@ def create_app() -> Litestar:
             "last_change": last_change(PROJECT_DIR / "sqitch.plan"),
             "pool": pool,
             "prepare": prepare,
-            "batchers": batchers,
-            "channels": Channels(settings.channels),
-            "twilio_base_urls": twilio_base_urls(settings.public_base_url) if settings.public_base_url else (),
             "metrics": app_metrics,
         }
     )
@@ -124,10 +120,14 @@ def create_app() -> Litestar:
         "pool": _provide(pool),
         "prepare": _provide(prepare),
         "metrics": _provide(app_metrics),
+        # The providers' webhooks (app/providers/): the channels they route to, the batchers they ingest through.
+        "channels": _provide(Channels(settings.channels)),
+        "batchers": _provide(batchers),
+        "public_base_url": _provide(settings.public_base_url),
     }
     otp_api_keys = [key.get_secret_value().encode() for key in settings.otp_api_keys]
     return Litestar(
-        route_handlers=[*health.ROUTES, *webhooks.ROUTES, otp.router(otp_api_keys), metrics.metrics],
+        route_handlers=[*health.ROUTES, *providers.ROUTES, otp.router(otp_api_keys), metrics.metrics],
         dependencies=dependencies,
         lifespan=[_pool],
         state=state,

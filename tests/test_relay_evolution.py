@@ -9,7 +9,7 @@ import httpx
 import psycopg
 import pytest
 
-from app.signatures import EVOLUTION_BODY_KEY_MAX_BYTES
+from app.providers.evolution import BODY_KEY_MAX_BYTES as EVOLUTION_BODY_KEY_MAX_BYTES
 from kit import payloads as p
 from tests.relay import EVOLUTION_KEY, EVOLUTION_REF, assert_problem, count, kept_unread
 

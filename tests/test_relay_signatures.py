@@ -10,7 +10,8 @@ from urllib.parse import urlparse
 import pytest
 from twilio.request_validator import RequestValidator, add_port, remove_port
 
-from app import signatures
+from app import compare
+from app.providers import evolution, meta, twilio
 
 TOKEN = "12345"
 PARAMS = {"To": "whatsapp:+15550002222", "Body": "héllo & bye", "MediaUrl0": "https://x/y?z=1", "Empty": ""}
@@ -26,18 +27,18 @@ def test_twilio_accepts_both_forms_twilio_signs(configured: str, variant: Callab
     url = f"{configured}/webhooks/twilio?a=1"
     signature = RequestValidator(TOKEN).compute_signature(variant(urlparse(url)), PARAMS)
     assert RequestValidator(TOKEN).validate(url, PARAMS, signature)
-    urls = [f"{base}/webhooks/twilio?a=1" for base in signatures.twilio_base_urls(configured)]
-    assert signatures.twilio_valid(TOKEN.encode(), urls, list(PARAMS.items()), signature)
-    assert not signatures.twilio_valid(b"other", urls, list(PARAMS.items()), signature)
-    assert not signatures.twilio_valid(TOKEN.encode(), urls, [*PARAMS.items(), ("x", "1")], signature)
+    urls = [f"{base}/webhooks/twilio?a=1" for base in twilio.base_urls(configured)]
+    assert twilio.valid(TOKEN.encode(), urls, list(PARAMS.items()), signature)
+    assert not twilio.valid(b"other", urls, list(PARAMS.items()), signature)
+    assert not twilio.valid(TOKEN.encode(), urls, [*PARAMS.items(), ("x", "1")], signature)
 
 
 def test_twilio_base_urls_drop_and_add_the_port() -> None:
-    assert signatures.twilio_base_urls("https://h.example.com") == (
+    assert twilio.base_urls("https://h.example.com") == (
         "https://h.example.com",
         "https://h.example.com:443",
     )
-    assert signatures.twilio_base_urls("http://h.example.com:80/p") == (
+    assert twilio.base_urls("http://h.example.com:80/p") == (
         "http://h.example.com/p",
         "http://h.example.com:80/p",
     )
@@ -50,49 +51,49 @@ def test_twilio_repeated_parameters_sign_like_twilios_validator() -> None:
 
     pairs = [("b", "2"), ("a", "z"), ("a", "y"), ("a", "y")]
     expected = RequestValidator(TOKEN).compute_signature("https://h/x", Multi(pairs))
-    assert signatures.twilio_valid(TOKEN.encode(), ["https://h/x"], pairs, expected)
+    assert twilio.valid(TOKEN.encode(), ["https://h/x"], pairs, expected)
 
 
 def test_twilio_sha256_shared_key_signatures() -> None:
     url = "https://h.example.com/webhooks/twilio"
     settings = "key=webhooks_sharedkey_1,algorithm=HMAC_SHA256"
-    algorithm = signatures.twilio_algorithm(settings)
+    algorithm = twilio.algorithm(settings)
     signature = RequestValidator(TOKEN).compute_signature(url, PARAMS, algorithm)
-    assert signatures.twilio_valid(TOKEN.encode(), [url], list(PARAMS.items()), signature, algorithm)
-    assert not signatures.twilio_valid(TOKEN.encode(), [url], list(PARAMS.items()), signature)
-    assert signatures.twilio_algorithm(None) == "HMAC_SHA1"
-    assert not signatures.twilio_valid(TOKEN.encode(), [url], [], signature, "HMAC_MD5")
+    assert twilio.valid(TOKEN.encode(), [url], list(PARAMS.items()), signature, algorithm)
+    assert not twilio.valid(TOKEN.encode(), [url], list(PARAMS.items()), signature)
+    assert twilio.algorithm(None) == "HMAC_SHA1"
+    assert not twilio.valid(TOKEN.encode(), [url], [], signature, "HMAC_MD5")
 
 
 def test_meta_signature() -> None:
     body = b'{"object":"whatsapp_business_account"}'
     good = "sha256=" + hmac.new(b"secret", body, hashlib.sha256).hexdigest()
-    assert signatures.meta_valid(b"secret", body, good)
-    assert signatures.meta_valid(b"secret", body, good.upper().replace("SHA256=", "sha256="))
-    assert not signatures.meta_valid(b"secret", body + b" ", good)
-    assert not signatures.meta_valid(b"other", body, good)
-    assert not signatures.meta_valid(b"secret", body, good[len("sha256=") :])
-    assert not signatures.meta_valid(b"secret", body, "sha256=é")
+    assert meta.valid(b"secret", body, good)
+    assert meta.valid(b"secret", body, good.upper().replace("SHA256=", "sha256="))
+    assert not meta.valid(b"secret", body + b" ", good)
+    assert not meta.valid(b"other", body, good)
+    assert not meta.valid(b"secret", body, good[len("sha256=") :])
+    assert not meta.valid(b"secret", body, "sha256=é")
 
 
 def test_same_takes_any_presented_value() -> None:
-    assert signatures.same(b"k", "k")
-    assert not signatures.same(b"k", None)
-    assert not signatures.same(b"k", "\udcff")
+    assert compare.same(b"k", "k")
+    assert not compare.same(b"k", None)
+    assert not compare.same(b"k", "\udcff")
 
 
 def test_twilio_form_refusal_names_what_twilio_would_not_send() -> None:
     sid = "SM" + "0123456789abcdef" * 2
     good = [("MessageSid", sid), ("SmsSid", sid), ("AccountSid", "AC" + "F" * 32), ("MediaUrl12", "u")]
-    assert signatures.twilio_form_refusal(good) is None
-    assert signatures.twilio_form_refusal([*good, ("ReferralAnythingNew", "x")]) is None
-    assert "'Extra'" in signatures.twilio_form_refusal([*good, ("Extra", "")])
-    assert "Extra" * 13 not in signatures.twilio_form_refusal([*good, ("Extra" * 1000, "")])  # the name is cut
-    assert "AccountSid" in signatures.twilio_form_refusal([*good, ("AccountSid", "AC" + "0" * 31)])
+    assert twilio.form_refusal(good) is None
+    assert twilio.form_refusal([*good, ("ReferralAnythingNew", "x")]) is None
+    assert "'Extra'" in twilio.form_refusal([*good, ("Extra", "")])
+    assert "Extra" * 13 not in twilio.form_refusal([*good, ("Extra" * 1000, "")])  # the name is cut
+    assert "AccountSid" in twilio.form_refusal([*good, ("AccountSid", "AC" + "0" * 31)])
     # A repeated SID name: every value is held to the shape, not only the first.
-    assert "MessageSid" in signatures.twilio_form_refusal([*good, ("MessageSid", sid + "NumMedia0")])
-    assert "differ" in signatures.twilio_form_refusal([("MessageSid", sid), ("SmsSid", "SM" + "1" * 32)])
-    assert "no MessageSid" in signatures.twilio_form_refusal([("SmsSid", sid)])
+    assert "MessageSid" in twilio.form_refusal([*good, ("MessageSid", sid + "NumMedia0")])
+    assert "differ" in twilio.form_refusal([("MessageSid", sid), ("SmsSid", "SM" + "1" * 32)])
+    assert "no MessageSid" in twilio.form_refusal([("SmsSid", sid)])
 
 
 def test_redact_evolution_keys_reaches_every_depth_without_recursing() -> None:
@@ -101,7 +102,7 @@ def test_redact_evolution_keys_reaches_every_depth_without_recursing() -> None:
     for _ in range(50_000):  # far deeper than Python's recursion limit
         deep = {"d": [deep]}
     payload = {"apikey": secret, "APIKEY": 1, "data": deep, "text": f"a {secret} b", secret: "v"}
-    redacted = signatures.redact_evolution_keys(payload, [secret.encode(), b""])
+    redacted = evolution.redact_keys(payload, [secret.encode(), b""])
     assert "apikey" not in redacted
     assert (redacted["APIKEY"], redacted["text"], redacted[secret]) == ("[redacted]", "a [redacted] b", "v")
     node = redacted["data"]

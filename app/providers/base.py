@@ -1,0 +1,174 @@
+"""What every provider shares: the protocol its module follows, the outcomes of a send, and the
+provider-neutral steps around a send (posting, redaction of the answer, classification).
+
+A provider is one module (app/providers/meta.py, twilio.py, evolution.py) holding all that is
+its own, on both sides: its webhook route (authentication, envelope, routing to a channel),
+the request that sends a message, how its answers are read, and the credentials a channel
+needs. app/providers/__init__.py lists them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import aiohttp
+
+if TYPE_CHECKING:
+    from litestar.handlers import HTTPRouteHandler
+    from litestar.openapi.spec import Schema
+
+    from app.settings import ChannelConfig
+
+MAX_ERROR_BODY = 2000
+# Any answer a provider gives to a request it could take later: too early, too many, or down.
+RETRYABLE_STATUSES = (408, 425, 429)
+
+
+@dataclass(frozen=True)
+class Sent:
+    provider_message_id: str
+
+
+@dataclass(frozen=True)
+class Retry:
+    error: dict[str, Any]
+    retry_after: float | None = None
+
+
+@dataclass(frozen=True)
+class Reject:
+    error: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Unknown:
+    """The provider said yes but named no message: it may well send it, so not again."""
+
+    error: dict[str, Any]
+
+
+Outcome = Sent | Retry | Reject | Unknown
+
+
+class Provider(Protocol):
+    """What a provider's module holds. The module itself is the implementation."""
+
+    # The name in settings, in the database's provider type, and in ingest_<name>; the name people use.
+    NAME: str
+    TITLE: str
+    # The channel settings (ChannelConfig fields) that only this provider takes.
+    CHANNEL_FIELDS: frozenset[str]
+    # The service settings (Settings fields) that its channels need, each with why.
+    REQUIRED_SETTINGS: dict[str, str]
+    # Its webhook routes (each authenticates, reads the envelope, routes to a channel, ingests).
+    ROUTES: Sequence[HTTPRouteHandler]
+    # The envelope the relay reads, for the OpenAPI document.
+    ENVELOPE_SCHEMA: Schema
+
+    def channel_refs(self, payload: dict[str, Any]) -> set[str]:
+        """The channel refs (provider_ref) a webhook body names: the routing, which the provider's SQL
+        _<name>_channel_ref does the same way."""
+
+    def config_refusal(self, channel: ChannelConfig) -> str | None:
+        """Why this channel's configuration is not one this provider takes (None when it is)."""
+
+    def missing_credentials(self, channel: ChannelConfig) -> str | None:
+        """Why this channel cannot send (None when it can)."""
+
+    def send_request(self, channel: ChannelConfig, message: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """The URL and aiohttp keyword arguments (json, data, auth) that send this queued message."""
+
+    def auth_headers(self, channel: ChannelConfig) -> dict[str, str]:
+        """The headers carrying the channel's credentials, if the provider takes them in headers."""
+
+    def provider_id(self, body: Any) -> str | None:
+        """The provider's id of the message it accepted, read from its answer's JSON."""
+
+    def retryable(self, body: Any) -> bool:
+        """Whether a 4xx answer's JSON says that the same request may succeed later."""
+
+
+def digits(phone: str) -> str:
+    """An E.164 number without its +, as Meta and Evolution take it."""
+    return phone.lstrip("+")
+
+
+def otp_text(message: dict[str, Any]) -> str:
+    """The code as plain text, for a provider or channel without an authentication template."""
+    return f"Your code is {message['code']}"
+
+
+def idempotency_key(message: dict[str, Any]) -> str:
+    """Stable for one message across every attempt: its outbound row, or its OTP challenge."""
+    if message.get("kind") == "otp":
+        return f"whatsapp-handler-otp-{message['challenge_id']}"
+    return f"whatsapp-handler-message-{message['message_id']}"
+
+
+def headers(provider: Provider, channel: ChannelConfig, message: dict[str, Any]) -> dict[str, str]:
+    found = provider.auth_headers(channel)
+    if channel.idempotency_header:
+        found[channel.idempotency_header] = idempotency_key(message)
+    return found
+
+
+async def send(provider: Provider, session: aiohttp.ClientSession, channel: ChannelConfig,
+               message: dict[str, Any], timeout: aiohttp.ClientTimeout) -> Outcome:  # fmt: skip
+    try:
+        url, kwargs = provider.send_request(channel, message)
+        sent_headers = headers(provider, channel, message)
+    except (KeyError, TypeError, AttributeError) as exc:
+        # A queued message without its address, text or code cannot succeed however often it is tried.
+        return Reject({"error": f"malformed queue message: {type(exc).__name__} {exc}"})
+    try:
+        async with session.post(url, headers=sent_headers, timeout=timeout, **kwargs) as response:
+            text = (await response.text(errors="replace"))[:MAX_ERROR_BODY]
+            if not 200 <= response.status < 300:
+                text = redact(text, channel, message)
+            return classify(provider, response.status, text, response.headers.get("Retry-After"))
+    except TimeoutError:
+        return Retry({"error": "timeout"})
+    except aiohttp.ClientError as exc:
+        return Retry({"error": type(exc).__name__, "detail": str(exc)[:200]})
+
+
+def redact(text: str, channel: ChannelConfig, message: dict[str, Any]) -> str:
+    """A provider's error may echo the request it refused; the answer is kept (dead letters, archived
+    headers), so the OTP code and the channel's credentials that request carried are cut out of it.
+    A value shorter than a code would cut out ordinary words, and is no credential worth the name."""
+    secrets = [channel.secret.get_secret_value()]
+    if channel.access_token is not None:
+        secrets.append(channel.access_token.get_secret_value())
+    if message.get("kind") == "otp" and isinstance(message.get("code"), str):
+        secrets.append(message["code"])
+    for secret in secrets:
+        if len(secret) >= 6:
+            text = text.replace(secret, "[redacted]")
+    return text
+
+
+def classify(provider: Provider, status: int, text: str, retry_after: str | None) -> Outcome:
+    """Sent (with the provider's id), Retry (overloaded or down: 408, 425, 429, 5xx, or what the provider
+    calls transient), Reject (a 4xx that will not succeed however often it is tried) or Unknown."""
+    try:
+        body = json.loads(text) if text else None
+    except ValueError:
+        body = None
+    error = {"status": status, "body": body if body is not None else text}
+    if 200 <= status < 300:
+        found = provider.provider_id(body)
+        return Sent(found) if isinstance(found, str) and 0 < len(found) <= 256 else Unknown(error)
+    if status in RETRYABLE_STATUSES or status >= 500 or provider.retryable(body):
+        return Retry(error, retry_after_seconds(retry_after))
+    return Reject(error)
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Retry-After in seconds; None for an HTTP date, which the worker's backoff decides instead."""
+    try:
+        return max(float(value), 0.0) if value is not None else None
+    except ValueError:
+        return None

@@ -1,0 +1,217 @@
+"""Evolution API: all that is Evolution's, on both sides.
+
+Webhooks: Evolution signs nothing, its instance's apikey is the credential (in the body, an
+apikey header or a Bearer token); a body names its instance, the channel. Sending:
+`/message/sendText/{instance}` on the channel's own server, with the apikey in a header.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from litestar import Request, Response, post
+from litestar.exceptions import ClientException, NotAuthorizedException
+from litestar.openapi.spec import OpenAPIType, Schema
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from app.batching import Batcher
+from app.channels import Channels
+from app.compare import same
+from app.envelopes import Body, bad_request, decode, json_object
+from app.metrics import Metrics
+from app.openapi import described, problems, string_schema
+from app.providers.base import digits, otp_text
+from app.settings import ChannelConfig
+from app.webhooks import channel, ingest, keep_unread
+
+NAME = "evolution"
+TITLE = "Evolution"
+
+
+# --- Authentication ------------------------------------------------------------------------------------------
+
+# A key presented in a header is compared before the body is parsed; one in the body is looked
+# for only in bodies up to this size, so that a caller without a key cannot make the relay parse
+# megabytes of JSON.
+BODY_KEY_MAX_BYTES = 256 * 1024
+REDACTED = "[redacted]"
+
+
+def _apikey_name(name: object) -> bool:
+    return isinstance(name, str) and name.casefold().replace("_", "").replace("-", "") == "apikey"
+
+
+def redact_keys(payload: dict[str, Any], secrets: Iterable[bytes]) -> dict[str, Any]:
+    """The body without its apikey (the top-level one removed; any other member named apikey, in
+    any case and at any depth, and any copy of a secret inside a string, replaced by [redacted]),
+    so that no copy of a credential is stored with the raw event. Walks without recursion: a
+    body nested as deep as the parser allows is still redacted."""
+    payload.pop("apikey", None)
+    words = [w for w in (s.decode("utf-8", "surrogateescape") for s in secrets) if w]
+    stack: list[dict[str, Any] | list[Any]] = [payload]
+    while stack:
+        node = stack.pop()
+        for key, value in list(node.items()) if isinstance(node, dict) else enumerate(node):
+            if isinstance(node, dict) and _apikey_name(key):
+                node[key] = REDACTED
+            elif isinstance(value, str):
+                for word in words:
+                    if word in value:
+                        value = value.replace(word, REDACTED)
+                node[key] = value
+            elif isinstance(value, dict | list):
+                stack.append(value)
+    return payload
+
+
+def _without_keys(body: Body, keys: Iterable[bytes]) -> Body:
+    """The raw body with every configured apikey's bytes masked: a credential is not stored."""
+    raw = body.raw
+    for key in keys:
+        raw = raw.replace(key, REDACTED.encode())
+    return Body(raw, body.text, body.note)
+
+
+def _bearer(header: str | None) -> str | None:
+    scheme, _, token = (header or "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+# --- The envelope, and routing -------------------------------------------------------------------------------
+
+
+class Envelope(BaseModel):
+    """An Evolution API event: the instance it comes from (the channel; SQL's _evolution_channel_ref
+    reads the same field) and, usually, that instance's apikey."""
+
+    model_config = ConfigDict(extra="allow")
+
+    event: str = Field(min_length=1, max_length=128)
+    instance: str = Field(min_length=1, max_length=128)
+    apikey: str | None = None
+
+
+def envelope(body: bytes | str) -> tuple[Envelope, dict[str, Any]]:
+    """The envelope, and the body as an object (to be stored without its apikey)."""
+    payload = json_object(body)
+    try:
+        return Envelope.model_validate(payload), payload
+    except ValidationError as exc:
+        raise bad_request("not an Evolution API event", exc) from None
+
+
+def channel_refs(payload: dict[str, Any]) -> set[str]:
+    """The channel ref a body names, its instance (a body that is not Evolution's envelope names none)."""
+    try:
+        return {Envelope.model_validate(payload).instance}
+    except ValidationError:
+        return set()
+
+
+ENVELOPE_SCHEMA = Schema(
+    type=OpenAPIType.OBJECT,
+    properties={
+        "event": string_schema(min_length=1, max_length=128),
+        "instance": string_schema(min_length=1, max_length=128),
+        "apikey": string_schema(),
+    },
+    required=["event", "instance"],
+)
+
+
+# --- The webhook route ---------------------------------------------------------------------------------------
+
+
+@post(
+    "/webhooks/evolution",
+    status_code=200,
+    opt={"provider": NAME},
+    responses=problems(400, 401, 404, 413, 503),
+    operation_class=described(("application/json", ENVELOPE_SCHEMA), {"apikey": "the instance's apikey"}),
+)
+async def evolution_webhook(
+    request: Request, channels: Channels, batchers: dict[str, Batcher], metrics: Metrics
+) -> Response:
+    """Evolution API events, authenticated by the instance's apikey (body, apikey header or Bearer)."""
+    body = await request.body()
+    configured = channels.secrets(NAME)
+    # Authenticated before the instance is looked up, against every configured key; a key in a
+    # header before the body is parsed, one in the body only from a small body.
+    headers = (request.headers.get("apikey"), _bearer(request.headers.get("authorization")))
+    keys = {key for key in configured if any([same(key, candidate) for candidate in headers])}
+    if not keys and len(body) > BODY_KEY_MAX_BYTES:
+        raise NotAuthorizedException(
+            f"no configured apikey in the apikey or Authorization header, and a body over"
+            f" {BODY_KEY_MAX_BYTES} bytes is not searched for one"
+        )
+    if not keys:
+        # Only the body's key can authenticate it: read from the body as sent, before anything is cleaned
+        # (a key with a \u0000 must not become the key once the \u0000 is removed).
+        presented, _ = envelope(body)
+        keys = {key for key in configured if same(key, presented.apikey)}
+        if not keys:
+            raise NotAuthorizedException("no configured apikey was presented")
+    batcher = batchers[NAME]
+    decoded = decode(body)
+    if decoded.text is None:
+        # Authenticated by a header, but not JSON: kept (without the key's bytes) and dead-lettered.
+        return Response(await ingest(request, batcher, metrics, _without_keys(decoded, configured)))
+    try:
+        read, payload = envelope(decoded.text)
+    except ClientException as exc:
+        return Response(await keep_unread(request, batcher, metrics, _without_keys(decoded, configured), exc.detail))
+    channel(channels, NAME, read.instance, keys)
+    # The apikey is a credential: no copy of it is stored with the raw event.
+    redact_keys(payload, configured)
+    if decoded.note is None:
+        return Response(await ingest(request, batcher, metrics, json.dumps(payload)))
+    kept = Body(_without_keys(decoded, configured).raw, json.dumps(payload), decoded.note)
+    return Response(await ingest(request, batcher, metrics, kept))
+
+
+ROUTES = [evolution_webhook]
+
+
+# --- Settings: what an Evolution channel needs ---------------------------------------------------------------
+
+# Evolution takes no settings of its own: the channel's secret is the instance's apikey, its
+# ref the instance's name, and api_base_url its server.
+CHANNEL_FIELDS: frozenset[str] = frozenset()
+
+# The service settings (Settings fields) a channel of this provider needs, and why.
+REQUIRED_SETTINGS: dict[str, str] = {}
+
+
+def config_refusal(config: ChannelConfig) -> str | None:
+    return None
+
+
+def missing_credentials(config: ChannelConfig) -> str | None:
+    if not config.api_base_url:
+        return "an Evolution channel needs api_base_url to send"
+    return None
+
+
+# --- Sending, and reading the answer -------------------------------------------------------------------------
+
+
+def send_request(config: ChannelConfig, message: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    text = otp_text(message) if message.get("kind") == "otp" else message["body"]
+    body = {"number": digits(message["to"]), "text": text}
+    return f"{config.api_base_url}/message/sendText/{config.ref}", {"json": body}
+
+
+def auth_headers(config: ChannelConfig) -> dict[str, str]:
+    return {"apikey": config.secret.get_secret_value()}
+
+
+def provider_id(body: Any) -> str | None:
+    """{"key": {"id": "..."}}"""
+    key = body.get("key") if isinstance(body, dict) else None
+    return key.get("id") if isinstance(key, dict) else None
+
+
+def retryable(body: Any) -> bool:
+    return False  # Evolution's transient faults are its 429 and 5xx answers
