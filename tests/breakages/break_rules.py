@@ -183,7 +183,7 @@ def run(breakage: Breakage, copy: Path) -> Outcome:
     return Outcome(breakage, verdict, time.monotonic() - started, note)
 
 
-def write_results(path: Path, outcomes: list[Outcome], command: str) -> None:
+def write_results(path: Path, outcomes: list[Outcome], command: str, committed: bool) -> None:
     head = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT, capture_output=True, text=True, check=False
     ).stdout.strip()
@@ -195,7 +195,7 @@ def write_results(path: Path, outcomes: list[Outcome], command: str) -> None:
         f"| `{o.breakage.name}` | {o.breakage.rule} | `{o.breakage.file}` | **{o.verdict}** | {o.note} |"
         for o in outcomes
     ]
-    tree = f"{head} with uncommitted changes" if dirty else head
+    tree = f"{head} with uncommitted changes" if dirty and not committed else head
     text = "\n".join(
         [
             "# Deliberate breakages and the tests that catch them",
@@ -275,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{verdicts.count('ERROR')} errors"
     )
     if args.results:
-        write_results(args.results, outcomes, "bin/break-rules " + " ".join(argv or sys.argv[1:]))
+        write_results(args.results, outcomes, "bin/break-rules " + " ".join(argv or sys.argv[1:]), args.head)
     if "ERROR" in verdicts:
         return 2
     return 1 if "MISSED" in verdicts else 0
