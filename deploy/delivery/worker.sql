@@ -193,14 +193,12 @@ BEGIN
     END IF;
     DELETE FROM pgmq.q_outbound WHERE msg_id = p_msg_id;
     -- An OTP code must not outlive its delivery attempt: the dead letter keeps the rest.
-    INSERT INTO pgmq.q_outbound_dlq (vt, message, headers)
-    VALUES (clock_timestamp(),
-            jsonb_build_object('message', v_row.message - 'code', 'reason', p_reason, 'error', p_error,
-                               'attempts', coalesce((v_row.headers ->> 'attempts')::integer, 0),
-                               'redrives', coalesce((v_row.message ->> 'redrives')::integer, 0),
-                               'queue_msg_id', p_msg_id, 'dead_lettered_at', clock_timestamp()),
-            v_row.headers - 'in_flight' - 'attempts' - 'last_error')
-    RETURNING msg_id INTO v_dead;
+    v_dead := _dead_letter_outbound(
+        jsonb_build_object('message', v_row.message - 'code', 'reason', p_reason, 'error', p_error,
+                           'attempts', coalesce((v_row.headers ->> 'attempts')::integer, 0),
+                           'redrives', coalesce((v_row.message ->> 'redrives')::integer, 0),
+                           'queue_msg_id', p_msg_id, 'dead_lettered_at', clock_timestamp()),
+        v_row.headers - 'in_flight' - 'attempts' - 'last_error');
     -- Refused for good: the message failed. Otherwise it may still go (re-drive, replay).
     IF p_reason = 'rejected' AND v_row.message ? 'message_id' THEN
         PERFORM _advance_status((v_row.message ->> 'message_id')::bigint, (v_row.message ->> 'message_created_at')::timestamptz,

@@ -68,11 +68,8 @@ BEGIN
         ELSE
             -- Back on outbound as the worker's message, with the same per-user group, so
             -- that the worker still sends one message per user at a time.
-            INSERT INTO pgmq.q_outbound (vt, message, headers)
-            VALUES (clock_timestamp(), v_message || jsonb_build_object('redrives', v_dead.redrives + 1),
-                    jsonb_strip_nulls(jsonb_build_object('x-pgmq-group',
-                        coalesce(v_dead.headers ->> 'x-pgmq-group', 'user:' || v_user_id))))
-            RETURNING msg_id INTO v_new_id;
+            v_new_id := _enqueue_outbound(v_message || jsonb_build_object('redrives', v_dead.redrives + 1),
+                                          coalesce(v_dead.headers ->> 'x-pgmq-group', 'user:' || v_user_id));
             DELETE FROM pgmq.q_outbound_dlq WHERE msg_id = v_dead.msg_id;
             v_results := v_results || jsonb_build_object('msg_id', v_dead.msg_id, 'result', 'redriven',
                 'outbound_msg_id', v_new_id, 'redrives', v_dead.redrives + 1);

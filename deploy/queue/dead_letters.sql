@@ -23,4 +23,26 @@ COMMENT ON TABLE pgmq.q_outbound_dlq IS 'whatsapp-handler outbound messages the 
 SELECT format('REVOKE ALL ON %s %s FROM %s', kind, relation, grantee)
 FROM whatsapp_handler._queue_rights_beyond_owner(ARRAY['outbox_dlq', 'outbound_dlq']) \gexec
 
+-- The worker's one way into outbound_dlq (worker_dead_letter): a static INSERT, where
+-- pgmq.send's dynamic SQL is planned on every call.
+SET LOCAL ROLE whatsapp_handler_owner;
+
+CREATE FUNCTION whatsapp_handler._dead_letter_outbound(p_letter jsonb, p_headers jsonb)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, whatsapp_handler, pg_temp
+AS $$
+DECLARE
+    v_msg_id bigint;
+BEGIN
+    INSERT INTO pgmq.q_outbound_dlq (vt, message, headers)
+    VALUES (clock_timestamp(), p_letter, p_headers)
+    RETURNING msg_id INTO v_msg_id;
+    RETURN v_msg_id;
+END
+$$;
+REVOKE ALL ON FUNCTION whatsapp_handler._dead_letter_outbound(jsonb, jsonb) FROM PUBLIC;
+COMMENT ON FUNCTION whatsapp_handler._dead_letter_outbound(jsonb, jsonb) IS
+    'Internal: queues one outbound dead letter ({message, reason, error, attempts, redrives, queue_msg_id, dead_lettered_at}) with these headers (its x-pgmq-group), visible at once; returns its msg_id. Raises nothing.';
+
 COMMIT;

@@ -27,13 +27,14 @@ DECLARE
     v_msg_id bigint;
 BEGIN
     INSERT INTO pgmq.q_outbound (vt, message, headers)
-    VALUES (clock_timestamp(), p_message, jsonb_build_object('x-pgmq-group', p_group))
+    -- No group (NULL) leaves the headers empty: such a message waits behind no other.
+    VALUES (clock_timestamp(), p_message, jsonb_strip_nulls(jsonb_build_object('x-pgmq-group', p_group)))
     RETURNING msg_id INTO v_msg_id;
     RETURN v_msg_id;
 END
 $$;
 REVOKE ALL ON FUNCTION whatsapp_handler._enqueue_outbound(jsonb, text) FROM PUBLIC;
 COMMENT ON FUNCTION whatsapp_handler._enqueue_outbound(jsonb, text) IS
-    'Internal: queues one message to send, with header x-pgmq-group p_group (the worker sends one group''s messages in order), visible at once; returns its msg_id. Raises nothing.';
+    'Internal: queues one message to send, with header x-pgmq-group p_group (the worker sends one group''s messages in order; NULL: no header), visible at once; returns its msg_id. Raises nothing.';
 
 COMMIT;

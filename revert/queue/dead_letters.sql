@@ -1,6 +1,7 @@
 -- Revert whatsapp_handler:queue/dead_letters from pg
 BEGIN;
 
+DROP FUNCTION whatsapp_handler._dead_letter_outbound(jsonb, jsonb);
 DO $$
 BEGIN
     PERFORM pgmq.drop_queue('outbound_dlq');
