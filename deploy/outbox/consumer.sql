@@ -24,21 +24,8 @@ BEGIN
         RAISE EXCEPTION 'read 1 to 1000 events for 1 to 43200 seconds' USING ERRCODE = 'WH014',
             HINT = 'Pass p_qty between 1 and 1000 and p_vt_seconds between 1 and 43200.';
     END IF;
-    -- Visible again after max_reads reads: every consumer that took it failed. Moved aside
-    -- (with its headers, so its user is known) before the read, in this transaction.
-    WITH poisoned AS (
-        DELETE FROM pgmq.q_outbox q
-        WHERE q.msg_id IN (SELECT p.msg_id FROM pgmq.q_outbox p
-                           WHERE p.read_ct >= v_max_reads AND p.vt <= clock_timestamp()
-                           FOR UPDATE SKIP LOCKED)
-        RETURNING q.msg_id, q.read_ct, q.message, q.headers
-    )
-    INSERT INTO pgmq.q_outbox_dlq (vt, message, headers)
-    SELECT clock_timestamp(),
-           jsonb_build_object('event', p.message, 'read_ct', p.read_ct, 'queue_msg_id', p.msg_id,
-                              'dead_lettered_at', clock_timestamp()),
-           p.headers
-    FROM poisoned p;
+    -- Events every reader failed go aside first (queue/dead_letters), in this transaction.
+    PERFORM _dead_letter_outbox(v_max_reads);
 
     RETURN QUERY
     WITH picked AS (

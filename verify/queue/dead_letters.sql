@@ -12,5 +12,6 @@ WHERE oid IN ('pgmq.q_outbox_dlq'::regclass, 'pgmq.a_outbox_dlq'::regclass,
 SELECT 1 / (count(*) = 0)::int FROM whatsapp_handler._queue_rights_beyond_owner(ARRAY['outbox_dlq', 'outbound_dlq']);
 
 SELECT whatsapp_handler._assert_function('whatsapp_handler._dead_letter_outbound(jsonb, jsonb)', '{}');
+SELECT whatsapp_handler._assert_function('whatsapp_handler._dead_letter_outbox(integer)', '{}');
 
 ROLLBACK;
