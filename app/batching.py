@@ -17,8 +17,8 @@ import psycopg
 from prometheus_client import Histogram
 from psycopg_pool import AsyncConnectionPool
 
-PROVIDERS = ("meta", "twilio", "evolution")
-SINGLE = {p: f"SELECT whatsapp_handler.ingest_{p}(%s::jsonb, %s)" for p in PROVIDERS}
+# A provider's own ingest function, ingest_<name> (deploy/ingest/ingest.sql).
+SINGLE = "SELECT whatsapp_handler.ingest_{}(%s::jsonb, %s)"
 # %b: arrays go in binary; in text every quote of every JSON body would be escaped, in Python.
 BATCH = "SELECT whatsapp_handler.ingest_batch(%s, %b::jsonb[], %b::text[])"
 # A body jsonb refuses as received (app/envelopes.py cleaned it, or it is not JSON): alone, with its bytes.
@@ -48,6 +48,7 @@ class Batcher:
         self._pool = pool
         self._sizes = sizes
         self._provider = provider
+        self._single_query = SINGLE.format(provider)
         self._slots = slots
         self._max_batch = max_batch
         self._prepare = prepare
@@ -120,7 +121,7 @@ class Batcher:
                 future.set_result(result)
 
     async def _single(self, payload: str, correlation_id: str | None) -> dict[str, Any]:
-        return await self._call(SINGLE[self._provider], (payload, correlation_id)) or {}
+        return await self._call(self._single_query, (payload, correlation_id)) or {}
 
     async def _batch(self, batch: list[_Waiting]) -> list[dict[str, Any]]:
         results = await self._call(BATCH, (self._provider, [w[0] for w in batch], [w[1] for w in batch]))

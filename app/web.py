@@ -16,13 +16,14 @@ from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import __version__, health, logs, metrics, otp, providers
-from app.batching import PROVIDERS, Batcher
+from app.batching import Batcher
 from app.channels import Channels
 from app.context import request_context
 from app.errors import EXCEPTION_HANDLERS
 from app.pool import relay_pool
 from app.settings import PROJECT_DIR, get_settings
 from app.sqitch import last_change
+from app.webhooks import Relay
 
 __all__ = ["body_deadline", "create_app", "last_change"]
 
@@ -105,7 +106,7 @@ def create_app() -> Litestar:
             prepare=prepare,
             sizes=app_metrics.ingest_batch_size.labels(provider),
         )
-        for provider in PROVIDERS
+        for provider in providers.PROVIDERS
     }
     state = State(
         {
@@ -121,9 +122,7 @@ def create_app() -> Litestar:
         "prepare": _provide(prepare),
         "metrics": _provide(app_metrics),
         # The providers' webhooks (app/providers/): the channels they route to, the batchers they ingest through.
-        "channels": _provide(Channels(settings.channels)),
-        "batchers": _provide(batchers),
-        "public_base_url": _provide(settings.public_base_url),
+        "relay": _provide(Relay(Channels(settings.channels), batchers, app_metrics, settings.public_base_url)),
     }
     otp_api_keys = [key.get_secret_value().encode() for key in settings.otp_api_keys]
     return Litestar(

@@ -12,19 +12,17 @@ from collections.abc import Iterable
 from typing import Any
 
 from litestar import Request, Response, post
+from litestar.di import NamedDependency
 from litestar.exceptions import ClientException, NotAuthorizedException
 from litestar.openapi.spec import OpenAPIType, Schema
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from app.batching import Batcher
-from app.channels import Channels
 from app.compare import same
 from app.envelopes import Body, bad_request, decode, json_object
-from app.metrics import Metrics
 from app.openapi import described, problems, string_schema
 from app.providers.base import digits, otp_text
 from app.settings import ChannelConfig
-from app.webhooks import channel, ingest, keep_unread
+from app.webhooks import Relay
 
 NAME = "evolution"
 TITLE = "Evolution"
@@ -131,12 +129,10 @@ ENVELOPE_SCHEMA = Schema(
     responses=problems(400, 401, 404, 413, 503),
     operation_class=described(("application/json", ENVELOPE_SCHEMA), {"apikey": "the instance's apikey"}),
 )
-async def evolution_webhook(
-    request: Request, channels: Channels, batchers: dict[str, Batcher], metrics: Metrics
-) -> Response:
+async def evolution_webhook(request: Request, relay: NamedDependency[Relay]) -> Response:
     """Evolution API events, authenticated by the instance's apikey (body, apikey header or Bearer)."""
     body = await request.body()
-    configured = channels.secrets(NAME)
+    configured = relay.channels.secrets(NAME)
     # Authenticated before the instance is looked up, against every configured key; a key in a
     # header before the body is parsed, one in the body only from a small body.
     headers = (request.headers.get("apikey"), _bearer(request.headers.get("authorization")))
@@ -153,22 +149,21 @@ async def evolution_webhook(
         keys = {key for key in configured if same(key, presented.apikey)}
         if not keys:
             raise NotAuthorizedException("no configured apikey was presented")
-    batcher = batchers[NAME]
     decoded = decode(body)
     if decoded.text is None:
         # Authenticated by a header, but not JSON: kept (without the key's bytes) and dead-lettered.
-        return Response(await ingest(request, batcher, metrics, _without_keys(decoded, configured)))
+        return Response(await relay.ingest(request, NAME, _without_keys(decoded, configured)))
     try:
         read, payload = envelope(decoded.text)
     except ClientException as exc:
-        return Response(await keep_unread(request, batcher, metrics, _without_keys(decoded, configured), exc.detail))
-    channel(channels, NAME, read.instance, keys)
+        return Response(await relay.keep_unread(request, NAME, _without_keys(decoded, configured), exc.detail))
+    relay.channel(NAME, read.instance, keys)
     # The apikey is a credential: no copy of it is stored with the raw event.
     redact_keys(payload, configured)
     if decoded.note is None:
-        return Response(await ingest(request, batcher, metrics, json.dumps(payload)))
+        return Response(await relay.ingest(request, NAME, json.dumps(payload)))
     kept = Body(_without_keys(decoded, configured).raw, json.dumps(payload), decoded.note)
-    return Response(await ingest(request, batcher, metrics, kept))
+    return Response(await relay.ingest(request, NAME, kept))
 
 
 ROUTES = [evolution_webhook]

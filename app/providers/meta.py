@@ -14,18 +14,16 @@ import hmac
 from typing import Any, Literal
 
 from litestar import Request, Response, get, post
+from litestar.di import NamedDependency
 from litestar.exceptions import ClientException, NotAuthorizedException, PermissionDeniedException
 from pydantic import BaseModel, Field, ValidationError
 
-from app.batching import Batcher
-from app.channels import Channels
 from app.compare import same
 from app.envelopes import bad_request, decode
-from app.metrics import Metrics
 from app.openapi import array_schema, described, object_schema, problems, string_schema
 from app.providers.base import digits
 from app.settings import ChannelConfig
-from app.webhooks import channel, ingest, keep_unread
+from app.webhooks import Relay
 
 NAME = "meta"
 TITLE = "Meta"
@@ -143,7 +141,7 @@ ENVELOPE_SCHEMA = object_schema(
     responses=problems(400, 403),
     operation_class=described(query=HANDSHAKE_QUERY),
 )
-def meta_handshake(request: Request, channels: Channels) -> Response:
+def meta_handshake(request: Request, relay: NamedDependency[Relay]) -> Response:
     """Meta's subscription handshake: echo hub.challenge when hub.verify_token is a Meta channel's."""
     query = request.query_params
     challenge = query.get("hub.challenge")
@@ -153,7 +151,7 @@ def meta_handshake(request: Request, channels: Channels) -> Response:
         raise PermissionDeniedException("hub.mode is not subscribe")
     token = query.get("hub.verify_token")
     matched = False
-    for expected in channels.verify_tokens(NAME):
+    for expected in relay.channels.verify_tokens(NAME):
         matched |= same(expected, token)
     if not matched:
         raise PermissionDeniedException("hub.verify_token matches no Meta channel")
@@ -169,31 +167,28 @@ def meta_handshake(request: Request, channels: Channels) -> Response:
         ("application/json", ENVELOPE_SCHEMA), {"X-Hub-Signature-256": "sha256= and the hex HMAC"}
     ),
 )
-async def meta_webhook(
-    request: Request, channels: Channels, batchers: dict[str, Batcher], metrics: Metrics
-) -> Response:
+async def meta_webhook(request: Request, relay: NamedDependency[Relay]) -> Response:
     """Meta Cloud API events, signed with the app secret (X-Hub-Signature-256)."""
     signature = request.headers.get("x-hub-signature-256")
     if signature is None:
         raise NotAuthorizedException("X-Hub-Signature-256 is missing")
     body = await request.body()
     # Authenticated before it is parsed: against every configured app's secret (a handful).
-    signers = {secret for secret in channels.secrets(NAME) if valid(secret, body, signature)}
+    signers = {secret for secret in relay.channels.secrets(NAME) if valid(secret, body, signature)}
     if not signers:
         raise NotAuthorizedException("X-Hub-Signature-256 does not match the body")
-    batcher = batchers[NAME]
     decoded = decode(body)
     if decoded.text is None:
         # Signed, but not JSON: kept as received and dead-lettered (Meta would only send it again).
-        return Response(await ingest(request, batcher, metrics, decoded))
+        return Response(await relay.ingest(request, NAME, decoded))
     try:
         read = envelope(decoded.text)
     except ClientException as exc:
-        return Response(await keep_unread(request, batcher, metrics, decoded, exc.detail))
+        return Response(await relay.keep_unread(request, NAME, decoded, exc.detail))
     # Account-level events name no number; the signing app's are stored raw by SQL.
     for phone_number_id in sorted(read.channel_refs()):
-        channel(channels, NAME, phone_number_id, signers)
-    return Response(await ingest(request, batcher, metrics, decoded))
+        relay.channel(NAME, phone_number_id, signers)
+    return Response(await relay.ingest(request, NAME, decoded))
 
 
 ROUTES = [meta_handshake, meta_webhook]

@@ -20,18 +20,16 @@ from urllib.parse import parse_qsl, urlsplit
 
 import aiohttp
 from litestar import Request, Response, post
+from litestar.di import NamedDependency
 from litestar.exceptions import ClientException, PermissionDeniedException
 from litestar.openapi.spec import OpenAPIType, Schema
 
-from app.batching import Batcher
-from app.channels import Channels
 from app.compare import same
 from app.envelopes import NOT_UTF8, Body, decode, json_object
-from app.metrics import Metrics
 from app.openapi import described, problems, string_schema
 from app.providers.base import otp_text
 from app.settings import ChannelConfig
-from app.webhooks import channel, ingest, keep_unread
+from app.webhooks import Relay
 
 NAME = "twilio"
 TITLE = "Twilio"
@@ -208,9 +206,7 @@ def _posted_urls(request: Request, public_base_url: str | None) -> list[str]:
     responses=problems(400, 403, 404, 413, 503),
     operation_class=described((FORM, ENVELOPE_SCHEMA), {"X-Twilio-Signature": "base64 HMAC of the URL and the form"}),
 )
-async def twilio_webhook(
-    request: Request, channels: Channels, batchers: dict[str, Batcher], metrics: Metrics, public_base_url: str | None
-) -> Response:
+async def twilio_webhook(request: Request, relay: NamedDependency[Relay]) -> Response:
     """Twilio messages and status callbacks, signed with the auth token (X-Twilio-Signature)."""
     signature = request.headers.get("x-twilio-signature")
     if not signature:
@@ -236,24 +232,23 @@ async def twilio_webhook(
         payload = Body(body, *clean_form(body, fields))
     # Authenticated before the channel is looked up: against every configured auth token.
     used = algorithm(request.headers.get("x-twilio-webhooks-signature-settings"))
-    urls = _posted_urls(request, public_base_url)
-    signers = {token for token in channels.secrets(NAME) if valid(token, urls, signed, signature, used)}
+    urls = _posted_urls(request, relay.public_base_url)
+    signers = {token for token in relay.channels.secrets(NAME) if valid(token, urls, signed, signature, used)}
     if not signers or (body_hash is not None and not body_sha256_valid(body, body_hash)):
         raise PermissionDeniedException("X-Twilio-Signature does not match the request")
-    batcher = batchers[NAME]
     if payload.text is None:
         # Signed, but not JSON: kept as received and dead-lettered (Twilio does not retry a 4xx).
-        await ingest(request, batcher, metrics, payload)
+        await relay.ingest(request, NAME, payload)
         return Response(EMPTY_TWIML, media_type="text/xml")
     ref_field = channel_ref_field(fields)
     # The signed text of a form can be split otherwise; a JSON body is pinned by its hash.
     refusal = unread or (form_refusal(signed) if body_hash is None else None)
     if refusal or not fields.get(ref_field):
         # Kept, not acted on: a re-split of a captured form lands here, and so would a name Twilio adds.
-        await keep_unread(request, batcher, metrics, payload, refusal or f"the body has no {ref_field}")
+        await relay.keep_unread(request, NAME, payload, refusal or f"the body has no {ref_field}")
         return Response(EMPTY_TWIML, media_type="text/xml")
-    channel(channels, NAME, fields[ref_field], signers)
-    await ingest(request, batcher, metrics, payload)
+    relay.channel(NAME, fields[ref_field], signers)
+    await relay.ingest(request, NAME, payload)
     return Response(EMPTY_TWIML, media_type="text/xml")
 
 
