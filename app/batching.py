@@ -11,11 +11,13 @@ transaction that holds its webhook committed.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
-from prometheus_client import Histogram
 from psycopg_pool import AsyncConnectionPool
+
+if TYPE_CHECKING:  # imported by the Metrics that make it (app/metrics.py says why)
+    from prometheus_client import Histogram
 
 # A provider's own ingest function, ingest_<name> (deploy/ingest/ingest.sql).
 SINGLE = "SELECT whatsapp_handler.ingest_{}(%s::jsonb, %s)"

@@ -25,7 +25,6 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from app import providers
 from app.cluster import ClusterError
 from app.cron_status import CRON_FAILURES
 from app.database import embedded_cluster
@@ -284,6 +283,10 @@ def _channels(conn: psycopg.Connection, settings: Settings) -> Iterator[Check]:
     configured = {(c.provider, c.ref): c for c in settings.channels}
     if not configured and not known:
         yield Check("channels", "warn", "none configured", "set WHATSAPP_HANDLER_CHANNELS (docs/configuration.md)")
+    # Imported here: the providers' modules hold their webhook routes, which load litestar and
+    # prometheus_client; the CLI must not load the latter before `serve` configures it.
+    from app import providers
+
     for (provider, ref), config in configured.items():
         name = f"channel {provider} {ref}"
         problem = providers.missing_credentials(config)

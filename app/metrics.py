@@ -6,26 +6,22 @@ import asyncio
 import logging
 import os
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import psycopg
 from litestar import Request, Response, get
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    disable_created_metrics,
-    generate_latest,
-)
-from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.multiprocess import MultiProcessCollector
 from psycopg_pool import AsyncConnectionPool
 
 from app.cron_status import CRON_FAILURES
 
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.core import Metric
+
+# prometheus_client is imported where it is used, never when this module is: it picks its
+# multiprocess mode at import, and the CLI loads the providers (and so this module) while
+# `serve` has yet to set PROMETHEUS_MULTIPROC_DIR for granian's workers.
 log = logging.getLogger(__name__)
-# The *_created series double the output and no dashboard reads them.
-disable_created_metrics()
 
 QUEUE_METRICS = "SELECT queue_name, depth, oldest_age_seconds FROM whatsapp_handler.queue_metrics()"
 
@@ -47,6 +43,11 @@ class Metrics:
     counts to files in that directory and a scrape, whichever worker answers it, sums them all."""
 
     def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        # The *_created series double the output and no dashboard reads them.
+        disable_created_metrics()
         self.registry = CollectorRegistry()
         r: CollectorRegistry | None = self.registry
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -121,6 +122,8 @@ async def _queue_rows(pool: AsyncConnectionPool) -> tuple[QueueRows | None, Cron
 
 
 def _cron_families(rows: CronRows | None) -> list[Metric]:
+    from prometheus_client.core import GaugeMetricFamily
+
     up = GaugeMetricFamily(
         "whatsapp_cron_metrics_up",
         "Whether every enabled pg_cron job of this project is scheduled as its jobs login (and so seen)",
@@ -138,6 +141,8 @@ def _cron_families(rows: CronRows | None) -> list[Metric]:
 
 
 def _queue_families(rows: QueueRows | None) -> list[Metric]:
+    from prometheus_client.core import GaugeMetricFamily
+
     up = GaugeMetricFamily("whatsapp_queue_metrics_up", "Whether the queue gauges could be read from the database")
     up.add_metric([], 0 if rows is None else 1)
     depth = GaugeMetricFamily("whatsapp_queue_depth", "Messages in a pgmq queue", labels=["queue"])
@@ -152,6 +157,8 @@ def _queue_families(rows: QueueRows | None) -> list[Metric]:
 
 @get("/metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
     state = request.app.state
     queues, cron = await _queue_rows(state.pool)
     families = _queue_families(queues) + _cron_families(cron)
