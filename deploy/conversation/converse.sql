@@ -131,7 +131,8 @@ BEGIN
         END IF;
     END IF;
 
-    CASE v_word
+    -- A word acts as a keyword only when _is_keyword() says so: the list has that one home.
+    CASE (CASE WHEN _is_keyword(v_word) THEN v_word END)
     WHEN 'STOP' THEN
         PERFORM set_user_preferences(v_user.id, '{"notifications_enabled": false}');
         IF v_conv.state <> 'opted_out' THEN
