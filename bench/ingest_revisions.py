@@ -66,13 +66,14 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=10, help="seconds per pgbench run")
     args = parser.parse_args()
-    home = Path(tempfile.mkdtemp(prefix="wh-ingest-revisions-"))
+    # Each cluster in a directory of its own, which LocalCluster hands to the postgres user.
+    homes = [Path(tempfile.mkdtemp(prefix="wh-ingest-revisions-")) for _ in range(3)]
     clusters: dict[str, LocalCluster] = {}
     try:
-        trees = {"before": _tree(args.before, Path(tempfile.mkdtemp(dir=home))), "after": PROJECT_DIR}
-        for name, tree in trees.items():
+        trees = {"before": _tree(args.before, homes[0]), "after": PROJECT_DIR}
+        for (name, tree), home in zip(trees.items(), homes[1:], strict=True):
             print(f"deploying {name} ({tree})", file=sys.stderr, flush=True)
-            clusters[name] = _cluster(home / name, tree)
+            clusters[name] = _cluster(home, tree)
         for pg in clusters.values():  # warm-up, not counted
             for _, script, clients, per in WORKLOADS:
                 _rate(pg, script, clients, per, 3)
@@ -90,7 +91,8 @@ def main() -> int:
     finally:
         for pg in clusters.values():
             pg.stop("immediate")
-        shutil.rmtree(home, ignore_errors=True)
+        for home in homes:
+            shutil.rmtree(home, ignore_errors=True)
     return 0
 
 

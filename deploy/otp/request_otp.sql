@@ -119,7 +119,8 @@ BEGIN
     SELECT count(*), min(c.created_at) INTO v_recent, v_oldest FROM otp_challenges c
     WHERE c.user_id = v_user_id AND c.created_at > now() - v_policy.rate_window;
     IF v_recent >= v_policy.per_window THEN
-        RAISE EXCEPTION 'at most % codes per phone in %', v_policy.per_window, v_policy.rate_window
+        RAISE EXCEPTION 'at most % codes per phone within % seconds', v_policy.per_window,
+            extract(epoch FROM v_policy.rate_window)::integer
             USING ERRCODE = 'WH006',
                   DETAIL = _retry_after(least(extract(epoch FROM v_oldest + v_policy.rate_window - now()),
                                               extract(epoch FROM v_policy.rate_window))),

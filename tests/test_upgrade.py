@@ -1,0 +1,132 @@
+"""Upgrades: a database deployed at the last release tag, holding data, upgrades to this
+checkout with a plain `sqitch deploy`, loses nothing and verifies; and the scripts of
+released changes are never edited in place (a changed function goes through
+`sqitch rework`, which keeps the released script as `<change>@<tag>.sql`)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from app import sqitch
+from app.settings import PROJECT_DIR
+from kit.payloads import meta_text
+from tests.conftest import CRON_DB
+
+RELEASED = PROJECT_DIR / "tests" / "released_scripts.sha256"
+
+
+def last_tag() -> str:
+    tags = [line.split()[0] for line in (PROJECT_DIR / "sqitch.plan").read_text().splitlines() if line.startswith("@")]
+    if not tags:
+        # Until the first release (bin/tag-release) there is nothing to upgrade from.
+        pytest.skip("sqitch.plan has no release tag yet")
+    return tags[-1]
+
+
+def _meta_text(wa_id: str, wamid: str, body: str) -> str:
+    return json.dumps(meta_text(wa_id, wamid, body, at=1764500000))
+
+
+def _load(conn: psycopg.Connection) -> None:
+    """What a live database holds: channels, people in every conversation state, messages,
+    replies and events queued, an OTP challenge, a DBA's settings."""
+    channel = conn.execute(
+        "SELECT whatsapp_handler.add_channel('meta', '1234567890', '+15550001111', 'Support', 'acme') AS id"
+    ).fetchone()["id"]
+    conn.execute("UPDATE whatsapp_handler.settings SET value = '[\"44\"]' WHERE key = 'otp.country_codes'")
+    conn.execute("UPDATE whatsapp_handler.settings SET value = '\"3 days\"' WHERE key = 'retention.webhook_events'")
+    for n in range(20):
+        phone = f"4477009{n:05d}"
+        for step, text in enumerate(("hello", "YES", "thanks")[: 1 + n % 3]):
+            conn.execute(
+                "SELECT whatsapp_handler.ingest_meta(%s::jsonb, %s)",
+                (_meta_text(phone, f"wamid.{n}.{step}", text), f"c-{n}"),
+            )
+    conn.execute("SELECT whatsapp_handler.request_otp('+447700900001', %s, 'upgrade-test')", (channel,))
+
+
+COUNTS = {
+    "channels": "SELECT count(*) FROM whatsapp_handler.channels",
+    "users": "SELECT count(*) FROM whatsapp_handler.users",
+    "conversations": "SELECT string_agg(state::text, ',' ORDER BY id) FROM whatsapp_handler.conversations",
+    "messages": "SELECT count(*) FROM whatsapp_handler.messages",
+    "webhook_events": "SELECT count(*) FROM whatsapp_handler.webhook_events",
+    "otp_challenges": "SELECT count(*) FROM whatsapp_handler.otp_challenges",
+    "outbox": "SELECT count(*) FROM pgmq.q_outbox",
+    "outbound": "SELECT count(*) FROM pgmq.q_outbound",
+    "settings": "SELECT string_agg(key || '=' || coalesce(value::text, 'null'), ',' ORDER BY key)"
+    " FROM whatsapp_handler.settings",
+    "jobs": "SELECT string_agg(jobname || ' ' || schedule, ',' ORDER BY jobname) FROM cron.job",
+}
+
+
+def _counts(url: str) -> dict[str, object]:
+    with psycopg.connect(url) as conn:
+        return {name: conn.execute(sql).fetchone()[0] for name, sql in COUNTS.items()}
+
+
+def test_a_database_deployed_at_the_release_upgrades_with_sqitch_deploy_and_keeps_its_data(cluster):
+    # pg_cron's database, as a real deployment is; left deployed at HEAD for the tests after.
+    url = cluster.url(CRON_DB)
+    tag = last_tag()
+    sqitch.run("revert", url, capture=True)
+    try:
+        sqitch.run("deploy", url, "--to", tag, capture=True)
+        with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
+            _load(conn)
+        before = _counts(url)
+        assert before["users"] == 20 and before["messages"] > 20 and before["otp_challenges"] == 1
+
+        sqitch.run("deploy", url, capture=True)
+        sqitch.run("verify", url, capture=True)
+        assert _counts(url) == before
+        assert "Nothing to deploy (up-to-date)" in sqitch.run("status", url, capture=True).stdout
+
+        # The upgraded database still works: a returning user's message is taken.
+        with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
+            result = conn.execute(
+                "SELECT whatsapp_handler.ingest_meta(%s::jsonb, 'after') AS r",
+                (_meta_text("447700900003", "wamid.after", "hi"),),
+            ).fetchone()["r"]
+        assert result["outcome"] == "processed" and result["messages"] == 1
+
+        # And a step back to the release keeps the data too.
+        sqitch.run("revert", url, "-y", "--to", tag, capture=True)
+        sqitch.run("verify", url, capture=True)
+        assert _counts(url)["users"] == 20
+    finally:
+        sqitch.run("deploy", url, capture=True)
+
+
+def _released() -> list[tuple[str, str]]:
+    return [tuple(line.split()[::-1]) for line in RELEASED.read_text().splitlines() if line.strip()]
+
+
+def test_released_scripts_are_never_edited_in_place():
+    """Every script of the last release is still in the tree with the same bytes, either
+    under its own name or, once reworked, as `<change>@<tag>.sql`."""
+    tag = last_tag()
+    changed = []
+    for path, digest in _released():
+        current = PROJECT_DIR / path
+        kept = current.with_name(current.stem + tag + ".sql")
+        if not any(p.is_file() and hashlib.sha256(p.read_bytes()).hexdigest() == digest for p in (current, kept)):
+            changed.append(path)
+    assert changed == [], f"released scripts edited in place (use `sqitch rework`): {changed}"
+
+
+@pytest.mark.parametrize("kind", ["deploy", "revert", "verify"])
+def test_the_release_manifest_lists_every_released_script(kind):
+    last_tag()
+    lines = (PROJECT_DIR / "sqitch.plan").read_text().splitlines()
+    released = lines[: max(i for i, line in enumerate(lines) if line.startswith("@"))]
+    names = {
+        f"{kind}/{line.split()[0]}.sql" for line in released if line.strip() and not line.startswith(("%", "#", "@"))
+    }
+    listed = {path for path, _ in _released() if path.startswith(kind + "/")}
+    assert names - listed == set()
