@@ -36,4 +36,26 @@ REVOKE ALL ON FUNCTION whatsapp_handler._dead_letter_inbound(jsonb) FROM PUBLIC;
 COMMENT ON FUNCTION whatsapp_handler._dead_letter_inbound(jsonb) IS
     'Internal: queues one inbound dead letter ({webhook_event_id, received_at, provider, sqlstate, error, correlation_id}) for the re-drive job, visible at once; returns its msg_id. Raises nothing.';
 
+-- Erasure: the letters (waiting and archived) of webhooks that were deleted point at
+-- nothing, and a re-drive would find nothing.
+CREATE FUNCTION whatsapp_handler._purge_inbound_letters(p_webhook_event_ids text[])
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, whatsapp_handler, pg_temp
+AS $$
+DECLARE
+    v_count    integer;
+    v_archived integer;
+BEGIN
+    DELETE FROM pgmq.q_inbound_dlq WHERE message ->> 'webhook_event_id' = ANY (p_webhook_event_ids);
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    DELETE FROM pgmq.a_inbound_dlq WHERE message ->> 'webhook_event_id' = ANY (p_webhook_event_ids);
+    GET DIAGNOSTICS v_archived = ROW_COUNT;
+    RETURN v_count + v_archived;
+END
+$$;
+REVOKE ALL ON FUNCTION whatsapp_handler._purge_inbound_letters(text[]) FROM PUBLIC;
+COMMENT ON FUNCTION whatsapp_handler._purge_inbound_letters(text[]) IS
+    'Internal: deletes the inbound dead letters, waiting and archived, of these webhook_events ids (as text); returns how many. Raises nothing.';
+
 COMMIT;

@@ -1,11 +1,6 @@
 -- Deploy whatsapp_handler:users/erase_user to pg
--- requires: users/helpers outbox/event_envelope messages/messages ingest/webhook_events otp/challenges users/preferences queue/outbound queue/outbox queue/dead_letters
+-- requires: users/helpers outbox/event_envelope messages/messages ingest/webhook_events otp/challenges users/preferences queue/outbound queue/outbox queue/dead_letters queue/groups
 BEGIN;
-
--- Erasure finds a user's archived messages and events by their group header; the
--- archives hold days of traffic. As the deployer: an index needs CREATE on schema pgmq.
-CREATE INDEX a_outbound_group_idx ON pgmq.a_outbound ((headers ->> 'x-pgmq-group'));
-CREATE INDEX a_outbox_group_idx ON pgmq.a_outbox ((headers ->> 'x-pgmq-group'));
 SET LOCAL ROLE whatsapp_handler_owner;
 
 -- The strings of a raw webhook that can be a person's number: erasure looks them up in
@@ -87,10 +82,9 @@ BEGIN
     )
     SELECT array_agg(id::text) INTO v_events FROM gone;
     -- Their dead letters point at nothing now (and a re-drive would find nothing). The
-    -- inbound dead-letter queue comes later in the plan than this change.
-    IF v_events IS NOT NULL AND to_regclass('pgmq.q_inbound_dlq') IS NOT NULL THEN
-        DELETE FROM pgmq.q_inbound_dlq WHERE message ->> 'webhook_event_id' = ANY (v_events);
-        DELETE FROM pgmq.a_inbound_dlq WHERE message ->> 'webhook_event_id' = ANY (v_events);
+    -- inbound dead-letter queue (queue/inbound_dlq) comes later in the plan than this change.
+    IF v_events IS NOT NULL AND to_regprocedure('whatsapp_handler._purge_inbound_letters(text[])') IS NOT NULL THEN
+        PERFORM _purge_inbound_letters(v_events);
     END IF;
     RETURN coalesce(cardinality(v_events), 0);
 END
@@ -107,14 +101,9 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
 AS $$
 BEGIN
-    UPDATE pgmq.q_outbox
-    SET message = jsonb_set(message, '{payload}',
-                            (message -> 'payload') - ARRAY['phone', 'display_name', 'body', 'media', 'errors']
-                            || jsonb_build_object('erased', true))
-    WHERE headers ->> 'x-pgmq-group' = 'user:' || p_user_id
-      AND jsonb_typeof(message -> 'payload') = 'object'
-      AND (p_channel_ids IS NULL OR message #>> '{payload,channel_id}' = ANY (p_channel_ids))
-      AND (message -> 'payload') ?| ARRAY['phone', 'display_name', 'body', 'media', 'errors'];
+    -- The fields of an event payload that name a person (queue/groups redacts them).
+    PERFORM _redact_group_events('user:' || p_user_id, p_channel_ids,
+                                 ARRAY['phone', 'display_name', 'body', 'media', 'errors']);
 END
 $$;
 REVOKE ALL ON FUNCTION whatsapp_handler._scrub_pending_events(bigint, text[]) FROM PUBLIC;
@@ -154,15 +143,10 @@ BEGIN
     DELETE FROM user_preferences WHERE user_id = p_user_id;
     UPDATE conversations SET context = '{}', updated_at = now() WHERE user_id = p_user_id;
     -- Nothing more is sent to them, and events already consumed (archived) about them go.
-    DELETE FROM pgmq.q_outbound WHERE headers ->> 'x-pgmq-group' = 'user:' || p_user_id;
-    DELETE FROM pgmq.a_outbound WHERE headers ->> 'x-pgmq-group' = 'user:' || p_user_id;
-    DELETE FROM pgmq.a_outbox WHERE headers ->> 'x-pgmq-group' = 'user:' || p_user_id;
+    -- Dead letters about them hold their phone and texts too (outbound) or events about
+    -- them: every queue and archive of their group (queue/groups).
+    PERFORM _purge_group('user:' || p_user_id);
     PERFORM _scrub_pending_events(p_user_id, NULL);
-    -- Dead letters about them hold their phone and texts too (outbound) or events about them.
-    DELETE FROM pgmq.q_outbound_dlq WHERE headers ->> 'x-pgmq-group' = 'user:' || p_user_id;
-    DELETE FROM pgmq.a_outbound_dlq WHERE headers ->> 'x-pgmq-group' = 'user:' || p_user_id;
-    DELETE FROM pgmq.q_outbox_dlq WHERE headers ->> 'x-pgmq-group' = 'user:' || p_user_id;
-    DELETE FROM pgmq.a_outbox_dlq WHERE headers ->> 'x-pgmq-group' = 'user:' || p_user_id;
 
     UPDATE users SET phone = NULL, display_name = NULL, blocked_reason = NULL,
                      blocked_at = NULL, erased_at = now(), updated_at = now()
@@ -209,20 +193,8 @@ BEGIN
     UPDATE messages SET body = NULL, media = NULL, user_id = NULL, conversation_id = NULL
     WHERE user_id = v_user.id AND channel_id = ANY (v_channels);
     DELETE FROM otp_challenges WHERE user_id = v_user.id AND channel_id = ANY (v_channels);
-    DELETE FROM pgmq.q_outbound
-    WHERE headers ->> 'x-pgmq-group' = 'user:' || v_user.id AND message ->> 'channel_id' = ANY (v_keys);
-    DELETE FROM pgmq.a_outbound
-    WHERE headers ->> 'x-pgmq-group' = 'user:' || v_user.id AND message ->> 'channel_id' = ANY (v_keys);
-    DELETE FROM pgmq.q_outbound_dlq
-    WHERE headers ->> 'x-pgmq-group' = 'user:' || v_user.id AND message ->> 'channel_id' = ANY (v_keys);
-    DELETE FROM pgmq.a_outbound_dlq
-    WHERE headers ->> 'x-pgmq-group' = 'user:' || v_user.id AND message ->> 'channel_id' = ANY (v_keys);
-    DELETE FROM pgmq.a_outbox
-    WHERE headers ->> 'x-pgmq-group' = 'user:' || v_user.id AND message #>> '{payload,channel_id}' = ANY (v_keys);
-    DELETE FROM pgmq.q_outbox_dlq
-    WHERE headers ->> 'x-pgmq-group' = 'user:' || v_user.id AND message #>> '{payload,channel_id}' = ANY (v_keys);
-    DELETE FROM pgmq.a_outbox_dlq
-    WHERE headers ->> 'x-pgmq-group' = 'user:' || v_user.id AND message #>> '{payload,channel_id}' = ANY (v_keys);
+    -- The group's queued, archived and dead-lettered messages of the brand's channels.
+    PERFORM _purge_group('user:' || v_user.id, v_keys);
     PERFORM _scrub_pending_events(v_user.id, v_keys);
     -- The brand no longer knows them: its other conversations go, and the one that asked
     -- stays closed, without terms or context, for the confirmation (the next message

@@ -9,7 +9,5 @@ DROP INDEX whatsapp_handler.webhook_events_unparsed_idx;
 DROP INDEX whatsapp_handler.webhook_events_phones_idx;
 DROP FUNCTION whatsapp_handler._phone_forms(text);
 DROP FUNCTION whatsapp_handler._webhook_strings(whatsapp_handler.provider, text, jsonb);
-DROP INDEX pgmq.a_outbox_group_idx;
-DROP INDEX pgmq.a_outbound_group_idx;
 
 COMMIT;

@@ -10,5 +10,6 @@ WHERE oid IN ('pgmq.q_inbound_dlq'::regclass, 'pgmq.a_inbound_dlq'::regclass) AN
 SELECT 1 / (count(*) = 0)::int FROM whatsapp_handler._queue_rights_beyond_owner(ARRAY['inbound_dlq']);
 
 SELECT whatsapp_handler._assert_function('whatsapp_handler._dead_letter_inbound(jsonb)', '{}');
+SELECT whatsapp_handler._assert_function('whatsapp_handler._purge_inbound_letters(text[])', '{}');
 
 ROLLBACK;

@@ -7,8 +7,6 @@ SELECT whatsapp_handler._assert_function('whatsapp_handler._erase_raw_webhooks(t
 SELECT whatsapp_handler._assert_function('whatsapp_handler._scrub_pending_events(bigint, text[])', '{}');
 SELECT whatsapp_handler._assert_function('whatsapp_handler._webhook_strings(whatsapp_handler.provider, text, jsonb)', '{}');
 SELECT whatsapp_handler._assert_function('whatsapp_handler._phone_forms(text)', '{}');
-SELECT 1 / (count(*) = 2)::int FROM pg_catalog.pg_indexes
-WHERE schemaname = 'pgmq' AND indexname IN ('a_outbound_group_idx', 'a_outbox_group_idx');
 -- Every form a provider writes a number in is found.
 SELECT 1 / (whatsapp_handler._webhook_strings('evolution', 'stored',
     '{"a": "447700900123", "b": ["whatsapp:+447700900124", {"c": "447700900125@s.whatsapp.net"}]}')
