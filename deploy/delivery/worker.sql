@@ -29,36 +29,9 @@ BEGIN
         RAISE EXCEPTION 'claim 1 to 1000 messages for 1 to 3600 seconds' USING ERRCODE = 'WH013',
             HINT = 'Pass p_qty between 1 and 1000 and p_vt_seconds between 1 and 3600.';
     END IF;
+    -- Only the head of its user's line (queue/heads): a user's messages go in order.
     RETURN QUERY
-    WITH picked AS (
-        -- Only the head of its user's line (queue/heads): a user's messages go in order.
-        SELECT h.msg_id, coalesce((h.headers ->> 'in_flight')::boolean, false) AS was_in_flight
-        FROM _heads_outbound(p_qty, p_skip_channels) h
-    )
-    UPDATE pgmq.q_outbound q
-    SET vt = clock_timestamp() + make_interval(secs => p_vt_seconds),
-        read_ct = q.read_ct + 1,
-        last_read_at = clock_timestamp(),
-        headers = q.headers || jsonb_build_object('in_flight', true,
-                                                  'attempts', coalesce((q.headers ->> 'attempts')::integer, 0) + 1)
-    FROM picked p
-    WHERE q.msg_id = p.msg_id
-    RETURNING q.msg_id, (q.headers ->> 'attempts')::integer, p.was_in_flight, q.message;
-END
-$$;
-
--- The queue row, locked, or NULL when another worker settled it already (its claim
--- expired and it was claimed again): then this worker's outcome is stale.
-CREATE FUNCTION whatsapp_handler._claimed(p_msg_id bigint)
-RETURNS pgmq.q_outbound
-LANGUAGE plpgsql
-SET search_path = pg_catalog, whatsapp_handler, pg_temp
-AS $$
-DECLARE
-    v_row pgmq.q_outbound;
-BEGIN
-    SELECT * INTO v_row FROM pgmq.q_outbound WHERE msg_id = p_msg_id FOR UPDATE;
-    RETURN v_row;
+    SELECT c.msg_id, c.attempts, c.was_in_flight, c.message FROM _claim_outbound(p_qty, p_vt_seconds, p_skip_channels) c;
 END
 $$;
 
@@ -68,7 +41,8 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
 AS $$
 DECLARE
-    v_row     pgmq.q_outbound := _claimed(p_msg_id);
+    -- The queue row, locked (queue/outbound); msg_id NULL when another worker settled it.
+    v_row     record := _lock_outbound(p_msg_id);
     v_id      bigint;
     v_at      timestamptz;
     v_channel bigint;
@@ -83,7 +57,7 @@ BEGIN
     END IF;
     IF v_row.message ->> 'kind' = 'otp' THEN
         -- The code exists only in this row: deleted, never archived.
-        DELETE FROM pgmq.q_outbound WHERE msg_id = p_msg_id;
+        PERFORM _delete_outbound(p_msg_id);
         RETURN true;
     END IF;
 
@@ -145,11 +119,7 @@ BEGIN
         RAISE EXCEPTION 'a retry delay is 0 to 86400 seconds' USING ERRCODE = 'WH013',
             HINT = 'Pass the backoff in seconds.';
     END IF;
-    UPDATE pgmq.q_outbound
-    SET vt = clock_timestamp() + make_interval(secs => p_delay_seconds),
-        headers = headers || jsonb_build_object('in_flight', false, 'last_error', p_error)
-    WHERE msg_id = p_msg_id;
-    RETURN FOUND;
+    RETURN _retry_outbound(p_msg_id, p_delay_seconds, p_error);
 END
 $$;
 
@@ -166,12 +136,7 @@ BEGIN
         RAISE EXCEPTION 'a release delay is at most 86400 seconds' USING ERRCODE = 'WH013',
             HINT = 'Pass the breaker''s remaining time in seconds.';
     END IF;
-    UPDATE pgmq.q_outbound
-    SET vt = clock_timestamp() + make_interval(secs => greatest(coalesce(p_delay_seconds, 0), 0)),
-        headers = headers || jsonb_build_object('in_flight', false,
-                                                'attempts', greatest(coalesce((headers ->> 'attempts')::integer, 1) - 1, 0))
-    WHERE msg_id = p_msg_id;
-    RETURN FOUND;
+    RETURN _release_outbound(p_msg_id, p_delay_seconds);
 END
 $$;
 
@@ -181,7 +146,7 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
 AS $$
 DECLARE
-    v_row  pgmq.q_outbound := _claimed(p_msg_id);
+    v_row  record := _lock_outbound(p_msg_id);
     v_dead bigint;
 BEGIN
     IF p_reason IS NULL OR p_reason NOT IN ('rejected', 'attempts_exhausted', 'provider_down', 'in_doubt') THEN
@@ -191,7 +156,7 @@ BEGIN
     IF v_row.msg_id IS NULL THEN
         RETURN NULL;
     END IF;
-    DELETE FROM pgmq.q_outbound WHERE msg_id = p_msg_id;
+    PERFORM _delete_outbound(p_msg_id);
     -- An OTP code must not outlive its delivery attempt: the dead letter keeps the rest.
     v_dead := _dead_letter_outbound(
         jsonb_build_object('message', v_row.message - 'code', 'reason', p_reason, 'error', p_error,
@@ -207,10 +172,6 @@ BEGIN
     RETURN v_dead;
 END
 $$;
-
-REVOKE ALL ON FUNCTION whatsapp_handler._claimed(bigint) FROM PUBLIC;
-COMMENT ON FUNCTION whatsapp_handler._claimed(bigint) IS
-    'Internal: the outbound queue row of a pgmq msg_id, locked, or NULL when it is gone. Raises nothing.';
 
 REVOKE ALL ON FUNCTION whatsapp_handler.worker_channels(), whatsapp_handler.worker_claim(integer, integer, bigint[]),
     whatsapp_handler.worker_sent(bigint, text), whatsapp_handler.worker_sent_batch(bigint[], text[]), whatsapp_handler.worker_retry(bigint, double precision, jsonb),

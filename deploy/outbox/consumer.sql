@@ -27,17 +27,9 @@ BEGIN
     -- Events every reader failed go aside first (queue/dead_letters), in this transaction.
     PERFORM _dead_letter_outbox(v_max_reads);
 
+    -- Only the head of its user's line (queue/heads, as for outbound).
     RETURN QUERY
-    WITH picked AS (
-        -- Only the head of its user's line (queue/heads, as for outbound).
-        SELECT h.msg_id FROM _heads_outbox(p_qty) h
-    )
-    UPDATE pgmq.q_outbox q
-    SET vt = clock_timestamp() + make_interval(secs => p_vt_seconds), read_ct = q.read_ct + 1,
-        last_read_at = clock_timestamp()
-    FROM picked p
-    WHERE q.msg_id = p.msg_id
-    RETURNING q.msg_id, q.read_ct, q.enqueued_at, q.message;
+    SELECT c.msg_id, c.read_ct, c.enqueued_at, c.message FROM _claim_outbox(p_qty, p_vt_seconds) c;
 END
 $$;
 
@@ -61,8 +53,7 @@ BEGIN
         RAISE EXCEPTION 'a delay is 0 to 43200 seconds' USING ERRCODE = 'WH014',
             HINT = 'Pass the seconds after which the event is to be read again.';
     END IF;
-    UPDATE pgmq.q_outbox SET vt = clock_timestamp() + make_interval(secs => p_delay_seconds) WHERE msg_id = p_msg_id;
-    RETURN FOUND;
+    RETURN _delay_outbox(p_msg_id, p_delay_seconds);
 END
 $$;
 
@@ -73,16 +64,8 @@ RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
 AS $$
-DECLARE
-    v_count integer;
 BEGIN
-    WITH dead AS (
-        DELETE FROM pgmq.q_outbox_dlq WHERE msg_id = ANY (p_msg_ids) RETURNING msg_id, message, headers
-    )
-    INSERT INTO pgmq.q_outbox (vt, message, headers)
-    SELECT clock_timestamp(), message -> 'event', headers FROM dead ORDER BY msg_id;
-    GET DIAGNOSTICS v_count = ROW_COUNT;
-    RETURN v_count;
+    RETURN _replay_outbox_letters(p_msg_ids);
 END
 $$;
 REVOKE ALL ON FUNCTION whatsapp_handler.outbox_dlq_replay(bigint[]) FROM PUBLIC;

@@ -78,4 +78,27 @@ REVOKE ALL ON FUNCTION whatsapp_handler._dead_letter_outbox(integer) FROM PUBLIC
 COMMENT ON FUNCTION whatsapp_handler._dead_letter_outbox(integer) IS
     'Internal: moves every visible outbox event read p_max_reads times or more (locked ones skipped) to outbox_dlq as {event, read_ct, queue_msg_id, dead_lettered_at} with its headers; returns how many. Raises nothing.';
 
+-- The way back (outbox_dlq_replay): each event at the end of its group's line, in the
+-- order the letters were written, its read count starting afresh.
+CREATE FUNCTION whatsapp_handler._replay_outbox_letters(p_msg_ids bigint[])
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, whatsapp_handler, pg_temp
+AS $$
+DECLARE
+    v_count integer;
+BEGIN
+    WITH dead AS (
+        DELETE FROM pgmq.q_outbox_dlq WHERE msg_id = ANY (p_msg_ids) RETURNING msg_id, message, headers
+    )
+    INSERT INTO pgmq.q_outbox (vt, message, headers)
+    SELECT clock_timestamp(), message -> 'event', headers FROM dead ORDER BY msg_id;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count;
+END
+$$;
+REVOKE ALL ON FUNCTION whatsapp_handler._replay_outbox_letters(bigint[]) FROM PUBLIC;
+COMMENT ON FUNCTION whatsapp_handler._replay_outbox_letters(bigint[]) IS
+    'Internal: puts the events of these outbox_dlq letters back on the outbox with their headers, visible at once, and deletes the letters; returns how many went back. Raises nothing.';
+
 COMMIT;

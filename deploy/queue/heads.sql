@@ -4,7 +4,8 @@
 -- outbound, one user's events on outbox): only the head of a group may be claimed, and
 -- the message after it waits, visible or not, until the head is settled. This change
 -- holds that rule once: the group index of each queue and _heads_<queue>(), made from one
--- template for outbound (worker_claim) and outbox (outbox_read).
+-- template for outbound and outbox, and the claims of worker_claim (_claim_outbound) and
+-- outbox_read (_claim_outbox) that hide the heads for their visibility timeout.
 BEGIN;
 
 -- As the deployer: an index needs CREATE on schema pgmq, which the owner role lacks.
@@ -53,5 +54,58 @@ $template$, v_queue);
     END LOOP;
 END
 $do$;
+
+-- A claim takes the heads and hides them for the reader's visibility timeout, in one
+-- statement (set-based: no call per message). The worker's state of an outbound message
+-- is in its headers: attempts counts the claims, in_flight marks one not yet settled.
+CREATE FUNCTION whatsapp_handler._claim_outbound(p_qty integer, p_vt_seconds integer, p_skip_channels bigint[] DEFAULT '{}')
+RETURNS TABLE (msg_id bigint, attempts integer, was_in_flight boolean, message jsonb)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, whatsapp_handler, pg_temp
+AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    WITH picked AS (
+        SELECT h.msg_id, coalesce((h.headers ->> 'in_flight')::boolean, false) AS was_in_flight
+        FROM _heads_outbound(p_qty, p_skip_channels) h
+    )
+    UPDATE pgmq.q_outbound q
+    SET vt = clock_timestamp() + make_interval(secs => p_vt_seconds),
+        read_ct = q.read_ct + 1,
+        last_read_at = clock_timestamp(),
+        headers = q.headers || jsonb_build_object('in_flight', true,
+                                                  'attempts', coalesce((q.headers ->> 'attempts')::integer, 0) + 1)
+    FROM picked p
+    WHERE q.msg_id = p.msg_id
+    RETURNING q.msg_id, (q.headers ->> 'attempts')::integer, p.was_in_flight, q.message;
+END
+$$;
+
+CREATE FUNCTION whatsapp_handler._claim_outbox(p_qty integer, p_vt_seconds integer)
+RETURNS TABLE (msg_id bigint, read_ct integer, enqueued_at timestamptz, message jsonb)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, whatsapp_handler, pg_temp
+AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    WITH picked AS (
+        SELECT h.msg_id FROM _heads_outbox(p_qty) h
+    )
+    UPDATE pgmq.q_outbox q
+    SET vt = clock_timestamp() + make_interval(secs => p_vt_seconds), read_ct = q.read_ct + 1,
+        last_read_at = clock_timestamp()
+    FROM picked p
+    WHERE q.msg_id = p.msg_id
+    RETURNING q.msg_id, q.read_ct, q.enqueued_at, q.message;
+END
+$$;
+REVOKE ALL ON FUNCTION whatsapp_handler._claim_outbound(integer, integer, bigint[]),
+    whatsapp_handler._claim_outbox(integer, integer) FROM PUBLIC;
+COMMENT ON FUNCTION whatsapp_handler._claim_outbound(integer, integer, bigint[]) IS
+    'Internal: claims the heads _heads_outbound(p_qty, p_skip_channels) returns for p_vt_seconds: counts the read and the attempt (header attempts) and marks them in flight. Returns (msg_id, attempts, was_in_flight: a previous claim was never settled, message). Raises nothing.';
+COMMENT ON FUNCTION whatsapp_handler._claim_outbox(integer, integer) IS
+    'Internal: claims the heads _heads_outbox(p_qty) returns for p_vt_seconds and counts the read. Returns (msg_id, read_ct, enqueued_at, message). Raises nothing.';
 
 COMMIT;

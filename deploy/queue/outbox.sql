@@ -37,4 +37,19 @@ REVOKE ALL ON FUNCTION whatsapp_handler._enqueue_outbox(jsonb[], text[]) FROM PU
 COMMENT ON FUNCTION whatsapp_handler._enqueue_outbox(jsonb[], text[]) IS
     'Internal: queues one outbox message per element of p_messages, with header x-pgmq-group p_groups[i], visible at once, in array order; returns the msg_ids in that order. Raises nothing.';
 
+-- A consumer gives an event back (outbox_nack): it stays the head of its group.
+CREATE FUNCTION whatsapp_handler._delay_outbox(p_msg_id bigint, p_delay_seconds integer)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, whatsapp_handler, pg_temp
+AS $$
+BEGIN
+    UPDATE pgmq.q_outbox SET vt = clock_timestamp() + make_interval(secs => p_delay_seconds) WHERE msg_id = p_msg_id;
+    RETURN FOUND;
+END
+$$;
+REVOKE ALL ON FUNCTION whatsapp_handler._delay_outbox(bigint, integer) FROM PUBLIC;
+COMMENT ON FUNCTION whatsapp_handler._delay_outbox(bigint, integer) IS
+    'Internal: makes an outbox event visible again after p_delay_seconds; returns false when it is gone. Raises nothing.';
+
 COMMIT;

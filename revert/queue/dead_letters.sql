@@ -1,6 +1,7 @@
 -- Revert whatsapp_handler:queue/dead_letters from pg
 BEGIN;
 
+DROP FUNCTION whatsapp_handler._replay_outbox_letters(bigint[]);
 DROP FUNCTION whatsapp_handler._dead_letter_outbox(integer);
 DROP FUNCTION whatsapp_handler._dead_letter_outbound(jsonb, jsonb);
 DO $$

@@ -8,6 +8,5 @@ SELECT whatsapp_handler._assert_function('whatsapp_handler.worker_sent_batch(big
 SELECT whatsapp_handler._assert_function('whatsapp_handler.worker_retry(bigint, double precision, jsonb)', '{whatsapp_handler_worker}');
 SELECT whatsapp_handler._assert_function('whatsapp_handler.worker_release(bigint, double precision)', '{whatsapp_handler_worker}');
 SELECT whatsapp_handler._assert_function('whatsapp_handler.worker_dead_letter(bigint, text, jsonb)', '{whatsapp_handler_worker}');
-SELECT whatsapp_handler._assert_function('whatsapp_handler._claimed(bigint)', '{}');
 
 ROLLBACK;

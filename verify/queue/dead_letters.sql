@@ -13,5 +13,6 @@ SELECT 1 / (count(*) = 0)::int FROM whatsapp_handler._queue_rights_beyond_owner(
 
 SELECT whatsapp_handler._assert_function('whatsapp_handler._dead_letter_outbound(jsonb, jsonb)', '{}');
 SELECT whatsapp_handler._assert_function('whatsapp_handler._dead_letter_outbox(integer)', '{}');
+SELECT whatsapp_handler._assert_function('whatsapp_handler._replay_outbox_letters(bigint[])', '{}');
 
 ROLLBACK;

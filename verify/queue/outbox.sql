@@ -11,5 +11,6 @@ SELECT 1 / (NOT has_table_privilege('whatsapp_handler_relay', 'pgmq.q_outbox', '
 SELECT 1 / (count(*) = 0)::int FROM whatsapp_handler._queue_rights_beyond_owner(ARRAY['outbox']);
 
 SELECT whatsapp_handler._assert_function('whatsapp_handler._enqueue_outbox(jsonb[], text[])', '{}');
+SELECT whatsapp_handler._assert_function('whatsapp_handler._delay_outbox(bigint, integer)', '{}');
 
 ROLLBACK;
