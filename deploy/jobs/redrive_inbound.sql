@@ -1,5 +1,5 @@
 -- Deploy whatsapp_handler:jobs/redrive_inbound to pg
--- requires: jobs/settings ingest/ingest queue/inbound_dlq core/correlation_id
+-- requires: jobs/settings ingest/ingest queue/inbound_dlq queue/dlq_operators core/correlation_id
 -- Re-drive of inbound dead letters, the body of the cron job `whatsapp_handler.redrive_inbound`
 -- and of `whatsapp-handler dlq replay inbound`. A dead letter points at a stored raw
 -- webhook (webhook_events); its normaliser runs again in a savepoint. The dead letter
@@ -36,16 +36,8 @@ BEGIN
         RAISE EXCEPTION 'a re-drive takes 1 to 10000 dead letters (limit %, ids %)', p_limit, cardinality(p_msg_ids)
             USING ERRCODE = 'WH024', HINT = 'Pass p_limit from 1 to 10000, and at most 10000 msg_ids.';
     END IF;
-    FOR v_dead IN
-        SELECT q.msg_id, q.message
-        FROM pgmq.q_inbound_dlq q
-        WHERE CASE WHEN p_msg_ids IS NULL
-                   THEN q.vt <= clock_timestamp() AND q.message -> 'parked' IS DISTINCT FROM 'true'::jsonb
-                   ELSE q.msg_id = ANY (p_msg_ids) END
-        ORDER BY q.msg_id
-        LIMIT CASE WHEN p_msg_ids IS NULL THEN p_limit END
-        FOR UPDATE SKIP LOCKED
-    LOOP
+    -- Visible and not parked, or the ones named; locked (queue/inbound_dlq).
+    FOR v_dead IN SELECT d.msg_id, d.message FROM _inbound_letters_due(p_limit, p_msg_ids) d LOOP
         v_seen := v_seen || v_dead.msg_id;
         v_attempts := CASE WHEN jsonb_typeof(v_dead.message -> 'attempts') = 'number'
                            THEN (v_dead.message ->> 'attempts')::numeric::integer ELSE 0 END;
@@ -62,7 +54,7 @@ BEGIN
         IF v_event_id IS NULL THEN
             -- The raw event is gone (its partition dropped, or erased): nothing can be
             -- re-run. The dead letter is archived, so it stays visible for a week.
-            PERFORM pgmq.archive('inbound_dlq', v_dead.msg_id);
+            PERFORM _archive_inbound_letter(v_dead.msg_id);
             v_results := v_results || jsonb_build_object('msg_id', v_dead.msg_id, 'result', 'gone',
                 'webhook_event_id', v_dead.message -> 'webhook_event_id');
             CONTINUE;
@@ -79,24 +71,19 @@ BEGIN
             v_outcome := CASE WHEN v_counts ->> 'outcome' = 'stored' THEN 'stored' ELSE 'processed' END;
             UPDATE webhook_events SET outcome = v_outcome, error = NULL
             WHERE id = v_event_id AND received_at = v_received;
-            DELETE FROM pgmq.q_inbound_dlq WHERE msg_id = v_dead.msg_id;
+            PERFORM dlq_purge('inbound_dlq', ARRAY[v_dead.msg_id]);
             v_results := v_results || jsonb_build_object('msg_id', v_dead.msg_id, 'result', 'redriven',
                 'webhook_event_id', v_event_id, 'outcome', v_outcome);
         EXCEPTION WHEN OTHERS THEN
             GET STACKED DIAGNOSTICS v_sqlstate = RETURNED_SQLSTATE, v_error = MESSAGE_TEXT;
             v_attempts := v_attempts + 1;
             v_parked := v_parked OR v_attempts >= v_max OR v_sqlstate = 'WH045';
-            UPDATE pgmq.q_inbound_dlq
-            SET message = message || jsonb_build_object(
-                    'sqlstate', v_sqlstate, 'error', left(v_error, 500), 'attempts', v_attempts,
-                    'last_attempt_at', clock_timestamp(), 'parked', v_parked)
-                || CASE WHEN v_parked AND message -> 'parked' IS DISTINCT FROM 'true'::jsonb
-                        THEN jsonb_build_object('parked_at', clock_timestamp()) ELSE '{}' END,
+            PERFORM _mark_inbound_letter(v_dead.msg_id,
+                jsonb_build_object('sqlstate', v_sqlstate, 'error', left(v_error, 500), 'attempts', v_attempts,
+                                   'last_attempt_at', clock_timestamp(), 'parked', v_parked),
                 -- Backoff: base, 2 x base, 4 x base ... up to the cap. A parked letter stays
-                -- visible (for pgmq.read by a person); the job skips it by its mark.
-                vt = clock_timestamp() + CASE WHEN v_parked THEN interval '0'
-                                              ELSE least(v_base * power(2, least(v_attempts - 1, 30)), v_cap) END
-            WHERE msg_id = v_dead.msg_id;
+                -- visible (for a person); the job skips it by its mark.
+                CASE WHEN v_parked THEN interval '0' ELSE least(v_base * power(2, least(v_attempts - 1, 30)), v_cap) END);
             v_results := v_results || jsonb_build_object('msg_id', v_dead.msg_id,
                 'result', CASE WHEN v_parked THEN 'parked' ELSE 'failed' END,
                 'webhook_event_id', v_event_id, 'attempts', v_attempts, 'sqlstate', v_sqlstate, 'error', left(v_error, 500));

@@ -1,5 +1,5 @@
 -- Deploy whatsapp_handler:jobs/redrive_outbound to pg
--- requires: jobs/settings queue/dead_letters queue/outbound users/users
+-- requires: jobs/settings queue/dead_letters queue/dlq_operators queue/outbound users/users
 -- Re-drive of outbound dead letters, the body of the cron job `whatsapp_handler.redrive_outbound`
 -- and of `whatsapp-handler dlq replay outbound`. The job takes back only what failed
 -- because a provider was down, never an OTP message (its code did not survive the
@@ -29,21 +29,10 @@ BEGIN
         RAISE EXCEPTION 'a re-drive takes 1 to 10000 dead letters (limit %, ids %)', p_limit, cardinality(p_msg_ids)
             USING ERRCODE = 'WH024', HINT = 'Pass p_limit from 1 to 10000, and at most 10000 msg_ids.';
     END IF;
+    -- Due (provider_down, not OTP, not parked, past the backoff) or named; locked
+    -- (queue/dead_letters).
     FOR v_dead IN
-        SELECT q.msg_id, q.message, q.headers, d.redrives
-        FROM pgmq.q_outbound_dlq q
-        CROSS JOIN LATERAL (SELECT CASE WHEN jsonb_typeof(q.message -> 'redrives') = 'number'
-                                        THEN least((q.message ->> 'redrives')::numeric, 1000000)::integer ELSE 0 END AS redrives) d
-        WHERE CASE WHEN p_msg_ids IS NULL
-                   THEN q.message ->> 'reason' = 'provider_down'
-                        AND q.message #>> '{message,kind}' IS DISTINCT FROM 'otp'
-                        AND q.message -> 'parked' IS DISTINCT FROM 'true'::jsonb
-                        -- Backoff: the dead letter must be base x 2^redrives old (at most the cap).
-                        AND q.enqueued_at + least(v_base * power(2, least(d.redrives, 30)), v_cap) <= clock_timestamp()
-                   ELSE q.msg_id = ANY (p_msg_ids) END
-        ORDER BY q.msg_id
-        LIMIT CASE WHEN p_msg_ids IS NULL THEN p_limit END
-        FOR UPDATE OF q SKIP LOCKED
+        SELECT d.msg_id, d.message, d.headers, d.redrives FROM _outbound_letters_due(p_limit, p_msg_ids, v_base, v_cap) d
     LOOP
         v_seen := v_seen || v_dead.msg_id;
         v_message := v_dead.message -> 'message';
@@ -57,12 +46,10 @@ BEGIN
                                ELSE 'the dead letter holds no outbound message' END);
         ELSIF EXISTS (SELECT FROM users WHERE id = v_user_id AND erased_at IS NOT NULL) THEN
             -- Erased since: the letter holds their address and text, and must not be sent.
-            DELETE FROM pgmq.q_outbound_dlq WHERE msg_id = v_dead.msg_id;
+            PERFORM dlq_purge('outbound_dlq', ARRAY[v_dead.msg_id]);
             v_results := v_results || jsonb_build_object('msg_id', v_dead.msg_id, 'result', 'erased');
         ELSIF p_msg_ids IS NULL AND v_dead.redrives >= v_max THEN
-            UPDATE pgmq.q_outbound_dlq
-            SET message = message || jsonb_build_object('parked', true, 'parked_at', clock_timestamp())
-            WHERE msg_id = v_dead.msg_id;
+            PERFORM _park_outbound_letter(v_dead.msg_id);
             v_results := v_results || jsonb_build_object('msg_id', v_dead.msg_id, 'result', 'parked',
                 'redrives', v_dead.redrives);
         ELSE
@@ -70,7 +57,7 @@ BEGIN
             -- that the worker still sends one message per user at a time.
             v_new_id := _enqueue_outbound(v_message || jsonb_build_object('redrives', v_dead.redrives + 1),
                                           coalesce(v_dead.headers ->> 'x-pgmq-group', 'user:' || v_user_id));
-            DELETE FROM pgmq.q_outbound_dlq WHERE msg_id = v_dead.msg_id;
+            PERFORM dlq_purge('outbound_dlq', ARRAY[v_dead.msg_id]);
             v_results := v_results || jsonb_build_object('msg_id', v_dead.msg_id, 'result', 'redriven',
                 'outbound_msg_id', v_new_id, 'redrives', v_dead.redrives + 1);
         END IF;

@@ -101,4 +101,52 @@ REVOKE ALL ON FUNCTION whatsapp_handler._replay_outbox_letters(bigint[]) FROM PU
 COMMENT ON FUNCTION whatsapp_handler._replay_outbox_letters(bigint[]) IS
     'Internal: puts the events of these outbox_dlq letters back on the outbox with their headers, visible at once, and deletes the letters; returns how many went back. Raises nothing.';
 
+-- The outbound re-drive (jobs/redrive_outbound) takes back what failed because a provider
+-- was down, with backoff: never an OTP message (its code is gone), never a parked letter.
+-- An operator names letters whatever their state. Locked for the caller's transaction.
+CREATE FUNCTION whatsapp_handler._outbound_letters_due(p_limit integer, p_msg_ids bigint[], p_backoff interval, p_backoff_max interval)
+RETURNS TABLE (msg_id bigint, message jsonb, headers jsonb, redrives integer)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, whatsapp_handler, pg_temp
+AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    SELECT q.msg_id, q.message, q.headers, d.redrives
+    FROM pgmq.q_outbound_dlq q
+    CROSS JOIN LATERAL (SELECT CASE WHEN jsonb_typeof(q.message -> 'redrives') = 'number'
+                                    THEN least((q.message ->> 'redrives')::numeric, 1000000)::integer ELSE 0 END AS redrives) d
+    WHERE CASE WHEN p_msg_ids IS NULL
+               THEN q.message ->> 'reason' = 'provider_down'
+                    AND q.message #>> '{message,kind}' IS DISTINCT FROM 'otp'
+                    AND q.message -> 'parked' IS DISTINCT FROM 'true'::jsonb
+                    -- Backoff: the dead letter must be base x 2^redrives old (at most the cap).
+                    AND q.enqueued_at + least(p_backoff * power(2, least(d.redrives, 30)), p_backoff_max) <= clock_timestamp()
+               ELSE q.msg_id = ANY (p_msg_ids) END
+    ORDER BY q.msg_id
+    LIMIT CASE WHEN p_msg_ids IS NULL THEN p_limit END
+    FOR UPDATE OF q SKIP LOCKED;
+END
+$$;
+
+-- Parked: kept for a person, skipped by the re-drive.
+CREATE FUNCTION whatsapp_handler._park_outbound_letter(p_msg_id bigint)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, whatsapp_handler, pg_temp
+AS $$
+BEGIN
+    UPDATE pgmq.q_outbound_dlq
+    SET message = message || jsonb_build_object('parked', true, 'parked_at', clock_timestamp())
+    WHERE msg_id = p_msg_id;
+    RETURN FOUND;
+END
+$$;
+REVOKE ALL ON FUNCTION whatsapp_handler._outbound_letters_due(integer, bigint[], interval, interval),
+    whatsapp_handler._park_outbound_letter(bigint) FROM PUBLIC;
+COMMENT ON FUNCTION whatsapp_handler._outbound_letters_due(integer, bigint[], interval, interval) IS
+    'Internal: locks and returns (msg_id, message, headers, redrives) of the outbound dead letters to re-drive, oldest first, skipping locked ones: without p_msg_ids up to p_limit letters of reason provider_down, not OTP, not parked, at least p_backoff x 2^redrives old (at most p_backoff_max); with p_msg_ids exactly those. Raises nothing.';
+COMMENT ON FUNCTION whatsapp_handler._park_outbound_letter(bigint) IS
+    'Internal: marks an outbound dead letter parked (parked, parked_at); returns false when it is gone. Raises nothing.';
+
 COMMIT;

@@ -58,4 +58,63 @@ REVOKE ALL ON FUNCTION whatsapp_handler._purge_inbound_letters(text[]) FROM PUBL
 COMMENT ON FUNCTION whatsapp_handler._purge_inbound_letters(text[]) IS
     'Internal: deletes the inbound dead letters, waiting and archived, of these webhook_events ids (as text); returns how many. Raises nothing.';
 
+-- The re-drive (jobs/redrive_inbound) takes letters one by one: the due ones, or the ones
+-- an operator names whatever their state, locked for its transaction.
+CREATE FUNCTION whatsapp_handler._inbound_letters_due(p_limit integer, p_msg_ids bigint[])
+RETURNS TABLE (msg_id bigint, message jsonb)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, whatsapp_handler, pg_temp
+AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    SELECT q.msg_id, q.message
+    FROM pgmq.q_inbound_dlq q
+    WHERE CASE WHEN p_msg_ids IS NULL
+               THEN q.vt <= clock_timestamp() AND q.message -> 'parked' IS DISTINCT FROM 'true'::jsonb
+               ELSE q.msg_id = ANY (p_msg_ids) END
+    ORDER BY q.msg_id
+    LIMIT CASE WHEN p_msg_ids IS NULL THEN p_limit END
+    FOR UPDATE SKIP LOCKED;
+END
+$$;
+
+-- A re-drive's outcome is kept in the letter itself (attempts, error, parked): the letter
+-- takes these fields and is hidden for p_delay. Parking stamps parked_at once.
+CREATE FUNCTION whatsapp_handler._mark_inbound_letter(p_msg_id bigint, p_fields jsonb, p_delay interval)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, whatsapp_handler, pg_temp
+AS $$
+BEGIN
+    UPDATE pgmq.q_inbound_dlq
+    SET message = message || p_fields
+            || CASE WHEN p_fields -> 'parked' = 'true'::jsonb AND message -> 'parked' IS DISTINCT FROM 'true'::jsonb
+                    THEN jsonb_build_object('parked_at', clock_timestamp()) ELSE '{}' END,
+        vt = clock_timestamp() + p_delay
+    WHERE msg_id = p_msg_id;
+    RETURN FOUND;
+END
+$$;
+
+-- A letter whose webhook is gone stays in the archive for a while, for a person to see.
+CREATE FUNCTION whatsapp_handler._archive_inbound_letter(p_msg_id bigint)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, whatsapp_handler, pg_temp
+AS $$
+BEGIN
+    RETURN pgmq.archive('inbound_dlq', p_msg_id);
+END
+$$;
+REVOKE ALL ON FUNCTION whatsapp_handler._inbound_letters_due(integer, bigint[]),
+    whatsapp_handler._mark_inbound_letter(bigint, jsonb, interval),
+    whatsapp_handler._archive_inbound_letter(bigint) FROM PUBLIC;
+COMMENT ON FUNCTION whatsapp_handler._inbound_letters_due(integer, bigint[]) IS
+    'Internal: locks and returns (msg_id, message) of the inbound dead letters to re-drive, oldest first, skipping locked ones: without p_msg_ids up to p_limit visible letters not marked parked, with p_msg_ids exactly those. Raises nothing.';
+COMMENT ON FUNCTION whatsapp_handler._mark_inbound_letter(bigint, jsonb, interval) IS
+    'Internal: merges p_fields into an inbound dead letter (adding parked_at when p_fields parks a letter that was not parked) and makes it visible again after p_delay; returns false when it is gone. Raises nothing.';
+COMMENT ON FUNCTION whatsapp_handler._archive_inbound_letter(bigint) IS
+    'Internal: moves an inbound dead letter to the archive a_inbound_dlq (kept for the retention job); returns false when it is gone. Raises nothing.';
+
 COMMIT;

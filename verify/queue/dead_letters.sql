@@ -14,5 +14,7 @@ SELECT 1 / (count(*) = 0)::int FROM whatsapp_handler._queue_rights_beyond_owner(
 SELECT whatsapp_handler._assert_function('whatsapp_handler._dead_letter_outbound(jsonb, jsonb)', '{}');
 SELECT whatsapp_handler._assert_function('whatsapp_handler._dead_letter_outbox(integer)', '{}');
 SELECT whatsapp_handler._assert_function('whatsapp_handler._replay_outbox_letters(bigint[])', '{}');
+SELECT whatsapp_handler._assert_function('whatsapp_handler._outbound_letters_due(integer, bigint[], interval, interval)', '{}');
+SELECT whatsapp_handler._assert_function('whatsapp_handler._park_outbound_letter(bigint)', '{}');
 
 ROLLBACK;

@@ -11,5 +11,8 @@ SELECT 1 / (count(*) = 0)::int FROM whatsapp_handler._queue_rights_beyond_owner(
 
 SELECT whatsapp_handler._assert_function('whatsapp_handler._dead_letter_inbound(jsonb)', '{}');
 SELECT whatsapp_handler._assert_function('whatsapp_handler._purge_inbound_letters(text[])', '{}');
+SELECT whatsapp_handler._assert_function('whatsapp_handler._inbound_letters_due(integer, bigint[])', '{}');
+SELECT whatsapp_handler._assert_function('whatsapp_handler._mark_inbound_letter(bigint, jsonb, interval)', '{}');
+SELECT whatsapp_handler._assert_function('whatsapp_handler._archive_inbound_letter(bigint)', '{}');
 
 ROLLBACK;
