@@ -1,5 +1,5 @@
 -- Deploy whatsapp_handler:jobs/retention to pg
--- requires: jobs/settings otp/challenges messages/messages queue/outbox queue/outbound queue/inbound_dlq queue/dead_letters core/pg_cron
+-- requires: jobs/settings otp/challenges messages/messages queue/outbox queue/outbound queue/inbound_dlq queue/dead_letters queue/archive core/pg_cron
 -- Row retention, the bodies of the cron jobs `whatsapp_handler.retention` and
 -- `whatsapp_handler.cron_history`. Raw webhooks, messages and statuses go by partition
 -- (job_partitions); what is not partitioned is deleted here in bounded batches, so
@@ -22,23 +22,12 @@ DECLARE
     v_archives interval := _setting_interval('retention.queue_archives');
     v_otp      interval := _setting_interval('retention.otp_challenges', interval '1 hour');
     v_messages interval := _setting_interval('retention.messages', interval '1 day');
-    v_queue    text;
-    v_count    bigint;
-    v_queues   jsonb := '{}';
+    v_queues   jsonb;
     v_otp_n    bigint := 0;
     v_keys_n   bigint := 0;
 BEGIN
-    -- Archived queue messages: pgmq keeps them forever unless deleted.
-    FOREACH v_queue IN ARRAY ARRAY['outbox', 'outbound', 'inbound_dlq', 'outbox_dlq', 'outbound_dlq'] LOOP
-        v_count := 0;
-        IF v_archives IS NOT NULL AND to_regclass(format('pgmq.%I', 'a_' || v_queue)) IS NOT NULL THEN
-            EXECUTE format('DELETE FROM pgmq.%1$I WHERE msg_id IN (SELECT msg_id FROM pgmq.%1$I WHERE archived_at < $1 ORDER BY archived_at LIMIT $2)',
-                           'a_' || v_queue)
-            USING now() - v_archives, v_batch;
-            GET DIAGNOSTICS v_count = ROW_COUNT;
-        END IF;
-        v_queues := v_queues || jsonb_build_object(v_queue, v_count);
-    END LOOP;
+    -- Archived queue messages: pgmq keeps them forever unless deleted (queue/archive).
+    v_queues := _trim_archives(now() - v_archives, v_batch);
 
     -- OTP challenges once resolved (verified, locked, superseded, expired) or expired unused.
     IF v_otp IS NOT NULL THEN
