@@ -1,5 +1,5 @@
 -- Deploy whatsapp_handler:queue/inbound_dlq to pg
--- requires: queue/rights queue/pgmq core/roles
+-- requires: queue/rights queue/pgmq core/roles ingest/webhook_events
 -- Webhooks whose content could not be normalised: the raw event stays in
 -- webhook_events (outcome failed); this queue points at it for the re-drive job.
 BEGIN;
@@ -35,6 +35,33 @@ $$;
 REVOKE ALL ON FUNCTION whatsapp_handler._dead_letter_inbound(jsonb) FROM PUBLIC;
 COMMENT ON FUNCTION whatsapp_handler._dead_letter_inbound(jsonb) IS
     'Internal: queues one inbound dead letter ({webhook_event_id, received_at, provider, sqlstate, error, correlation_id}) for the re-drive job, visible at once; returns its msg_id. Raises nothing.';
+
+-- A letter names a raw webhook, not its channel: the channel is written into it as it is
+-- queued, whoever queues it, so that analytics.dead_letters never reads webhook_events (a
+-- partitioned table an analyst's open transaction would hold a lock on).
+CREATE FUNCTION whatsapp_handler._dead_letter_channel()
+RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, whatsapp_handler, pg_temp
+AS $$
+BEGIN
+    IF NOT NEW.message ? 'channel_id' AND NEW.message ? 'webhook_event_id' THEN
+        NEW.message := NEW.message || jsonb_build_object('channel_id',
+            (SELECT w.channel_id FROM webhook_events w
+              WHERE w.id = (NEW.message ->> 'webhook_event_id')::bigint
+                AND w.received_at = (NEW.message ->> 'received_at')::timestamptz));
+    END IF;
+    RETURN NEW;
+EXCEPTION WHEN data_exception THEN
+    RETURN NEW;  -- a malformed pointer: the dead letter is kept as it came, of no known channel
+END
+$$;
+REVOKE ALL ON FUNCTION whatsapp_handler._dead_letter_channel() FROM PUBLIC;
+COMMENT ON FUNCTION whatsapp_handler._dead_letter_channel() IS
+    'Trigger of pgmq.q_inbound_dlq: adds channel_id (the stored webhook''s channel, null when unknown) to an inbound dead letter that has none, so that analytics.dead_letters never reads webhook_events. Raises nothing.';
+CREATE TRIGGER inbound_dlq_channel BEFORE INSERT ON pgmq.q_inbound_dlq
+FOR EACH ROW EXECUTE FUNCTION whatsapp_handler._dead_letter_channel();
 
 -- Erasure: the letters (waiting and archived) of webhooks that were deleted point at
 -- nothing, and a re-drive would find nothing.

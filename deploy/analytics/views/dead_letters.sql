@@ -1,5 +1,5 @@
 -- Deploy whatsapp_handler:analytics/views/dead_letters to pg
--- requires: analytics/assert_view analytics/analyst_channels queue/dead_letters queue/inbound_dlq ingest/webhook_events
+-- requires: analytics/assert_view analytics/analyst_channels queue/dead_letters queue/inbound_dlq
 -- security_barrier, owned by the owner (runs with its rights; analysts need no access to
 -- the tables): rows limited to the analyst's channels (docs/analytics.md).
 --
@@ -7,34 +7,12 @@
 -- transaction open on it would hold a lock on webhook_events and every partition, the
 -- partitions job's DROP would wait for it, and ingestion would queue behind that DROP. An
 -- inbound dead letter names a raw webhook, not its channel; the channel is written into
--- the dead letter as it is queued (a trigger on the queue table, in the transaction that
--- stored the webhook), so the view has nothing to look up.
+-- the dead letter as it is queued (queue/inbound_dlq's trigger, in the transaction that
+-- stored the webhook), so the view has nothing to look up. The view reads the queue
+-- tables itself: a function between them would run as the analyst (inlined) or hide the
+-- channel filter from the planner and need a grant of its own (SECURITY DEFINER).
 BEGIN;
 SET LOCAL ROLE whatsapp_handler_owner;
-
-CREATE FUNCTION whatsapp_handler._dead_letter_channel()
-RETURNS trigger
-LANGUAGE plpgsql
-SECURITY DEFINER
-SET search_path = pg_catalog, whatsapp_handler, pg_temp
-AS $$
-BEGIN
-    IF NOT NEW.message ? 'channel_id' AND NEW.message ? 'webhook_event_id' THEN
-        NEW.message := NEW.message || jsonb_build_object('channel_id',
-            (SELECT w.channel_id FROM webhook_events w
-              WHERE w.id = (NEW.message ->> 'webhook_event_id')::bigint
-                AND w.received_at = (NEW.message ->> 'received_at')::timestamptz));
-    END IF;
-    RETURN NEW;
-EXCEPTION WHEN data_exception THEN
-    RETURN NEW;  -- a malformed pointer: the dead letter is kept as it came, of no known channel
-END
-$$;
-REVOKE ALL ON FUNCTION whatsapp_handler._dead_letter_channel() FROM PUBLIC;
-COMMENT ON FUNCTION whatsapp_handler._dead_letter_channel() IS
-    'Trigger of pgmq.q_inbound_dlq: adds channel_id (the stored webhook''s channel, null when unknown) to an inbound dead letter that has none, so that analytics.dead_letters never reads webhook_events. Raises nothing.';
-CREATE TRIGGER inbound_dlq_channel BEFORE INSERT ON pgmq.q_inbound_dlq
-FOR EACH ROW EXECUTE FUNCTION whatsapp_handler._dead_letter_channel();
 
 CREATE VIEW analytics.dead_letters WITH (security_barrier = true) AS
 SELECT d.queue, d.channel_id, count(*) AS messages, min(d.enqueued_at) AS oldest_enqueued_at,

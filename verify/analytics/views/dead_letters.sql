@@ -3,10 +3,6 @@ BEGIN;
 
 SELECT queue, channel_id, messages, oldest_enqueued_at, oldest_age_seconds, newest_enqueued_at FROM analytics.dead_letters WHERE false;
 SELECT whatsapp_handler._assert_analytics_view('analytics.dead_letters');
-SELECT whatsapp_handler._assert_function('whatsapp_handler._dead_letter_channel()', '{}');
-SELECT 1 / count(*) FROM pg_catalog.pg_trigger
-WHERE tgrelid = 'pgmq.q_inbound_dlq'::regclass AND tgname = 'inbound_dlq_channel'
-  AND tgfoid = 'whatsapp_handler._dead_letter_channel()'::regprocedure AND tgenabled <> 'D';
 -- No partitioned table (nor a partition) under the view: an analyst holding it open must
 -- never make the partitions job's DROP wait.
 SELECT 1 / (count(*) = 0)::int
