@@ -14,6 +14,7 @@ from datetime import datetime
 import psycopg
 from litestar import Request, Router, post
 from litestar.connection import ASGIConnection
+from litestar.di import NamedDependency
 from litestar.exceptions import NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import JSONBody
@@ -92,7 +93,11 @@ class ApiKeyGuard:
 
 @post("/v1/otp", status_code=202, responses=problems(400, 401, 403, 404, 410, 422, 429, 503))
 async def request_otp(
-    request: Request, data: JSONBody[OtpRequest], pool: AsyncConnectionPool, prepare: bool | None, metrics: Metrics
+    request: Request,
+    data: JSONBody[OtpRequest],
+    pool: NamedDependency[AsyncConnectionPool],
+    prepare: NamedDependency[bool | None],
+    metrics: NamedDependency[Metrics],
 ) -> OtpChallenge:
     """Issue a code to a phone on a channel; the code goes out through the outbound queue. A phone outside
     the allowed countries is refused (403), and so is any request past the API key's or the overall
@@ -112,7 +117,10 @@ async def request_otp(
 
 @post("/v1/otp/verify", status_code=200, responses=problems(400, 401, 422, 503))
 async def verify_otp(
-    data: JSONBody[OtpVerify], pool: AsyncConnectionPool, prepare: bool | None, metrics: Metrics
+    data: JSONBody[OtpVerify],
+    pool: NamedDependency[AsyncConnectionPool],
+    prepare: NamedDependency[bool | None],
+    metrics: NamedDependency[Metrics],
 ) -> OtpOutcome:
     """Check a code; a wrong code is an outcome (counted), not an error. Unknown, blocked and registered
     phones get the same answers: no_challenge when no live code is there."""
