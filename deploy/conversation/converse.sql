@@ -131,15 +131,15 @@ BEGIN
         END IF;
     END IF;
 
-    -- A word acts as a keyword only when _is_keyword() says so: the list has that one home.
-    CASE (CASE WHEN _is_keyword(v_word) THEN v_word END)
-    WHEN 'STOP' THEN
+    -- What a keyword asks for comes from _keyword() (conversation/keywords), where the words are.
+    CASE _keyword(v_word)
+    WHEN 'opt_out' THEN
         PERFORM set_user_preferences(v_user.id, '{"notifications_enabled": false}');
         IF v_conv.state <> 'opted_out' THEN
             PERFORM _set_state(v_conv.id, 'opted_out', jsonb_build_object('previous_state', v_conv.state));
         END IF;
         PERFORM _queue_reply(v_conv.id, 'stopped');
-    WHEN 'START' THEN
+    WHEN 'opt_in' THEN
         PERFORM set_user_preferences(v_user.id, '{"notifications_enabled": true}');
         IF v_conv.state = 'opted_out' THEN
             v_brand := _brand(v_conv.channel_id);
@@ -149,9 +149,9 @@ BEGIN
             PERFORM _set_state(v_conv.id, v_previous);
         END IF;
         PERFORM _queue_reply(v_conv.id, 'started');
-    WHEN 'HELP' THEN
+    WHEN 'help' THEN
         PERFORM _queue_reply(v_conv.id, 'help');
-    WHEN 'DELETE' THEN
+    WHEN 'erase' THEN
         PERFORM _set_state(v_conv.id, 'awaiting_delete_confirmation', jsonb_build_object('previous_state', v_conv.state));
         PERFORM _queue_reply(v_conv.id, 'delete_confirm');
     ELSE

@@ -6,15 +6,32 @@
 BEGIN;
 SET LOCAL ROLE whatsapp_handler_owner;
 
--- A SQL expression without a search_path, so that it is inlined where it is called.
+-- The words and what each asks for: the one place a keyword is written. The conversation
+-- acts on the action, so a word added here (another language's STOP) works everywhere.
+-- SQL expressions without a search_path, so that they are inlined where they are called.
+CREATE FUNCTION whatsapp_handler._keyword(p_text text)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT CASE pg_catalog.upper(pg_catalog.btrim(p_text))
+        WHEN 'STOP' THEN 'opt_out'
+        WHEN 'START' THEN 'opt_in'
+        WHEN 'HELP' THEN 'help'
+        WHEN 'DELETE' THEN 'erase'
+    END
+$$;
+REVOKE ALL ON FUNCTION whatsapp_handler._keyword(text) FROM PUBLIC;
+COMMENT ON FUNCTION whatsapp_handler._keyword(text) IS
+    'Internal: the action a message''s text (or reply id), trimmed and in any case, asks for as a keyword: opt_out (STOP), opt_in (START), help (HELP), erase (DELETE); NULL for any other text and for NULL. Raises nothing.';
+
 CREATE FUNCTION whatsapp_handler._is_keyword(p_text text)
 RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
-    SELECT pg_catalog.upper(pg_catalog.btrim(p_text)) OPERATOR(pg_catalog.=) ANY (ARRAY['STOP', 'START', 'HELP', 'DELETE'])
+    SELECT CASE WHEN p_text IS NOT NULL THEN whatsapp_handler._keyword(p_text) IS NOT NULL END
 $$;
 REVOKE ALL ON FUNCTION whatsapp_handler._is_keyword(text) FROM PUBLIC;
 COMMENT ON FUNCTION whatsapp_handler._is_keyword(text) IS
-    'Internal: whether a message''s text (or reply id), trimmed and in any case, is one of the keywords STOP, START, HELP, DELETE; NULL for NULL. Raises nothing.';
+    'Internal: whether a message''s text (or reply id) is a keyword (_keyword); NULL for NULL. Raises nothing.';
 
 COMMIT;

@@ -2,5 +2,6 @@
 BEGIN;
 
 DROP FUNCTION whatsapp_handler._is_keyword(text);
+DROP FUNCTION whatsapp_handler._keyword(text);
 
 COMMIT;
