@@ -19,42 +19,27 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
 AS $$
 DECLARE
+    v_table text;
+    v_path  text[];
     v_count integer;
     v_total integer := 0;
 BEGIN
-    -- The channel of a message is message.channel_id on outbound, message.payload.channel_id
-    -- on outbox; the dead-letter queues are filtered by the same paths, as before.
-    DELETE FROM pgmq.q_outbound
-    WHERE headers ->> 'x-pgmq-group' = p_group AND (p_channel_keys IS NULL OR message ->> 'channel_id' = ANY (p_channel_keys));
-    GET DIAGNOSTICS v_count = ROW_COUNT;
-    v_total := v_total + v_count;
-    DELETE FROM pgmq.a_outbound
-    WHERE headers ->> 'x-pgmq-group' = p_group AND (p_channel_keys IS NULL OR message ->> 'channel_id' = ANY (p_channel_keys));
-    GET DIAGNOSTICS v_count = ROW_COUNT;
-    v_total := v_total + v_count;
-    DELETE FROM pgmq.a_outbox
-    WHERE headers ->> 'x-pgmq-group' = p_group
-      AND (p_channel_keys IS NULL OR message #>> '{payload,channel_id}' = ANY (p_channel_keys));
-    GET DIAGNOSTICS v_count = ROW_COUNT;
-    v_total := v_total + v_count;
-    DELETE FROM pgmq.q_outbound_dlq
-    WHERE headers ->> 'x-pgmq-group' = p_group AND (p_channel_keys IS NULL OR message ->> 'channel_id' = ANY (p_channel_keys));
-    GET DIAGNOSTICS v_count = ROW_COUNT;
-    v_total := v_total + v_count;
-    DELETE FROM pgmq.a_outbound_dlq
-    WHERE headers ->> 'x-pgmq-group' = p_group AND (p_channel_keys IS NULL OR message ->> 'channel_id' = ANY (p_channel_keys));
-    GET DIAGNOSTICS v_count = ROW_COUNT;
-    v_total := v_total + v_count;
-    DELETE FROM pgmq.q_outbox_dlq
-    WHERE headers ->> 'x-pgmq-group' = p_group
-      AND (p_channel_keys IS NULL OR message #>> '{payload,channel_id}' = ANY (p_channel_keys));
-    GET DIAGNOSTICS v_count = ROW_COUNT;
-    v_total := v_total + v_count;
-    DELETE FROM pgmq.a_outbox_dlq
-    WHERE headers ->> 'x-pgmq-group' = p_group
-      AND (p_channel_keys IS NULL OR message #>> '{payload,channel_id}' = ANY (p_channel_keys));
-    GET DIAGNOSTICS v_count = ROW_COUNT;
-    RETURN v_total + v_count;
+    -- One statement for every table: erasure is rare, so planning it per call costs nothing
+    -- worth a copy per table. A message's channel is message.channel_id on the outbound
+    -- queues and message.payload.channel_id on the outbox's; the dead-letter queues are
+    -- filtered by the same paths.
+    FOR v_table, v_path IN
+        VALUES ('q_outbound', '{channel_id}'::text[]), ('a_outbound', '{channel_id}'), ('a_outbox', '{payload,channel_id}'),
+               ('q_outbound_dlq', '{channel_id}'), ('a_outbound_dlq', '{channel_id}'),
+               ('q_outbox_dlq', '{payload,channel_id}'), ('a_outbox_dlq', '{payload,channel_id}')
+    LOOP
+        EXECUTE format('DELETE FROM pgmq.%I WHERE headers ->> ''x-pgmq-group'' = $1 AND ($2 IS NULL OR message #>> $3 = ANY ($2))',
+                       v_table)
+        USING p_group, p_channel_keys, v_path;
+        GET DIAGNOSTICS v_count = ROW_COUNT;
+        v_total := v_total + v_count;
+    END LOOP;
+    RETURN v_total;
 END
 $$;
 REVOKE ALL ON FUNCTION whatsapp_handler._purge_group(text, text[]) FROM PUBLIC;
