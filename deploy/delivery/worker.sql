@@ -35,79 +35,76 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION whatsapp_handler.worker_sent(p_msg_id bigint, p_provider_message_id text)
-RETURNS boolean
-LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, whatsapp_handler, pg_temp
-AS $$
-DECLARE
-    -- The queue row, locked (queue/outbound); msg_id NULL when another worker settled it.
-    v_row     record := _lock_outbound(p_msg_id);
-    v_id      bigint;
-    v_at      timestamptz;
-    v_channel bigint;
-    v_latest  message_status;
-BEGIN
-    IF v_row.msg_id IS NULL THEN
-        RETURN false;
-    END IF;
-    IF p_provider_message_id IS NULL OR char_length(p_provider_message_id) NOT BETWEEN 1 AND 256 THEN
-        RAISE EXCEPTION 'a provider message id has 1 to 256 characters' USING ERRCODE = 'WH013',
-            HINT = 'Pass the id from the provider''s answer (Meta messages[0].id, Twilio sid, Evolution key.id).';
-    END IF;
-    IF v_row.message ->> 'kind' = 'otp' THEN
-        -- The code exists only in this row: deleted, never archived.
-        PERFORM _delete_outbound(p_msg_id);
-        RETURN true;
-    END IF;
-
-    v_id := (v_row.message ->> 'message_id')::bigint;
-    v_at := (v_row.message ->> 'message_created_at')::timestamptz;
-    v_channel := (v_row.message ->> 'channel_id')::bigint;
-    UPDATE messages SET provider_message_id = p_provider_message_id
-    WHERE id = v_id AND created_at = v_at AND direction = 'outbound';
-    -- The key lets the provider's status webhooks find the message; statuses that came
-    -- before it (a fast provider, a slow worker) were kept unattached and join it now.
-    INSERT INTO message_keys (channel_id, provider_message_id, message_id, message_created_at)
-    VALUES (v_channel, p_provider_message_id, v_id, v_at)
-    ON CONFLICT DO NOTHING;
-    UPDATE message_status_events SET message_id = v_id
-    WHERE channel_id = v_channel AND provider_message_id = p_provider_message_id AND message_id IS NULL;
-    SELECT max(status) INTO v_latest FROM message_status_events
-    WHERE channel_id = v_channel AND provider_message_id = p_provider_message_id;
-    IF v_latest IS NOT NULL THEN
-        PERFORM _advance_status(v_id, v_at, v_latest, now(), p_provider_message_id, NULL, v_channel);
-    END IF;
-
-    PERFORM _archive_outbound(ARRAY[p_msg_id]);
-    RETURN true;
-END
-$$;
-
--- Under load the worker settles its deliveries together: one transaction, one commit.
+-- Under load the worker settles its deliveries together: one transaction, one commit, and
+-- the queue rows locked, archived and deleted by one statement each (queue/outbound,
+-- queue/archive), whatever the batch's size.
 CREATE FUNCTION whatsapp_handler.worker_sent_batch(p_msg_ids bigint[], p_provider_message_ids text[])
 RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
 AS $$
 DECLARE
+    v_row     record;
     v_settled integer := 0;
-    v_index   integer;
+    v_archive bigint[] := '{}';
+    v_otp     bigint[] := '{}';
+    v_id      bigint;
+    v_at      timestamptz;
+    v_channel bigint;
+    v_latest  message_status;
 BEGIN
     IF coalesce(cardinality(p_msg_ids), 0) <> coalesce(cardinality(p_provider_message_ids), 0)
        OR coalesce(cardinality(p_msg_ids), 0) > 1000 THEN
         RAISE EXCEPTION 'settle 0 to 1000 messages, each with its provider id' USING ERRCODE = 'WH013',
             HINT = 'Pass two arrays of the same length, at most 1000 long.';
     END IF;
-    -- In queue order, so that two workers' batches lock rows in the same order.
-    FOR v_index IN SELECT i FROM generate_subscripts(p_msg_ids, 1) i ORDER BY p_msg_ids[i] LOOP
-        IF worker_sent(p_msg_ids[v_index], p_provider_message_ids[v_index]) THEN
-            v_settled := v_settled + 1;
+    -- Only the messages still queued: another worker settled the rest (a stale outcome).
+    FOR v_row IN
+        SELECT DISTINCT ON (l.msg_id) l.msg_id, l.message, s.provider_message_id
+        FROM _lock_outbound(p_msg_ids) l
+        JOIN unnest(p_msg_ids, p_provider_message_ids) WITH ORDINALITY s (msg_id, provider_message_id, n) ON s.msg_id = l.msg_id
+        ORDER BY l.msg_id, s.n
+    LOOP
+        IF v_row.provider_message_id IS NULL OR char_length(v_row.provider_message_id) NOT BETWEEN 1 AND 256 THEN
+            RAISE EXCEPTION 'a provider message id has 1 to 256 characters' USING ERRCODE = 'WH013',
+                HINT = 'Pass the id from the provider''s answer (Meta messages[0].id, Twilio sid, Evolution key.id).';
         END IF;
+        v_settled := v_settled + 1;
+        IF v_row.message ->> 'kind' = 'otp' THEN
+            -- The code exists only in this row: deleted, never archived.
+            v_otp := v_otp || v_row.msg_id;
+            CONTINUE;
+        END IF;
+        v_id := (v_row.message ->> 'message_id')::bigint;
+        v_at := (v_row.message ->> 'message_created_at')::timestamptz;
+        v_channel := (v_row.message ->> 'channel_id')::bigint;
+        UPDATE messages SET provider_message_id = v_row.provider_message_id
+        WHERE id = v_id AND created_at = v_at AND direction = 'outbound';
+        -- The key lets the provider's status webhooks find the message; statuses that came
+        -- before it (a fast provider, a slow worker) were kept unattached and join it now.
+        INSERT INTO message_keys (channel_id, provider_message_id, message_id, message_created_at)
+        VALUES (v_channel, v_row.provider_message_id, v_id, v_at)
+        ON CONFLICT DO NOTHING;
+        UPDATE message_status_events SET message_id = v_id
+        WHERE channel_id = v_channel AND provider_message_id = v_row.provider_message_id AND message_id IS NULL;
+        SELECT max(status) INTO v_latest FROM message_status_events
+        WHERE channel_id = v_channel AND provider_message_id = v_row.provider_message_id;
+        IF v_latest IS NOT NULL THEN
+            PERFORM _advance_status(v_id, v_at, v_latest, now(), v_row.provider_message_id, NULL, v_channel);
+        END IF;
+        v_archive := v_archive || v_row.msg_id;
     END LOOP;
+    PERFORM _delete_outbound(v_otp);
+    PERFORM _archive_outbound(v_archive);
     RETURN v_settled;
 END
 $$;
+
+CREATE FUNCTION whatsapp_handler.worker_sent(p_msg_id bigint, p_provider_message_id text)
+RETURNS boolean
+LANGUAGE sql SECURITY DEFINER
+SET search_path = pg_catalog, whatsapp_handler, pg_temp
+AS $$ SELECT worker_sent_batch(ARRAY[p_msg_id], ARRAY[p_provider_message_id]) = 1 $$;
 
 CREATE FUNCTION whatsapp_handler.worker_retry(p_msg_id bigint, p_delay_seconds double precision, p_error jsonb)
 RETURNS boolean
@@ -146,17 +143,18 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
 AS $$
 DECLARE
-    v_row  record := _lock_outbound(p_msg_id);
+    v_row  record;
     v_dead bigint;
 BEGIN
     IF p_reason IS NULL OR p_reason NOT IN ('rejected', 'attempts_exhausted', 'provider_down', 'in_doubt') THEN
         RAISE EXCEPTION 'unknown dead-letter reason %', coalesce(p_reason, 'NULL') USING ERRCODE = 'WH013',
             HINT = 'The reason is one of rejected, attempts_exhausted, provider_down, in_doubt.';
     END IF;
-    IF v_row.msg_id IS NULL THEN
+    SELECT l.message, l.headers INTO v_row FROM _lock_outbound(ARRAY[p_msg_id]) l;
+    IF NOT FOUND THEN
         RETURN NULL;
     END IF;
-    PERFORM _delete_outbound(p_msg_id);
+    PERFORM _delete_outbound(ARRAY[p_msg_id]);
     -- An OTP code must not outlive its delivery attempt: the dead letter keeps the rest.
     v_dead := _dead_letter_outbound(
         jsonb_build_object('message', v_row.message - 'code', 'reason', p_reason, 'error', p_error,

@@ -3,6 +3,8 @@
 -- A handled message leaves its queue for the queue's archive (a_<queue>, kept for the
 -- retention job), as pgmq.archive does, written out once per queue from one template: a
 -- static statement is planned once per session, pgmq.archive's dynamic SQL on every call.
+-- Once, that is, with a generic plan forced: for an array parameter a custom plan always
+-- looks cheaper, so PostgreSQL would plan every call afresh (twice the cost of the move).
 -- The archives' retention (_trim_archives) is here too.
 BEGIN;
 SET LOCAL ROLE whatsapp_handler_owner;
@@ -17,6 +19,7 @@ CREATE FUNCTION whatsapp_handler._archive_%1$s(p_msg_ids bigint[])
 RETURNS integer
 LANGUAGE plpgsql
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $body$
 DECLARE
     v_count integer;

@@ -25,6 +25,9 @@ BEGIN
 CREATE FUNCTION whatsapp_handler._heads_%1$s(p_qty integer, p_skip_channels bigint[] DEFAULT '{}')
 RETURNS TABLE (msg_id bigint, headers jsonb)
 LANGUAGE plpgsql
+-- A claim takes tens to hundreds. Left at the default of 1000 rows, the planner of the
+-- claims below hashed the whole queue to join them (a sequential scan per claim).
+ROWS 100
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
 AS $body$
 #variable_conflict use_column

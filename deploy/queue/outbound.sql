@@ -40,31 +40,39 @@ COMMENT ON FUNCTION whatsapp_handler._enqueue_outbound(jsonb, text) IS
 -- The settling of a claim (delivery/worker): the worker's state of a message is in its
 -- headers (attempts, in_flight, last_error); its body stays as queued.
 
--- The queue row, locked, or a row of nulls when another worker settled it already (its
--- claim expired and it was claimed again): then this worker's outcome is stale.
-CREATE FUNCTION whatsapp_handler._lock_outbound(p_msg_id bigint)
-RETURNS pgmq.q_outbound
+-- The queue rows, locked in msg_id order (two workers' settlings lock in the same order),
+-- without those another worker settled already (its claim expired and it was claimed
+-- again): this worker's outcome for them is stale. One statement for a whole batch.
+-- A generic plan: with an array parameter the planner would otherwise plan every call
+-- afresh (a custom plan for one id always looks cheaper than the generic one).
+CREATE FUNCTION whatsapp_handler._lock_outbound(p_msg_ids bigint[])
+RETURNS TABLE (msg_id bigint, message jsonb, headers jsonb)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $$
-DECLARE
-    v_row pgmq.q_outbound;
+#variable_conflict use_column
 BEGIN
-    SELECT * INTO v_row FROM pgmq.q_outbound WHERE msg_id = p_msg_id FOR UPDATE;
-    RETURN v_row;
+    RETURN QUERY
+    SELECT q.msg_id, q.message, q.headers FROM pgmq.q_outbound q
+    WHERE q.msg_id = ANY (p_msg_ids) ORDER BY q.msg_id FOR UPDATE;
 END
 $$;
 
 -- Deleted, not archived: an OTP code must not outlive its delivery, and a dead letter
 -- keeps its own copy.
-CREATE FUNCTION whatsapp_handler._delete_outbound(p_msg_id bigint)
-RETURNS boolean
+CREATE FUNCTION whatsapp_handler._delete_outbound(p_msg_ids bigint[])
+RETURNS integer
 LANGUAGE plpgsql
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $$
+DECLARE
+    v_count integer;
 BEGIN
-    DELETE FROM pgmq.q_outbound WHERE msg_id = p_msg_id;
-    RETURN FOUND;
+    DELETE FROM pgmq.q_outbound WHERE msg_id = ANY (p_msg_ids);
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count;
 END
 $$;
 
@@ -97,13 +105,13 @@ BEGIN
     RETURN FOUND;
 END
 $$;
-REVOKE ALL ON FUNCTION whatsapp_handler._lock_outbound(bigint), whatsapp_handler._delete_outbound(bigint),
+REVOKE ALL ON FUNCTION whatsapp_handler._lock_outbound(bigint[]), whatsapp_handler._delete_outbound(bigint[]),
     whatsapp_handler._retry_outbound(bigint, double precision, jsonb),
     whatsapp_handler._release_outbound(bigint, double precision) FROM PUBLIC;
-COMMENT ON FUNCTION whatsapp_handler._lock_outbound(bigint) IS
-    'Internal: the outbound queue row of a pgmq msg_id, locked, or a row of nulls when it is gone. Raises nothing.';
-COMMENT ON FUNCTION whatsapp_handler._delete_outbound(bigint) IS
-    'Internal: deletes an outbound message without archiving it; returns false when it was gone. Raises nothing.';
+COMMENT ON FUNCTION whatsapp_handler._lock_outbound(bigint[]) IS
+    'Internal: locks the outbound queue rows of these pgmq msg_ids in msg_id order and returns (msg_id, message, headers) of those still queued. Raises nothing.';
+COMMENT ON FUNCTION whatsapp_handler._delete_outbound(bigint[]) IS
+    'Internal: deletes these outbound messages without archiving them; returns how many were still queued. Raises nothing.';
 COMMENT ON FUNCTION whatsapp_handler._retry_outbound(bigint, double precision, jsonb) IS
     'Internal: makes an outbound message visible again after p_delay_seconds, no longer in flight, with header last_error p_error; returns false when it is gone. Raises nothing.';
 COMMENT ON FUNCTION whatsapp_handler._release_outbound(bigint, double precision) IS

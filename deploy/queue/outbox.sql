@@ -21,6 +21,7 @@ CREATE FUNCTION whatsapp_handler._enqueue_outbox(p_messages jsonb[], p_groups te
 RETURNS SETOF bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
+SET plan_cache_mode = force_generic_plan  -- docs/conventions.md, array parameters
 AS $$
 BEGIN
     -- One row per element, in array order: ids follow the order, so a group's events are

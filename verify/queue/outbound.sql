@@ -12,8 +12,8 @@ SELECT 1 / (NOT has_table_privilege('whatsapp_handler_relay', 'pgmq.q_outbound',
 SELECT 1 / (count(*) = 0)::int FROM whatsapp_handler._queue_rights_beyond_owner(ARRAY['outbound']);
 
 SELECT whatsapp_handler._assert_function('whatsapp_handler._enqueue_outbound(jsonb, text)', '{}');
-SELECT whatsapp_handler._assert_function('whatsapp_handler._lock_outbound(bigint)', '{}');
-SELECT whatsapp_handler._assert_function('whatsapp_handler._delete_outbound(bigint)', '{}');
+SELECT whatsapp_handler._assert_function('whatsapp_handler._lock_outbound(bigint[])', '{}');
+SELECT whatsapp_handler._assert_function('whatsapp_handler._delete_outbound(bigint[])', '{}');
 SELECT whatsapp_handler._assert_function('whatsapp_handler._retry_outbound(bigint, double precision, jsonb)', '{}');
 SELECT whatsapp_handler._assert_function('whatsapp_handler._release_outbound(bigint, double precision)', '{}');
 
