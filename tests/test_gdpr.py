@@ -425,6 +425,41 @@ def test_a_person_known_to_two_brands_is_erased_from_the_one_asked(db):
     assert len(outbox_events(db, "user.erased")) == 1
 
 
+def dead_letters_of(db, channel_id: int) -> tuple[int, int]:
+    """(outbound_dlq, outbox_dlq) letters about a channel, waiting or archived."""
+    return db.execute(
+        """SELECT (SELECT count(*) FROM (SELECT message FROM pgmq.q_outbound_dlq UNION ALL
+                                         SELECT message FROM pgmq.a_outbound_dlq) d
+                   WHERE d.message #>> '{message,channel_id}' = %(c)s) AS outbound,
+                  (SELECT count(*) FROM (SELECT message FROM pgmq.q_outbox_dlq UNION ALL
+                                         SELECT message FROM pgmq.a_outbox_dlq) d
+                   WHERE d.message #>> '{event,payload,channel_id}' = %(c)s) AS outbox""",
+        {"c": str(channel_id)},
+    ).fetchone().values()  # fmt: skip
+
+
+def test_a_brand_erasure_takes_that_brands_dead_letters_and_leaves_the_others(db):
+    ids = add_channels(db)
+    for text in ("hi", "YES"):
+        say_on(db, "meta", text)
+    say_on(db, "twilio", "hi twilio", TWILIO_REF)
+    # Every reply queued so far fails for good (one claim per user at a time), and every
+    # waiting event poisons its consumer.
+    while claimed := db.execute("SELECT msg_id FROM whatsapp_handler.worker_claim(100, 60)").fetchall():
+        for row in claimed:
+            db.execute("SELECT whatsapp_handler.worker_dead_letter(%s, 'attempts_exhausted', '{}')", (row["msg_id"],))
+    db.execute("SELECT whatsapp_handler._dead_letter_outbox(0)")
+    db.execute("SELECT pgmq.archive('outbound_dlq', (SELECT min(msg_id) FROM pgmq.q_outbound_dlq))")
+    kept = tuple(dead_letters_of(db, ids["twilio"]))
+    assert all(n > 0 for n in dead_letters_of(db, ids["support"])) and all(n > 0 for n in kept)
+
+    for text in ("DELETE", "YES"):
+        say_on(db, "meta", text)
+    assert outbox_events(db, "user.brand_erased")
+    assert tuple(dead_letters_of(db, ids["support"])) == (0, 0)
+    assert tuple(dead_letters_of(db, ids["twilio"])) == kept
+
+
 def test_channels_of_one_brand_share_terms_and_erasure(db):
     """The legitimate path: an operator puts channels (two numbers, two providers) in one brand."""
     ids = add_channels(db, {"support": "acme", "twilio": "acme"})

@@ -26,12 +26,12 @@ DECLARE
 BEGIN
     -- One statement for every table: erasure is rare, so planning it per call costs nothing
     -- worth a copy per table. A message's channel is message.channel_id on the outbound
-    -- queues and message.payload.channel_id on the outbox's; the dead-letter queues are
-    -- filtered by the same paths.
+    -- queue and payload.channel_id in an event; a dead letter wraps the message it holds
+    -- (message on outbound_dlq, event on outbox_dlq: queue/dead_letters).
     FOR v_table, v_path IN
         VALUES ('q_outbound', '{channel_id}'::text[]), ('a_outbound', '{channel_id}'), ('a_outbox', '{payload,channel_id}'),
-               ('q_outbound_dlq', '{channel_id}'), ('a_outbound_dlq', '{channel_id}'),
-               ('q_outbox_dlq', '{payload,channel_id}'), ('a_outbox_dlq', '{payload,channel_id}')
+               ('q_outbound_dlq', '{message,channel_id}'), ('a_outbound_dlq', '{message,channel_id}'),
+               ('q_outbox_dlq', '{event,payload,channel_id}'), ('a_outbox_dlq', '{event,payload,channel_id}')
     LOOP
         EXECUTE format('DELETE FROM pgmq.%I WHERE headers ->> ''x-pgmq-group'' = $1 AND ($2 IS NULL OR message #>> $3 = ANY ($2))',
                        v_table)
@@ -44,7 +44,7 @@ END
 $$;
 REVOKE ALL ON FUNCTION whatsapp_handler._purge_group(text, text[]) FROM PUBLIC;
 COMMENT ON FUNCTION whatsapp_handler._purge_group(text, text[]) IS
-    'Internal: deletes the messages of x-pgmq-group p_group waiting on outbound, outbound_dlq and outbox_dlq and archived on outbound, outbox, outbound_dlq and outbox_dlq (the outbox itself is redacted, not purged: _redact_group_events), only those whose channel_id (message.channel_id, or message.payload.channel_id for events) is one of p_channel_keys when given; returns how many. Raises nothing.';
+    'Internal: deletes the messages of x-pgmq-group p_group waiting on outbound, outbound_dlq and outbox_dlq and archived on outbound, outbox, outbound_dlq and outbox_dlq (the outbox itself is redacted, not purged: _redact_group_events), only those whose channel_id (message.channel_id, payload.channel_id of an event, inside the message or event a dead letter holds) is one of p_channel_keys when given; returns how many. Raises nothing.';
 
 -- Events still waiting keep their place in the line (consumers see what follows them).
 CREATE FUNCTION whatsapp_handler._redact_group_events(p_group text, p_channel_keys text[], p_fields text[])
