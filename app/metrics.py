@@ -1,4 +1,5 @@
-"""Prometheus metrics: counters kept by the relay, and pgmq queue gauges read at scrape time."""
+"""Prometheus metrics: counters kept by the relay (Metrics) and by the delivery worker
+(WorkerMetrics), each in a registry of its own, and pgmq queue gauges read at scrape time."""
 
 from __future__ import annotations
 
@@ -86,6 +87,35 @@ class Metrics:
         )
         for result in OTP_REQUEST_RESULTS:
             self.otp_requests.labels(result)
+
+
+class WorkerMetrics:
+    """The delivery worker's counters, in a registry of its own as the relay's are, served on
+    `worker_metrics_port` with the worker process's own CPU and memory."""
+
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector, disable_created_metrics
+
+        disable_created_metrics()
+        self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        self.outcomes = Counter(
+            "whatsapp_outbound_messages",
+            "Outbound messages settled by the worker",
+            ["provider", "outcome"],
+            registry=self.registry,
+        )
+        self.send_seconds = Histogram(
+            "whatsapp_provider_request_seconds",
+            "Time of one send request to a provider",
+            ["provider"],
+            registry=self.registry,
+        )
+
+    def serve(self, port: int, host: str) -> None:
+        from prometheus_client import start_http_server
+
+        start_http_server(port, addr=host, registry=self.registry)
 
 
 class _Families:

@@ -25,12 +25,12 @@ from typing import Any
 
 import aiohttp
 import psycopg
-from prometheus_client import Counter, Histogram, start_http_server
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from app import providers
 from app.breaker import Breaker
+from app.metrics import WorkerMetrics
 from app.pool import worker_pool as _pool
 from app.settings import ChannelConfig, Settings
 
@@ -45,10 +45,6 @@ RELEASE = "SELECT whatsapp_handler.worker_release(%s, %s)"
 DEAD = "SELECT whatsapp_handler.worker_dead_letter(%s, %s, %s)"
 CHANNELS = "SELECT id, provider::text, provider_ref FROM whatsapp_handler.worker_channels()"
 
-OUTCOMES = Counter("whatsapp_outbound_messages_total", "Outbound messages settled by the worker",
-                   ["provider", "outcome"])  # fmt: skip
-SEND_SECONDS = Histogram("whatsapp_provider_request_seconds", "Time of one send request to a provider", ["provider"])
-
 
 def backoff(attempt: int, base: float, cap: float, retry_after: float | None = None) -> float:
     """Exponential, capped, with "equal jitter" (half fixed, half random) so that messages that
@@ -59,8 +55,11 @@ def backoff(attempt: int, base: float, cap: float, retry_after: float | None = N
 
 
 class Worker:
-    def __init__(self, settings: Settings, pool: AsyncConnectionPool, session: aiohttp.ClientSession) -> None:
+    def __init__(
+        self, settings: Settings, pool: AsyncConnectionPool, session: aiohttp.ClientSession, metrics: WorkerMetrics
+    ) -> None:
         self._settings = settings
+        self._metrics = metrics
         self._pool = pool
         self._session = session
         self._timeout = aiohttp.ClientTimeout(
@@ -156,7 +155,7 @@ class Worker:
         if not breaker.allow():
             await self._settle(provider, "released", RELEASE, msg_id, max(breaker.remaining(), 1.0))
             return
-        with SEND_SECONDS.labels(provider).time():
+        with self._metrics.send_seconds.labels(provider).time():
             outcome = await providers.send(self._session, channel, message, self._timeout)
         await self._conclude(provider, breaker, msg_id, attempts, outcome)
 
@@ -188,7 +187,7 @@ class Worker:
             self._recording = True
             self._recorder = asyncio.create_task(self._record_sent_batches())
         if await future:
-            OUTCOMES.labels(provider, "sent").inc()
+            self._metrics.outcomes.labels(provider, "sent").inc()
         else:
             # The batch could not be recorded: each on its own, with the usual patience.
             await self._settle(provider, "sent", SENT, msg_id, provider_message_id)
@@ -218,7 +217,7 @@ class Worker:
             try:
                 async with self._pool.connection() as conn:
                     await conn.execute(query, params)
-                OUTCOMES.labels(provider, outcome).inc()
+                self._metrics.outcomes.labels(provider, outcome).inc()
                 return
             except (psycopg.OperationalError, psycopg.errors.DeadlockDetected) as exc:
                 if asyncio.get_running_loop().time() + pause > deadline:
@@ -229,14 +228,15 @@ class Worker:
 
 
 async def run(settings: Settings, on_ready: Callable[[], Awaitable[None]] | None = None) -> None:
+    metrics = WorkerMetrics()
     if settings.worker_metrics_port:
-        start_http_server(settings.worker_metrics_port, addr=settings.http_host)
+        metrics.serve(settings.worker_metrics_port, settings.http_host)
     pool = _pool(settings)
     await pool.open(wait=True, timeout=30)
     connector = aiohttp.TCPConnector(limit=settings.worker_concurrency, ttl_dns_cache=300)
     try:
         async with aiohttp.ClientSession(connector=connector, raise_for_status=False) as session:
-            worker = Worker(settings, pool, session)
+            worker = Worker(settings, pool, session, metrics)
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, worker.stopping.set)

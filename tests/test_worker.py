@@ -335,6 +335,7 @@ def test_the_worker_serves_its_metrics(db, channel_ids, double, workers):
     text = wait_for(lambda: _get(f"http://127.0.0.1:{port}/metrics"), "the metrics endpoint")
     assert 'whatsapp_outbound_messages_total{outcome="sent",provider="meta"} 2.0' in text
     assert "whatsapp_provider_request_seconds_count" in text
+    assert "process_resident_memory_bytes" in text  # the worker process's own
 
 
 def _get(url: str) -> str | None:
