@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from app.providers.base import Provider
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+# The schema's e164 domain (core/e164), checked early; tests/test_ingest_rules.py holds the two equal.
 E164 = r"^\+[1-9][0-9]{6,14}$"
 MIB = 1024 * 1024
 # A channel's secret is all an unauthenticated caller has to guess (Evolution's apikey is even sent

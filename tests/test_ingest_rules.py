@@ -162,6 +162,32 @@ def test_the_phone_shape_is_written_once(db):
     assert sources(db, r"\[0-9\]\{6,") == ["_is_e164"]
 
 
+def test_the_settings_check_a_channel_phone_as_the_schema_does(db):
+    """The one copy across the wall: settings refuse a channel's phone before `serve` reaches
+    add_channel, and must refuse exactly what the e164 domain refuses."""
+    from hypothesis import HealthCheck, given, settings
+    from pydantic import ValidationError
+
+    from app.settings import ChannelConfig
+    from tests.fuzz_strategies import phones
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    def storable(text: str) -> bool:  # what a text column can hold at all
+        return "\x00" not in text and text.encode("utf-8", "surrogatepass").decode("utf-8", "ignore") == text
+
+    @given(phones().filter(storable))
+    def agree(phone: str) -> None:
+        try:
+            ChannelConfig(provider="meta", ref="1", phone=phone, name="n", secret="s" * 32)
+            python = True
+        except ValidationError:
+            python = False
+        sql = db.execute("SELECT whatsapp_handler._is_e164(%s) AS ok", (phone,)).fetchone()["ok"]
+        assert python == sql, phone
+
+    agree()
+
+
 def test_activity_is_written_once(db):
     assert sources(db, r"SET\s+last_active_at") == ["_touch_activity"]
 
