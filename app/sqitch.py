@@ -54,7 +54,10 @@ def target(conninfo: str) -> tuple[str, dict[str, str]]:
     return f"db:pg://{user}@{host}:{port}/{dbname}", env
 
 
-def run(command: str, conninfo: str, *args: str, capture: bool = False) -> subprocess.CompletedProcess[str]:
+def run(
+    command: str, conninfo: str, *args: str, capture: bool = False, project: Path = PROJECT_DIR
+) -> subprocess.CompletedProcess[str]:
+    """sqitch <command> on a database, with the plan of project (this checkout unless told)."""
     if command not in COMMANDS:
         raise SqitchError(f"unknown sqitch command {command!r}; use one of {', '.join(COMMANDS)}")
     exe = shutil.which("sqitch")
@@ -70,7 +73,7 @@ def run(command: str, conninfo: str, *args: str, capture: bool = False) -> subpr
     cmd = [exe, command, *args, uri]
     if command == "revert" and "-y" not in args:
         cmd.insert(2, "-y")
-    result = subprocess.run(cmd, cwd=PROJECT_DIR, env=env, text=True, capture_output=capture, check=False)
+    result = subprocess.run(cmd, cwd=project, env=env, text=True, capture_output=capture, check=False)
     if result.returncode != 0:
         raise SqitchError(f"sqitch {command} failed (exit {result.returncode}){_first_error(result.stderr)}")
     return result

@@ -11,45 +11,24 @@ both clusters run this checkout's pgbench scripts (the SQL they call is the same
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import psycopg
 
-from app import sqitch
 from app.cluster import LocalCluster
-from app.pgmq_install import ensure_pgmq
-from app.settings import PROJECT_DIR, Settings
-from kit.durable import DEFAULTS, load_known_users, pgbench
-from kit.services import free_port
+from app.settings import PROJECT_DIR
+from kit.durable import durable_cluster, load_known_users, pgbench, revision_tree
 
 # name, pgbench script, clients, webhooks per transaction
 WORKLOADS = (("ingest_meta", "ingest_meta.pgbench", 8, 1), ("ingest_batch16", "ingest_batch16.pgbench", 4, 16))
 
 
-def _tree(revision: str, into: Path) -> Path:
-    archive = subprocess.run(["git", "archive", revision], cwd=PROJECT_DIR, capture_output=True, check=True)
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
-    return into
-
-
 def _cluster(home: Path, project: Path) -> LocalCluster:
-    pg = LocalCluster(home=home, port=free_port(), bindir=Settings().pg_bindir, settings=DEFAULTS)
-    pg.init()
-    pg.configure(cron_database="bench")
-    pg.start()
-    pg.ensure_database("bench")
-    ensure_pgmq(pg.url("bench"))
-    uri, env = sqitch.target(pg.url("bench"))
-    env = {**os.environ, **env}
-    deployed = subprocess.run(["sqitch", "deploy", uri], cwd=project, env=env, capture_output=True, text=True)
-    if deployed.returncode != 0:
-        raise SystemExit(f"sqitch deploy of {project} failed: {deployed.stderr.strip()[-500:]}")
+    pg = durable_cluster(home, project)
     load_known_users(pg)
     return pg
 
@@ -70,7 +49,7 @@ def main() -> int:
     homes = [Path(tempfile.mkdtemp(prefix="wh-ingest-revisions-")) for _ in range(3)]
     clusters: dict[str, LocalCluster] = {}
     try:
-        trees = {"before": _tree(args.before, homes[0]), "after": PROJECT_DIR}
+        trees = {"before": revision_tree(args.before, homes[0]), "after": PROJECT_DIR}
         for (name, tree), home in zip(trees.items(), homes[1:], strict=True):
             print(f"deploying {name} ({tree})", file=sys.stderr, flush=True)
             clusters[name] = _cluster(home, tree)

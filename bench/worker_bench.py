@@ -24,29 +24,10 @@ import psycopg
 
 from app.cluster import LocalCluster
 from kit import services
-from kit.durable import PHONE_NUMBER_ID, add_login, durable_cluster, load_known_users
+from kit.durable import PHONE_NUMBER_ID, add_login, durable_cluster, fill_outbound, load_known_users
 
 BIN = Path(sys.executable).parent
 WORKER_PASSWORD = "bench-worker-password"  # noqa: S105 - a throwaway cluster's, made and deleted by this run
-FILL = """
-WITH c AS (
-    SELECT id, user_id, channel_id, nextval('whatsapp_handler.messages_id_seq') AS mid
-    FROM whatsapp_handler.conversations ORDER BY id LIMIT %(n)s
-), m AS (
-    INSERT INTO whatsapp_handler.messages (id, created_at, channel_id, user_id, conversation_id, direction,
-                                           message_type, body, status)
-    OVERRIDING SYSTEM VALUE
-    SELECT mid, now(), channel_id, user_id, id, 'outbound', 'text', 'Your order has shipped.', 'queued' FROM c
-    RETURNING id, created_at, channel_id, user_id
-)
-INSERT INTO pgmq.q_outbound (vt, message, headers)
-SELECT clock_timestamp(),
-       jsonb_build_object('kind', 'text', 'message_id', m.id, 'message_created_at', m.created_at,
-                          'channel_id', m.channel_id, 'user_id', m.user_id, 'to', u.phone,
-                          'body', 'Your order has shipped.', 'reply_key', 'bench'),
-       jsonb_build_object('x-pgmq-group', 'user:' || m.user_id)
-FROM m JOIN whatsapp_handler.users u ON u.id = m.user_id ORDER BY m.id
-"""
 
 
 def start_database(home: Path) -> tuple[LocalCluster, str]:
@@ -76,8 +57,7 @@ def main() -> None:
         double, port = services.start_double(home.parent / f"{home.name}-double.log", control=False)
         procs.append(double)
         with psycopg.connect(pg.url("bench"), autocommit=True) as conn:
-            conn.execute(FILL, {"n": args.messages})
-            conn.execute("VACUUM ANALYZE pgmq.q_outbound")
+            fill_outbound(conn, args.messages)
             started = time.perf_counter()
             for n in range(args.workers):
                 log = home.parent / f"{home.name}-worker{n}.log"

@@ -24,14 +24,22 @@ PHONE_NUMBER_ID = "1234567890"
 DEFAULTS = {"max_connections": "200", "shared_buffers": "512MB", "max_wal_size": "4GB"}
 
 
-def durable_cluster(home: Path, **settings: str) -> LocalCluster:
+def durable_cluster(home: Path, project: Path = PROJECT_DIR, **settings: str) -> LocalCluster:
+    """The plan of project (this checkout, or revision_tree's copy of another) deployed."""
     pg = LocalCluster(home=home, port=free_port(), bindir=Settings().pg_bindir, settings=DEFAULTS | settings)
     pg.init()
     pg.configure(cron_database="bench")
     pg.start()
     pg.ensure_database("bench")
-    sqitch.run("deploy", pg.url("bench"), capture=True)
+    sqitch.run("deploy", pg.url("bench"), capture=True, project=project)
     return pg
+
+
+def revision_tree(revision: str, into: Path) -> Path:
+    """The files of a git revision of this checkout, for comparing it in the same run."""
+    archive = subprocess.run(["git", "archive", revision], cwd=PROJECT_DIR, capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    return into
 
 
 def load_known_users(pg: LocalCluster) -> None:
@@ -69,3 +77,32 @@ def pgbench(pg: LocalCluster, duration: int, script: str = "ingest_meta.pgbench"
         env={**os.environ, "PGPASSWORD": pg.password()}, capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     return float(re.search(r"tps = ([\d.]+)", out).group(1))
+
+
+# One text reply queued per user (so that no claim waits behind a user's earlier message),
+# each with its outbound row, as the conversation would have queued it.
+_FILL = """
+WITH c AS (
+    SELECT id, user_id, channel_id, nextval('whatsapp_handler.messages_id_seq') AS mid
+    FROM whatsapp_handler.conversations ORDER BY id LIMIT %(n)s
+), m AS (
+    INSERT INTO whatsapp_handler.messages (id, created_at, channel_id, user_id, conversation_id, direction,
+                                           message_type, body, status)
+    OVERRIDING SYSTEM VALUE
+    SELECT mid, now(), channel_id, user_id, id, 'outbound', 'text', 'Your order has shipped.', 'queued' FROM c
+    RETURNING id, created_at, channel_id, user_id
+)
+INSERT INTO pgmq.q_outbound (vt, message, headers)
+SELECT clock_timestamp(),
+       jsonb_build_object('kind', 'text', 'message_id', m.id, 'message_created_at', m.created_at,
+                          'channel_id', m.channel_id, 'user_id', m.user_id, 'to', u.phone,
+                          'body', 'Your order has shipped.', 'reply_key', 'bench'),
+       jsonb_build_object('x-pgmq-group', 'user:' || m.user_id)
+FROM m JOIN whatsapp_handler.users u ON u.id = m.user_id ORDER BY m.id
+"""
+
+
+def fill_outbound(conn: psycopg.Connection, messages: int) -> None:
+    """Queues one reply to each of the first `messages` known users (load_known_users)."""
+    conn.execute(_FILL, {"n": messages})
+    conn.execute("VACUUM ANALYZE pgmq.q_outbound")
