@@ -29,10 +29,14 @@ from app.cluster import ClusterError
 from app.cron_status import CRON_FAILURES
 from app.database import embedded_cluster
 from app.settings import PROJECT_DIR, Settings
-from app.sqitch import last_change, plan_changes
+from app.sqitch import Change, last_change, plan_changes
 
 MIN_SERVER_VERSION = 150000
 PLAN = PROJECT_DIR / "sqitch.plan"
+# Each deployed change with the time it was planned, as the plan writes it (a reworked change's
+# versions share a name).
+DEPLOYED = """SELECT change, to_char(planned_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS planned_at
+FROM sqitch.changes WHERE project = 'whatsapp_handler' ORDER BY committed_at"""
 # A message of the outbound queue older than this: the worker is down or far behind.
 DEFAULT_MAX_QUEUE_AGE = 600
 # A dead letter older than this: the re-drive job is not taking it back, a person must look.
@@ -185,15 +189,10 @@ def _plan(conn: psycopg.Connection, plan: Path) -> Iterator[Check]:
     if conn.execute("SELECT to_regclass('sqitch.changes') IS NULL AS none").fetchone()["none"]:
         yield Check("sqitch plan", "FAIL", "nothing deployed (no sqitch registry)", "`whatsapp-handler db deploy`")
         return
-    deployed = [
-        r["change"]
-        for r in conn.execute(
-            "SELECT change FROM sqitch.changes WHERE project = 'whatsapp_handler' ORDER BY committed_at"
-        ).fetchall()
-    ]
+    deployed = [Change(r["change"], r["planned_at"]) for r in conn.execute(DEPLOYED).fetchall()]
     wanted = plan_changes(plan)
     missing = [c for c in wanted if c not in set(deployed)]
-    unknown = [c for c in deployed if c not in set(wanted)]
+    unknown = [str(c) for c in deployed if c not in set(wanted)]
     if not missing and deployed and deployed[-1] == expected:
         yield Check("sqitch plan", "ok", f"{len(deployed)} changes deployed, up to {expected}")
     elif missing:
@@ -204,7 +203,7 @@ def _plan(conn: psycopg.Connection, plan: Path) -> Iterator[Check]:
                     "`whatsapp-handler db deploy` (or `sqitch deploy`)")  # fmt: skip
     else:
         yield Check("sqitch plan", "warn", f"all {len(wanted)} changes deployed, last deployed is {deployed[-1]}",
-                    "this build's plan ends at " + expected)  # fmt: skip
+                    f"this build's plan ends at {expected}")  # fmt: skip
     if unknown:
         yield Check("sqitch plan", "warn", f"deployed changes unknown to this build: {', '.join(unknown[:5])}",
                     "the database is newer than this checkout; update the checkout")  # fmt: skip

@@ -11,15 +11,16 @@ from psycopg_pool import AsyncConnectionPool
 
 from app.errors import NotReady
 from app.openapi import problems
+from app.sqitch import Change
 
-READINESS = "SELECT whatsapp_handler.readiness(%s)"
+READINESS = "SELECT whatsapp_handler.readiness(%s, %s::timestamptz)"
 GETCONN_TIMEOUT = 2.0
 
 
-async def readiness(pool: AsyncConnectionPool, change: str) -> dict[str, bool]:
+async def readiness(pool: AsyncConnectionPool, change: Change) -> dict[str, bool]:
     try:
         async with pool.connection(timeout=GETCONN_TIMEOUT) as conn:
-            row = await (await conn.execute(READINESS, (change,))).fetchone()
+            row = await (await conn.execute(READINESS, (change.name, change.planned_at))).fetchone()
     except psycopg.OperationalError:
         # An unreachable database is a probe result, not an error of the probe.
         return {"database": False, "plan": False, "pg_cron": False}

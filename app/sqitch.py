@@ -5,9 +5,11 @@ reader of sqitch.plan, for the probes, the doctor and the tests."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import quote
 
 from psycopg.conninfo import conninfo_to_dict
@@ -18,23 +20,42 @@ from app.settings import PROJECT_DIR
 COMMANDS = ("deploy", "revert", "verify", "status")
 
 
-def plan_changes(plan: Path) -> list[str]:
-    """The plan's change names in deploy order. Pragmas (%), comments (#) and tags (@) are skipped;
-    a change reworked after a tag stands in the plan once per version, so its name comes back once
-    per line (`otp/request_otp [otp/request_otp@v1.0.0] ...` is named by its first word)."""
-    return [
-        line.split()[0]
-        for line in plan.read_text(encoding="utf-8").splitlines()
-        if line.strip() and not line.lstrip().startswith(("%", "#", "@"))
-    ]
+class Change(NamedTuple):
+    """A change of the plan. A change reworked after a release has one name for two versions:
+    the time each was planned (sqitch.changes.planned_at) tells them apart."""
+
+    name: str
+    planned_at: str  # as the plan writes it, 2026-11-30T20:41:00Z (UTC)
+
+    def __str__(self) -> str:
+        return self.name
 
 
-def last_change(plan: Path) -> str:
-    """The name of the plan's last change: the change this build expects deployed."""
-    names = plan_changes(plan)
-    if not names:
+# name, then its dependencies in brackets (which hold spaces), then the time it was planned.
+_CHANGE_LINE = re.compile(r"^(\S+)(?:\s+\[[^\]]*\])?\s+(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)\s")
+
+
+def plan_changes(plan: Path) -> list[Change]:
+    """The plan's changes in deploy order. Pragmas (%), comments (#) and tags (@) are skipped;
+    a change reworked after a tag stands in the plan once per version
+    (`otp/request_otp [otp/request_otp@v1.0.0] 2026-12-02T...`), each with its own time."""
+    changes = []
+    for line in plan.read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.lstrip().startswith(("%", "#", "@")):
+            continue
+        match = _CHANGE_LINE.match(line)
+        if match is None:
+            raise ValueError(f"{plan}: not a change line: {line[:80]!r}")
+        changes.append(Change(*match.groups()))
+    return changes
+
+
+def last_change(plan: Path) -> Change:
+    """The plan's last change: the one this build expects deployed."""
+    changes = plan_changes(plan)
+    if not changes:
         raise ValueError(f"{plan} has no changes")
-    return names[-1]
+    return changes[-1]
 
 
 class SqitchError(RuntimeError):

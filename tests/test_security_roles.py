@@ -30,13 +30,14 @@ ALLOWED: dict[str, set[tuple[str, str, str]]] = {
         *(("function", f"{WH}.{f}", "EXECUTE") for f in (
             "cron_job_failures()", "ingest_batch(text,jsonb[],text[])", "ingest_evolution(jsonb,text)",
             "ingest_meta(jsonb,text)", "ingest_raw(text,bytea,text,text,text)", "ingest_twilio(jsonb,text)",
-            "queue_metrics()", "readiness(text)",
+            "queue_metrics()", "readiness(text,timestamp with time zone)",
             "request_otp(text,bigint,text,text)", "verify_otp(text,text,text)")),
     },
     "worker": {
         ("schema", WH, "USAGE"),
         *(("function", f"{WH}.{f}", "EXECUTE") for f in (
-            "queue_metrics()", "readiness(text)", "worker_channels()", "worker_claim(integer,integer,bigint[])",
+            "queue_metrics()", "readiness(text,timestamp with time zone)", "worker_channels()",
+            "worker_claim(integer,integer,bigint[])",
             "worker_dead_letter(bigint,text,jsonb)", "worker_release(bigint,double precision)",
             "worker_retry(bigint,double precision,jsonb)", "worker_sent(bigint,text)",
             "worker_sent_batch(bigint[],text[])")),

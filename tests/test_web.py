@@ -74,18 +74,29 @@ def test_unreachable_database_keeps_health_and_fails_ready(http_server: Servers)
 def test_ready_fails_when_the_last_plan_change_is_not_deployed(
     http_server: Servers, test_url: str, db: psycopg.Connection
 ) -> None:
-    gone = db.execute(
-        "DELETE FROM sqitch.changes WHERE change_id = (SELECT change_id FROM sqitch.changes"
-        " WHERE project = 'whatsapp_handler' ORDER BY committed_at DESC LIMIT 1) RETURNING change"
+    """The database has the plan's last change by name only, an older version of it: what a
+    database not yet upgraded past a rework looks like (sqitch tells the versions apart by
+    the time each was planned)."""
+    last = db.execute(
+        "UPDATE sqitch.changes SET planned_at = planned_at - interval '1 day' WHERE change_id = (SELECT change_id"
+        " FROM sqitch.changes WHERE project = 'whatsapp_handler' ORDER BY committed_at DESC LIMIT 1) RETURNING change"
     ).fetchone()["change"]
     # sqitch's registry and the app's reading of sqitch.plan agree on which change is last.
-    assert gone == last_change(PROJECT_DIR / "sqitch.plan")
+    assert last == last_change(PROJECT_DIR / "sqitch.plan").name
     base = http_server.start(database_env(test_url))
     ready = httpx.get(f"{base}/ready", timeout=10)
     body = assert_problem(ready, 503)
     assert ready.headers["retry-after"] == "5"
     assert body["checks"] == {"database": True, "plan": False, "pg_cron": True}
-    assert gone in body["detail"]
+    assert last in body["detail"]
+
+
+def test_readiness_tells_the_versions_of_a_reworked_change_apart(db: psycopg.Connection) -> None:
+    last = last_change(PROJECT_DIR / "sqitch.plan")
+    ask = "SELECT (whatsapp_handler.readiness(%s, %s::timestamptz) ->> 'plan')::boolean AS plan"
+    assert db.execute(ask, (last.name, last.planned_at)).fetchone()["plan"] is True
+    assert db.execute(ask, (last.name, "2099-01-01T00:00:00Z")).fetchone()["plan"] is False
+    assert db.execute(ask, (last.name, None)).fetchone()["plan"] is True  # by name alone, as before
 
 
 def test_last_change_skips_pragmas_comments_and_tags(tmp_path: Path) -> None:
@@ -97,7 +108,7 @@ def test_last_change_skips_pragmas_comments_and_tags(tmp_path: Path) -> None:
         "@v1.0.0 2026-01-01T00:02:00Z A <a@b> # a tag\n"
         "# a comment\n\n"
     )
-    assert last_change(plan) == "second"
+    assert last_change(plan) == ("second", "2026-01-01T00:01:00Z")
     plan.write_text("%project=p\n# nothing yet\n")
     with pytest.raises(ValueError, match="no changes"):
         last_change(plan)

@@ -13,20 +13,23 @@ GRANT pg_read_all_stats TO whatsapp_handler_owner;
 
 SET LOCAL ROLE whatsapp_handler_owner;
 
-CREATE FUNCTION whatsapp_handler.readiness(p_change text)
+-- A change reworked after a release has one name for two versions: the time it was planned
+-- (the plan line's) says which one the caller expects.
+CREATE FUNCTION whatsapp_handler.readiness(p_change text, p_planned_at timestamptz DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE sql STABLE
 SECURITY DEFINER
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
 AS $$
     SELECT jsonb_build_object(
-        'plan', EXISTS (SELECT FROM sqitch.changes WHERE project = 'whatsapp_handler' AND change = p_change),
+        'plan', EXISTS (SELECT FROM sqitch.changes WHERE project = 'whatsapp_handler' AND change = p_change
+                        AND (p_planned_at IS NULL OR planned_at = p_planned_at)),
         'pg_cron', EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'pg_cron launcher'))
 $$;
-REVOKE ALL ON FUNCTION whatsapp_handler.readiness(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION whatsapp_handler.readiness(text) TO whatsapp_handler_relay, whatsapp_handler_worker;
-COMMENT ON FUNCTION whatsapp_handler.readiness(text) IS
-    'For /ready: {"plan": whether sqitch change p_change of this project is deployed, "pg_cron": whether the pg_cron launcher runs}. Raises nothing.';
+REVOKE ALL ON FUNCTION whatsapp_handler.readiness(text, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION whatsapp_handler.readiness(text, timestamptz) TO whatsapp_handler_relay, whatsapp_handler_worker;
+COMMENT ON FUNCTION whatsapp_handler.readiness(text, timestamptz) IS
+    'For /ready: {"plan": whether sqitch change p_change of this project is deployed (the version planned at p_planned_at, when given), "pg_cron": whether the pg_cron launcher runs}. Raises nothing.';
 
 CREATE FUNCTION whatsapp_handler.queue_metrics()
 RETURNS TABLE (queue_name text, depth bigint, oldest_age_seconds double precision)

@@ -2,7 +2,7 @@
 BEGIN;
 
 DROP FUNCTION whatsapp_handler.queue_metrics();
-DROP FUNCTION whatsapp_handler.readiness(text);
+DROP FUNCTION whatsapp_handler.readiness(text, timestamptz);
 REVOKE SELECT ON sqitch.changes FROM whatsapp_handler_owner;
 REVOKE USAGE ON SCHEMA sqitch FROM whatsapp_handler_owner;
 
