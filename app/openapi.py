@@ -4,11 +4,14 @@ Each provider's module (app/providers/) describes its own body with the schema b
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 from litestar.openapi import ResponseSpec
-from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, Parameter, RequestBody, Schema
+from litestar.openapi.spec import Example, OpenAPIMediaType, OpenAPIType, Operation, Parameter, RequestBody, Schema
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.errors import PROBLEM_JSON, status_meaning
@@ -51,16 +54,37 @@ def array_schema(items: Schema) -> Schema:
     return Schema(type=OpenAPIType.ARRAY, items=items, min_items=1)
 
 
+# One file a body: docs/webhooks.md shows the same files, and tests post each one to the relay.
+EXAMPLES = Path(__file__).parent / "providers" / "examples"
+
+
+def webhook_examples(provider: str) -> dict[str, Example]:
+    """A provider's example webhook bodies (app/providers/examples/<provider>_<what>.json, or .form
+    for a form-encoded body), named by <what>."""
+    found = {}
+    for path in sorted(EXAMPLES.glob(f"{provider}_*")):
+        text = path.read_text(encoding="utf-8")
+        value = json.loads(text) if path.suffix == ".json" else dict(parse_qsl(text.strip(), keep_blank_values=True))
+        name = path.stem.removeprefix(f"{provider}_")
+        found[name] = Example(summary=f"{name} (docs/webhooks.md)", value=value)
+    return found
+
+
 def described(
-    body: tuple[str, Schema] | None = None, headers: dict[str, str] | None = None, query: dict[str, str] | None = None
+    body: tuple[str, Schema] | None = None,
+    headers: dict[str, str] | None = None,
+    query: dict[str, str] | None = None,
+    examples: dict[str, Example] | None = None,
 ) -> type[Operation]:
-    """An Operation class documenting the body (media type, schema), headers and query that a handler reads itself."""
+    """An Operation class documenting the body (media type, schema, examples), headers and query that a
+    handler reads itself."""
 
     @dataclass
     class DescribedOperation(Operation):
         def __post_init__(self) -> None:
             if body is not None:
-                self.request_body = RequestBody(content={body[0]: OpenAPIMediaType(schema=body[1])}, required=True)
+                media = OpenAPIMediaType(schema=body[1], examples=examples)
+                self.request_body = RequestBody(content={body[0]: media}, required=True)
             documented = [
                 Parameter(name=name, param_in=where, required=False, description=text, schema=string_schema())
                 for where, names in (("header", headers or {}), ("query", query or {}))

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.compare import same
 from app.envelopes import Body, bad_request, decode, json_object
-from app.openapi import described, problems, string_schema
+from app.openapi import described, problems, string_schema, webhook_examples
 from app.providers.base import digits, otp_text
 from app.settings import ChannelConfig
 from app.webhooks import Relay
@@ -127,7 +127,9 @@ ENVELOPE_SCHEMA = Schema(
     status_code=200,
     opt={"provider": NAME},
     responses=problems(400, 401, 404, 413, 503),
-    operation_class=described(("application/json", ENVELOPE_SCHEMA), {"apikey": "the instance's apikey"}),
+    operation_class=described(
+        ("application/json", ENVELOPE_SCHEMA), {"apikey": "the instance's apikey"}, examples=webhook_examples(NAME)
+    ),
 )
 async def evolution_webhook(request: Request, relay: NamedDependency[Relay]) -> Response:
     """Evolution API events, authenticated by the instance's apikey (body, apikey header or Bearer)."""

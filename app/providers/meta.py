@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from app.compare import same
 from app.envelopes import bad_request, decode
-from app.openapi import array_schema, described, object_schema, problems, string_schema
+from app.openapi import array_schema, described, object_schema, problems, string_schema, webhook_examples
 from app.providers.base import digits
 from app.settings import ChannelConfig
 from app.webhooks import Relay
@@ -164,7 +164,9 @@ def meta_handshake(request: Request, relay: NamedDependency[Relay]) -> Response:
     opt={"provider": NAME},
     responses=problems(400, 401, 404, 413, 503),
     operation_class=described(
-        ("application/json", ENVELOPE_SCHEMA), {"X-Hub-Signature-256": "sha256= and the hex HMAC"}
+        ("application/json", ENVELOPE_SCHEMA),
+        {"X-Hub-Signature-256": "sha256= and the hex HMAC"},
+        examples=webhook_examples(NAME),
     ),
 )
 async def meta_webhook(request: Request, relay: NamedDependency[Relay]) -> Response:

@@ -26,7 +26,7 @@ from litestar.openapi.spec import OpenAPIType, Schema
 
 from app.compare import same
 from app.envelopes import NOT_UTF8, Body, decode, json_object
-from app.openapi import described, problems, string_schema
+from app.openapi import described, problems, string_schema, webhook_examples
 from app.providers.base import otp_text
 from app.settings import ChannelConfig
 from app.webhooks import Relay
@@ -204,7 +204,11 @@ def _posted_urls(request: Request, public_base_url: str | None) -> list[str]:
     media_type="text/xml",
     opt={"provider": NAME},
     responses=problems(400, 403, 404, 413, 503),
-    operation_class=described((FORM, ENVELOPE_SCHEMA), {"X-Twilio-Signature": "base64 HMAC of the URL and the form"}),
+    operation_class=described(
+        (FORM, ENVELOPE_SCHEMA),
+        {"X-Twilio-Signature": "base64 HMAC of the URL and the form"},
+        examples=webhook_examples(NAME),
+    ),
 )
 async def twilio_webhook(request: Request, relay: NamedDependency[Relay]) -> Response:
     """Twilio messages and status callbacks, signed with the auth token (X-Twilio-Signature)."""
