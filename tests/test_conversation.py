@@ -180,3 +180,17 @@ def test_a_missing_reply_text_dead_letters_instead_of_losing_the_message(db, say
     assert result["outcome"] == "failed"
     assert db.execute("SELECT message->>'sqlstate' AS s FROM pgmq.q_inbound_dlq").fetchone()["s"] == "WH011"
     assert db.execute("SELECT count(*) AS n FROM whatsapp_handler.webhook_events").fetchone()["n"] == 1
+
+
+def test_the_documented_way_to_change_the_terms_and_a_reply_shows_in_the_next_replies(db, say):
+    """docs/configuration.md, "What people read": its SQL, run as written."""
+    from app.settings import PROJECT_DIR
+
+    doc = (PROJECT_DIR / "docs" / "configuration.md").read_text()
+    section = doc[doc.index("### What people read") :]
+    sql = section[section.index("```sql") + len("```sql") : section.index("```", section.index("```sql") + 6)]
+    db.execute(sql)
+    assert say("hi") == ["welcome", "terms"]
+    bodies = [m["body"] for m in outbound_messages(db)]
+    assert bodies[0] == "Welcome to Acme! We send you updates about your orders."
+    assert "https://acme.example/terms" in bodies[1] and "2026-11" in bodies[1]
