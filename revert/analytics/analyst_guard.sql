@@ -1,8 +1,10 @@
 -- Revert whatsapp_handler:analytics/analyst_guard from pg
 BEGIN;
+\ir ../kept.sql
 
 DROP FUNCTION whatsapp_handler.job_analyst_guard();
-DELETE FROM whatsapp_handler.settings WHERE key = 'analyst.max_transaction';
+WITH gone AS (DELETE FROM whatsapp_handler.settings WHERE key = 'analyst.max_transaction' RETURNING *)
+SELECT whatsapp_handler_kept.keep('setting', jsonb_agg(to_jsonb(gone))) FROM gone;
 
 -- Cluster-wide, like the role: kept while another database of the cluster uses the owner
 -- (as core/readiness keeps pg_read_all_stats).

@@ -2,8 +2,10 @@
 -- Deleting the rows unschedules their cron jobs (the trigger), and only those: other
 -- jobs in cron.job are left alone.
 BEGIN;
+\ir ../kept.sql
 
-DELETE FROM whatsapp_handler.jobs;
+WITH gone AS (DELETE FROM whatsapp_handler.jobs RETURNING *)
+SELECT whatsapp_handler_kept.keep('job', jsonb_agg(to_jsonb(gone))) FROM gone;
 DROP TABLE whatsapp_handler.jobs;
 DROP FUNCTION whatsapp_handler._sync_cron_job();
 REVOKE EXECUTE ON FUNCTION whatsapp_handler.job_partitions(), whatsapp_handler.job_retention(),
