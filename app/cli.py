@@ -137,6 +137,8 @@ def serve(settings: Settings) -> int:
         log.info("%s", line)
     # Deployed with the admin URL: only the owner may add channels; the relay's own login may not.
     channels.register(conninfo, settings.channels)
+    # And again whenever a revert and redeploy under the running relay loses them (docs/database.md).
+    channels.watch(conninfo, settings.channels, sqitch.last_change(sqitch.PROJECT_DIR / "sqitch.plan"))
     # The app runs in granian's worker processes and never starts a cluster itself:
     # it finds the database that was resolved here in its environment.
     if settings.database_url is None and settings.relay_database_url is None:

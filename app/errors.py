@@ -20,6 +20,7 @@ from typing import Any
 import psycopg
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
+from psycopg.conninfo import conninfo_to_dict
 
 from app.context import request_id_header
 
@@ -295,7 +296,7 @@ ERRORS: tuple[ErrorCode, ...] = (
     # PostgreSQL's own codes that callers can meet.
     ErrorCode(
         "42501",
-        "insufficient privilege (a role calling what it was not granted)",
+        "insufficient privilege (a role calling what it was not granted; on the relay's own login: 503, see runbook)",
         403,
     ),
     ErrorCode(
@@ -411,11 +412,51 @@ def retry_after(detail: str | None) -> str:
 
 
 class NotReady(Exception):
-    """A readiness check failed; carries every check's result."""
+    """A readiness check failed; carries every check's result (and, for a rights failure, what is missing)."""
 
-    def __init__(self, checks: dict[str, bool]) -> None:
+    def __init__(self, checks: dict[str, bool], reason: str | None = None) -> None:
         super().__init__("not ready: " + ", ".join(name for name, ok in checks.items() if not ok))
         self.checks = checks
+        self.reason = reason
+
+
+# The server refusing the relay's own login (no EXECUTE, no USAGE on the schema; 42883, a function it
+# cannot see, is that or a plan behind this build): no caller's request is refused that way, since the
+# relay calls only its own functions. It follows a login left out of its group (a revert and redeploy
+# re-creates the groups) and is the service's failure, answered 503, never a 403 that a provider takes
+# for a refusal of its webhook.
+RIGHTS_SQLSTATES = ("42501", "42883")
+
+
+def login_of(conninfo: str) -> str:
+    """The user a conninfo or URL logs in as, for logs (never its password)."""
+    try:
+        return str(conninfo_to_dict(conninfo).get("user") or "the default user")
+    except psycopg.Error:
+        return "an unparseable conninfo's user"
+
+
+def rights_problem(exc: psycopg.Error, login: str | None = None) -> str:
+    """What the relay's login lacks, in one line, with the fix; the login named only where operators read
+    it (logs, doctor), not in an answer to whoever asked."""
+    missing = " ".join((exc.diag.message_primary or str(exc)).split())
+    who = f"the relay's database login {login}" if login else "the relay's database login"
+    fix = f"GRANT whatsapp_handler_relay TO {login}" if login else "grant it whatsapp_handler_relay"
+    if exc.sqlstate == "42883":
+        # Not visible to the login, or not deployed at all: either fix may be the one.
+        fix = f"deploy this build's plan (`whatsapp-handler db deploy`), or {fix}"
+    return f"{who} lacks a right it needs ({missing}, SQLSTATE {exc.sqlstate}): {fix}; `whatsapp-handler doctor` checks"
+
+
+def _rights_failure(request: Request, exc: psycopg.Error) -> Response:
+    state = request.app.state
+    login = login_of(state.pool.conninfo)
+    log.warning("%s %s: %s", request.method, request.url.path, rights_problem(exc, login),
+                extra={"sqlstate": exc.sqlstate, "login": login})  # fmt: skip
+    if (metrics := state.get("metrics")) is not None:
+        metrics.rights_failures.inc()
+    detail = "the service cannot use its database: " + rights_problem(exc)
+    return problem(503, detail, {"Retry-After": RETRY_AFTER}, code=exc.sqlstate)
 
 
 def status_for(sqlstate: str | None) -> int | None:
@@ -463,11 +504,13 @@ def database_problem(exc: psycopg.Error) -> Response | None:
 
 
 def _database_error(request: Request, exc: psycopg.Error) -> Response:
+    if exc.sqlstate in RIGHTS_SQLSTATES:
+        return _rights_failure(request, exc)
     return database_problem(exc) or _unexpected(request, exc)
 
 
 def _not_ready(request: Request, exc: NotReady) -> Response:
-    detail = f"{exc} (the plan's last change is {request.app.state.last_change})"
+    detail = exc.reason or f"{exc} (the plan's last change is {request.app.state.last_change})"
     return problem(503, detail, {"Retry-After": RETRY_AFTER}, checks=exc.checks)
 
 

@@ -76,6 +76,11 @@ class Metrics:
         )
         self.registrations = Counter("whatsapp_user_registrations", "Users registered on first contact", registry=r)
         self.otp_sent = Counter("whatsapp_otp_sent", "OTP codes issued through the API", registry=r)
+        self.rights_failures = Counter(
+            "whatsapp_relay_rights_failures",
+            "Calls the server refused the relay's own login (42501/42883): it lacks its group or the group its grants",
+            registry=r,
+        )
         self.otp_verified = Counter("whatsapp_otp_verified", "OTP verifications, by outcome", ["outcome"], registry=r)
         for outcome in OTP_OUTCOMES:
             self.otp_verified.labels(outcome)
