@@ -14,7 +14,7 @@ import psycopg
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
-from app import channels, database, dlq, doctor, logs, sqitch
+from app import channels, database, dlq, doctor, logs, sqitch, supervise
 from app.cluster import ClusterError
 from app.settings import Settings, get_settings
 
@@ -125,7 +125,6 @@ def cluster_command(settings: Settings, action: str) -> int:
 
 
 def serve(settings: Settings) -> int:
-    from granian import Granian
     from granian.constants import HTTPModes, Interfaces, Loops
     from granian.http import HTTP1Settings
     from granian.log import LogLevels
@@ -149,11 +148,12 @@ def serve(settings: Settings) -> int:
     else:
         os.environ.setdefault(URL_VAR, conninfo)
     metrics_dir = None
-    if settings.http_workers > 1 and not os.environ.get(METRICS_DIR_VAR):
-        # Worker processes share their counters through prometheus_client's multiprocess files.
+    if not os.environ.get(METRICS_DIR_VAR):
+        # Worker processes share their counters through prometheus_client's multiprocess files, which
+        # outlive a worker that dies (its counts, and the restarts the main process counts, stay summed).
         metrics_dir = tempfile.mkdtemp(prefix="whatsapp-handler-metrics-")
         os.environ[METRICS_DIR_VAR] = metrics_dir
-    server = Granian(
+    server = supervise.relay_server(
         "app.web:create_app",
         address=settings.http_host,
         port=settings.http_port,
@@ -175,6 +175,9 @@ def serve(settings: Settings) -> int:
     finally:
         if metrics_dir:
             shutil.rmtree(metrics_dir, ignore_errors=True)
+    if server.gave_up:
+        sys.stderr.write(f"{PROG}: error: {server.gave_up}\n")
+        return EXIT_RUNTIME
     return 0
 
 
@@ -184,17 +187,24 @@ def run_worker(settings: Settings) -> int:
     from app import worker
 
     logs.configure(settings.log_level)
-    if settings.worker_database_url is None and settings.database_url is None:
-        # The embedded cluster: the worker group's own login, not the superuser.
-        database.resolve_conninfo(settings)
-        os.environ[WORKER_URL_VAR] = database.service_conninfo(settings, "worker")
-        settings = get_settings()
+    restarts = os.environ.get(supervise.DELIVERY_VAR)
+    if restarts is None:
+        # The command itself: it supervises a delivery process (this same function, as its child).
+        if settings.worker_database_url is None and settings.database_url is None:
+            # The embedded cluster: the worker group's own login, not the superuser; the child inherits it.
+            database.resolve_conninfo(settings)
+            os.environ[WORKER_URL_VAR] = database.service_conninfo(settings, "worker")
+        try:
+            return supervise.supervise_worker()
+        except supervise.GaveUp as exc:
+            sys.stderr.write(f"{PROG}: error: {exc}\n")
+            return EXIT_RUNTIME
     runner = asyncio.run
     if find_spec("uvloop"):
         import uvloop
 
         runner = uvloop.run
-    runner(worker.run(settings))
+    runner(worker.run(settings, restarts=int(restarts)))
     return 0
 
 

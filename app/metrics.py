@@ -98,12 +98,19 @@ class WorkerMetrics:
     """The delivery worker's counters, in a registry of its own as the relay's are, served on
     `worker_metrics_port` with the worker process's own CPU and memory."""
 
-    def __init__(self) -> None:
+    def __init__(self, restarts: int = 0) -> None:
         from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector, disable_created_metrics
 
         disable_created_metrics()
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
+        # The supervising `worker` counts; each delivery process it starts carries the count on.
+        self.restarts = Counter(
+            "whatsapp_worker_restarts",
+            "Delivery processes the worker command started in place of one that died",
+            registry=self.registry,
+        )
+        self.restarts.inc(restarts)
         self.outcomes = Counter(
             "whatsapp_outbound_messages",
             "Outbound messages settled by the worker",
@@ -121,6 +128,21 @@ class WorkerMetrics:
         from prometheus_client import start_http_server
 
         start_http_server(port, addr=host, registry=self.registry)
+
+
+class RelaySupervisorMetrics:
+    """Counted by `serve`'s main process, which outlives its granian workers: written to the
+    multiprocess directory (PROMETHEUS_MULTIPROC_DIR, always set by `serve`) that every worker's
+    /metrics sums, so the count survives the worker that died."""
+
+    def __init__(self) -> None:
+        from prometheus_client import Counter
+
+        self.restarts = Counter(
+            "whatsapp_relay_worker_restarts",
+            "Relay worker processes that died and were replaced",
+            registry=None,
+        )
 
 
 class _Families:

@@ -227,8 +227,8 @@ class Worker:
                 pause = min(pause * 2, 5.0)
 
 
-async def run(settings: Settings, on_ready: Callable[[], Awaitable[None]] | None = None) -> None:
-    metrics = WorkerMetrics()
+async def run(settings: Settings, on_ready: Callable[[], Awaitable[None]] | None = None, restarts: int = 0) -> None:
+    metrics = WorkerMetrics(restarts)
     if settings.worker_metrics_port:
         metrics.serve(settings.worker_metrics_port, settings.http_host)
     pool = _pool(settings)
