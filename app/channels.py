@@ -4,11 +4,13 @@ their registration in the database."""
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 
 import psycopg
 
 from app.settings import ChannelConfig
+from app.sqitch import Change
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,54 @@ def register(conninfo: str, configs: list[ChannelConfig]) -> None:
     if not configs:
         return
     with psycopg.connect(conninfo, autocommit=True, connect_timeout=10) as conn:
-        for c in configs:
-            row = conn.execute(ADD_CHANNEL, (c.provider, c.ref, c.phone, c.name, c.brand)).fetchone()
-            log.info("channel %s %s is id %s", c.provider, c.ref, row[0] if row else None)
+        _add(conn, configs)
+
+
+def _add(conn: psycopg.Connection, configs: list[ChannelConfig]) -> None:
+    for c in configs:
+        row = conn.execute(ADD_CHANNEL, (c.provider, c.ref, c.phone, c.name, c.brand)).fetchone()
+        log.info("channel %s %s is id %s", c.provider, c.ref, row[0] if row else None)
+
+
+WATCH_SECONDS = 5.0
+READY = "SELECT (whatsapp_handler.readiness(%s, %s::timestamptz) ->> 'plan')::boolean"
+PRESENT = "SELECT provider::text, provider_ref FROM whatsapp_handler.channels"
+
+
+def restore_missing(conninfo: str, configs: list[ChannelConfig], change: Change) -> list[ChannelConfig]:
+    """Add again the configured channels the database lacks, once it holds the whole plan this
+    build expects (never into a database half reverted or half deployed, where core/restore_kept
+    has yet to put the kept channels back with their ids). Returns those it added."""
+    with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
+        ready = conn.execute(READY, (change.name, change.planned_at)).fetchone()
+        if not (ready and ready[0]):
+            return []
+        present = set(conn.execute(PRESENT).fetchall())
+        lost = [c for c in configs if (c.provider, c.ref) not in present]
+        if lost:
+            log.warning(
+                "configured channels missing from the database (reverted and deployed again?), adding them: %s",
+                ", ".join(f"{c.provider} {c.ref}" for c in lost),
+            )
+            _add(conn, lost)
+    return lost
+
+
+def watch(conninfo: str, configs: list[ChannelConfig], change: Change, every: float = WATCH_SECONDS) -> threading.Event:
+    """serve's parent process, as long as it runs: every few seconds, restore_missing(). A revert
+    and a redeploy under a running relay drop the channels; the relay's own login may not add
+    them, and until someone did, every webhook naming them was dead-lettered. Set the returned
+    event to stop."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(every):
+            try:
+                restore_missing(conninfo, configs, change)
+            except psycopg.Error as exc:
+                # Mid-revert or unreachable: the relay's /ready says so; try again next round.
+                log.debug("channel check skipped: %s", " ".join(str(exc).split()))
+
+    if configs:
+        threading.Thread(target=loop, name="channel-watch", daemon=True).start()
+    return stop
