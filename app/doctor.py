@@ -16,6 +16,7 @@ when nothing fails, 1 otherwise. It reads only; it never starts the embedded clu
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,11 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 
 from app.cluster import ClusterError
 from app.cron_status import CRON_FAILURES
-from app.database import embedded_cluster
+from app.database import MASK, SERVICE_LOGINS, embedded_cluster, password_of
 from app.settings import PROJECT_DIR, Settings
 from app.sqitch import Change, last_change, plan_changes
 
@@ -111,9 +113,11 @@ def run_checks(conn: psycopg.Connection, settings: Settings, max_queue_age: floa
         ("postgresql", lambda: _server(conn)),
         ("extensions", lambda: _extensions(conn)),
         ("pg_cron", lambda: _pg_cron(conn)),
+        ("cron login", lambda: _cron_login(conn)),
         ("sqitch plan", lambda: _plan(conn, PLAN)),
         ("cron jobs", lambda: _cron_jobs(conn)),
         ("queues", lambda: _queues(conn, max_queue_age, max_dead_letter_age)),
+        ("logins", lambda: _logins(settings)),
         ("channels", lambda: _channels(conn, settings)),
         ("otp destinations", lambda: _otp(conn)),
         ("slow clients", lambda: _slow_clients(settings)),
@@ -241,9 +245,13 @@ def _cron_jobs(conn: psycopg.Connection) -> Iterator[Check]:
             f"{r['job_name']} failed {r['failures']}x in a row: {' '.join((r['last_message'] or '').split())[:160]}"
             for r in failing
         )
-        yield Check("cron runs", "FAIL", detail,
-                    "run the job's function by hand to see the error (docs/jobs.md), fix it; "
-                    "the next successful run clears this")  # fmt: skip
+        if any(CRON_CONNECT_FAILED in (r["last_message"] or "") for r in failing):
+            # pg_cron never got in: the job's function did not run, running it by hand would succeed.
+            yield Check("cron runs", "FAIL", detail, CRON_BACKGROUND_FIX)
+        else:
+            yield Check("cron runs", "FAIL", detail,
+                        "run the job's function by hand to see the error (docs/jobs.md), fix it; "
+                        "the next successful run clears this")  # fmt: skip
     else:
         yield Check("cron runs", "ok", "the last run of every job succeeded (or none ran yet)")
 
@@ -274,11 +282,11 @@ def _queues(conn: psycopg.Connection, max_queue_age: float, max_dead_letter_age:
             yield Check(f"queue {name}", "ok", found)
 
 
+CHANNEL_ROWS = "SELECT provider::text, provider_ref, phone::text, name, brand, active FROM whatsapp_handler.channels"
+
+
 def _channels(conn: psycopg.Connection, settings: Settings) -> Iterator[Check]:
-    known = {
-        (r["provider"], r["provider_ref"]): r["active"]
-        for r in conn.execute("SELECT provider::text, provider_ref, active FROM whatsapp_handler.channels").fetchall()
-    }
+    known = {(r["provider"], r["provider_ref"]): r for r in conn.execute(CHANNEL_ROWS).fetchall()}
     configured = {(c.provider, c.ref): c for c in settings.channels}
     if not configured and not known:
         yield Check("channels", "warn", "none configured", "set WHATSAPP_HANDLER_CHANNELS (docs/configuration.md)")
@@ -289,19 +297,254 @@ def _channels(conn: psycopg.Connection, settings: Settings) -> Iterator[Check]:
     for (provider, ref), config in configured.items():
         name = f"channel {provider} {ref}"
         problem = providers.missing_credentials(config)
+        row = known.get((provider, ref))
         if problem:
             yield Check(name, "FAIL", f"cannot send: {problem}",
                         "add it to the channel in WHATSAPP_HANDLER_CHANNELS (docs/configuration.md)")  # fmt: skip
-        elif (provider, ref) not in known:
-            yield Check(name, "warn", "configured but not in the database",
-                        "`whatsapp-handler serve` registers the configured channels")  # fmt: skip
+        elif row is None:
+            # The same ref under another provider: a channel configured under the wrong one.
+            elsewhere = sorted(p for p, r in known if r == ref)
+            found = "configured but not in the database" + (
+                f" (it holds {ref} as a {' and '.join(elsewhere)} channel)" if elsewhere else ""
+            )
+            fix = "`whatsapp-handler serve` registers the configured channels"
+            yield Check(name, "warn", found, fix + ("; is its provider right?" if elsewhere else ""))
+        elif differs := [
+            f"{field} {row[field]!r} in the database, {value!r} configured"
+            for field, value in (("phone", config.phone), ("name", config.name), ("brand", config.brand))
+            if row[field] != value
+        ]:
+            yield Check(name, "warn", "; ".join(differs),
+                        "`whatsapp-handler serve` writes the configured values (add_channel updates them), "
+                        "or correct WHATSAPP_HANDLER_CHANNELS")  # fmt: skip
         else:
-            yield Check(name, "ok", "can send" + ("" if known[(provider, ref)] else " (inactive in the database)"))
-    for (provider, ref), active in sorted(known.items()):
-        if (provider, ref) not in configured and active:
+            yield Check(name, "ok", "can send" + ("" if row["active"] else " (inactive in the database)"))
+    for (provider, ref), row in sorted(known.items()):
+        if (provider, ref) not in configured and row["active"]:
             yield Check(f"channel {provider} {ref}", "warn", "in the database but not configured here: "
                         "its webhooks are refused and its messages dead-lettered",
                         "add it to WHATSAPP_HANDLER_CHANNELS, or set it inactive")  # fmt: skip
+
+
+# The functions each service's group is granted (tests/test_security_roles.py ALLOWED holds the same):
+# a login that cannot call one of them fails there at run time, the relay with a 503.
+SERVICE_FUNCTIONS = {
+    "whatsapp_handler_relay": (
+        "cron_job_failures()", "ingest_batch(text,jsonb[],text[])", "ingest_evolution(jsonb,text)",
+        "ingest_meta(jsonb,text)", "ingest_raw(text,bytea,text,text,text)", "ingest_twilio(jsonb,text)",
+        "queue_metrics()", "readiness(text,timestamp with time zone)", "request_otp(text,bigint,text,text)",
+        "verify_otp(text,text,text)"),
+    "whatsapp_handler_worker": (
+        "queue_metrics()", "readiness(text,timestamp with time zone)", "worker_channels()",
+        "worker_claim(integer,integer,bigint[])", "worker_dead_letter(bigint,text,jsonb)",
+        "worker_release(bigint,double precision)", "worker_retry(bigint,double precision,jsonb)",
+        "worker_sent(bigint,text)", "worker_sent_batch(bigint[],text[])"),
+}  # fmt: skip
+# What a login holds, asked on its own connection: membership and the schema first (naming a function
+# of a schema the login may not use is itself refused), then each function that exists.
+MEMBERSHIP = """SELECT current_user AS login, r.rolsuper AS superuser,
+    to_regrole(%(group)s) IS NOT NULL AS group_exists,
+    COALESCE(pg_has_role(current_user, to_regrole(%(group)s), 'MEMBER'), false) AS member,
+    CASE WHEN to_regnamespace('whatsapp_handler') IS NULL THEN false
+         ELSE has_schema_privilege(current_user, 'whatsapp_handler', 'USAGE') END AS schema_usage
+FROM pg_roles r WHERE r.rolname = current_user"""
+CANNOT_EXECUTE = """SELECT f FROM unnest(%s::text[]) f
+WHERE to_regprocedure('whatsapp_handler.' || f) IS NOT NULL
+  AND NOT has_function_privilege(current_user, to_regprocedure('whatsapp_handler.' || f), 'EXECUTE')"""
+LOGIN_TIMEOUT = 5
+
+
+@dataclass(frozen=True)
+class Login:
+    service: str  # relay, worker
+    group: str
+    setting: str  # where its conninfo comes from, as the operator sets it
+    conninfo: str | None  # None: the embedded login is not made yet
+
+
+def service_logins(settings: Settings) -> list[Login]:
+    """The logins the relay and the worker connect as, where each comes from."""
+    found = []
+    for service, (embedded_login, group) in SERVICE_LOGINS.items():
+        setting = f"WHATSAPP_HANDLER_{service.upper()}_DATABASE_URL"
+        own = getattr(settings, f"{service}_database_url")
+        if own is not None:
+            found.append(Login(service, group, setting, own.get_secret_value()))
+        elif settings.database_url is not None:
+            shared = settings.database_url.get_secret_value()
+            found.append(Login(service, group, "WHATSAPP_HANDLER_DATABASE_URL", shared))
+        else:
+            # `serve` and `worker` make the embedded cluster's logins, their passwords in files beside it.
+            cluster = embedded_cluster(settings)
+            secret = cluster.login_password_file(embedded_login)
+            conninfo = None
+            if secret.exists():
+                password = secret.read_text().strip()
+                conninfo = cluster.url(settings.embedded_database, user=embedded_login, password=password)
+            found.append(Login(service, group, f"the embedded login {embedded_login}", conninfo))
+    return found
+
+
+def _logins(settings: Settings) -> Iterator[Check]:
+    for login in service_logins(settings):
+        yield _login(login)
+
+
+def _login(login: Login) -> Check:
+    name = f"login {login.service}"
+    if login.conninfo is None:
+        return Check(name, "warn", f"{login.setting} is not made yet",
+                     f"`whatsapp-handler {'serve' if login.service == 'relay' else 'worker'}` makes it")  # fmt: skip
+    functions = list(SERVICE_FUNCTIONS[login.group])
+    try:
+        conn = psycopg.connect(login.conninfo, autocommit=True, row_factory=dict_row, connect_timeout=LOGIN_TIMEOUT)
+    except psycopg.Error as exc:
+        message = " ".join(str(exc).split())
+        if secret := password_of(login.conninfo):
+            message = message.replace(secret, MASK)
+        return Check(name, "FAIL", f"cannot connect as {_user_of(login.conninfo)} ({login.setting}): {message}",
+                     f"check {login.setting} (host, user, password) and pg_hba.conf")  # fmt: skip
+    try:
+        with conn:
+            rights = conn.execute(MEMBERSHIP, {"group": login.group}).fetchone()
+            cannot_execute = []
+            if rights["schema_usage"]:
+                cannot_execute = [r["f"] for r in conn.execute(CANNOT_EXECUTE, (functions,)).fetchall()]
+    except psycopg.Error as exc:
+        return Check(name, "FAIL", f"{_user_of(login.conninfo)} connects but its rights cannot be read: "
+                     f"{' '.join(str(exc).split())}", "run doctor again; see the server log")  # fmt: skip
+    user = rights["login"]
+    who = f"{user} ({login.setting})"
+    if not rights["group_exists"]:
+        return Check(name, "FAIL", f"{who}: the group {login.group} does not exist", "`whatsapp-handler db deploy`")
+    if rights["superuser"]:
+        return Check(name, "warn", f"{who} is a superuser: the {login.service} may do anything",
+                     f"give it a login of its own: CREATE ROLE ... LOGIN IN ROLE {login.group}, set "
+                     f"WHATSAPP_HANDLER_{login.service.upper()}_DATABASE_URL (docs/security.md)")  # fmt: skip
+    if not rights["member"]:
+        return Check(name, "FAIL", f"{who} is not a member of {login.group}: every call of the {login.service} "
+                     "is refused (42501)", f"GRANT {login.group} TO {_ident(user)}")  # fmt: skip
+    lacking = ([] if rights["schema_usage"] else ["USAGE on schema whatsapp_handler"]) + [
+        f"EXECUTE on whatsapp_handler.{f}" for f in cannot_execute
+    ]
+    if lacking:
+        first = ("USAGE ON SCHEMA whatsapp_handler" if not rights["schema_usage"]
+                 else f"EXECUTE ON FUNCTION whatsapp_handler.{cannot_execute[0]}")  # fmt: skip
+        return Check(name, "FAIL", f"{who} is in {login.group}, which lacks {', '.join(lacking)}",
+                     f"GRANT {first} TO {login.group}{' (and the rest)' if len(lacking) > 1 else ''}, "
+                     "as the deploying login")  # fmt: skip
+    return Check(name, "ok", f"{who} connects, is in {login.group}, can call its {len(functions)} functions")
+
+
+# The login pg_cron runs every job of the project as (jobs/jobs); it has no password.
+CRON_LOGIN = "whatsapp_handler_cron"
+# What pg_cron logs when it cannot open a job's connection.
+CRON_CONNECT_FAILED = "connection failed"
+CRON_BACKGROUND_FIX = (
+    "set cron.use_background_workers = on (and max_worker_processes above the jobs that may run at once, "
+    "e.g. 20) in postgresql.conf and restart the server (docs/database.md)"
+)
+CRON_SETTINGS = f"""SELECT current_database() AS here,
+    current_setting('cron.use_background_workers', true) AS background,
+    COALESCE(current_setting('cron.host', true), 'localhost') AS host,
+    (SELECT rolcanlogin FROM pg_roles WHERE rolname = '{CRON_LOGIN}') AS can_login"""
+HBA_RULES = """SELECT line_number, type, database, user_name, address, netmask, auth_method
+FROM pg_hba_file_rules WHERE error IS NULL ORDER BY line_number"""
+
+
+def _cron_login(conn: psycopg.Connection) -> Iterator[Check]:
+    """Can pg_cron open its jobs' connections? With background workers it needs no login; without,
+    it connects over libpq to cron.host as the jobs' login, which has no password."""
+    row = conn.execute(CRON_SETTINGS).fetchone()
+    if row["background"] is None:
+        return  # pg_cron is not preloaded: the pg_cron check says so
+    rules = None
+    if row["background"] != "on":
+        try:
+            rules = conn.execute(HBA_RULES).fetchall()
+        except psycopg.errors.InsufficientPrivilege:
+            rules = None
+    yield cron_login_check(row["background"] == "on", row["host"], row["can_login"], row["here"], rules)
+
+
+def cron_login_check(background: bool, host: str, can_login: bool | None, database: str,
+                     rules: list[dict[str, Any]] | None) -> Check:  # fmt: skip
+    name = "cron login"
+    if can_login is None:
+        return Check(name, "FAIL", f"the role {CRON_LOGIN} does not exist", "`whatsapp-handler db deploy`")
+    if not can_login:
+        return Check(name, "FAIL", f"{CRON_LOGIN} cannot log in (NOLOGIN): every job fails",
+                     f"ALTER ROLE {CRON_LOGIN} LOGIN")  # fmt: skip
+    if background:
+        return Check(name, "ok", f"cron.use_background_workers is on: jobs run as {CRON_LOGIN} without a password")
+    via = f"cron.host {host}"
+    if rules is None:
+        return Check(name, "warn", f"pg_cron connects over {via} as {CRON_LOGIN}, which has no password; "
+                     "this login cannot read pg_hba.conf to tell whether it gets in", CRON_BACKGROUND_FIX)  # fmt: skip
+    rule = _hba_rule(rules, host, database)
+    if rule is None:
+        return Check(name, "FAIL", f"pg_cron connects over {via} as {CRON_LOGIN} and no pg_hba.conf line "
+                     "lets it in: every job fails with \"connection failed\"", CRON_BACKGROUND_FIX)  # fmt: skip
+    line = f"pg_hba.conf line {rule['line_number']} ({rule['auth_method']})"
+    if rule["auth_method"] == "trust":
+        return Check(name, "ok", f"pg_cron connects over {via} as {CRON_LOGIN}; {line} trusts it")
+    if rule["auth_method"] == "reject":
+        return Check(name, "FAIL", f"pg_cron connects over {via} as {CRON_LOGIN}; {line} rejects it",
+                     CRON_BACKGROUND_FIX)  # fmt: skip
+    # A password method, or peer/ident: only a ~/.pgpass of the server's OS user (or an ident map) can
+    # satisfy it, which doctor cannot see; the cron runs check reports what actually happens.
+    found = (f"pg_cron connects over {via} as {CRON_LOGIN}, which has no password, and {line} asks for "
+             "one: jobs fail unless the server's OS user has it in ~/.pgpass")  # fmt: skip
+    return Check(name, "warn", found, CRON_BACKGROUND_FIX)
+
+
+LOOPBACK = ("127.0.0.1", "::1")
+
+
+def _hba_rule(rules: list[dict[str, Any]], host: str, database: str) -> dict[str, Any] | None:
+    """The first pg_hba.conf line a connection of pg_cron to cron.host would match (as the server reads it),
+    or None. An address given by name other than localhost matches only lines for all addresses."""
+    local = host.startswith("/")
+    addresses = LOOPBACK if host == "localhost" else (host,)
+    for rule in rules:
+        if rule["type"] not in (("local",) if local else ("host", "hostssl", "hostnossl")):
+            continue
+        if not ({"all", database} & set(rule["database"])) or not ({"all", CRON_LOGIN} & set(rule["user_name"])):
+            continue
+        if not local and not _address_matches(rule, addresses):
+            continue
+        return rule
+    return None
+
+
+def _address_matches(rule: dict[str, Any], addresses: tuple[str, ...]) -> bool:
+    if rule["address"] in ("all", "samehost", "samenet"):
+        return True
+    try:
+        network = ipaddress.ip_network(f"{rule['address']}/{rule['netmask']}", strict=False)
+    except ValueError:
+        return False  # a host name in pg_hba.conf: not resolved here
+    for address in addresses:
+        try:
+            if ipaddress.ip_address(address) in network:
+                return True
+        except ValueError:
+            continue  # cron.host given by name
+    return False
+
+
+SIMPLE_IDENT = re.compile(r"[a-z_][a-z0-9_$]*")
+
+
+def _ident(name: str) -> str:
+    return name if SIMPLE_IDENT.fullmatch(name) else '"' + name.replace('"', '""') + '"'
+
+
+def _user_of(conninfo: str) -> str:
+    try:
+        return str(conninfo_to_dict(conninfo).get("user") or "the default user")
+    except psycopg.Error:
+        return "an unparseable conninfo's user"
 
 
 CALLING_CODE = re.compile(r"[1-9][0-9]{0,5}")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import subprocess
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -12,9 +14,10 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from app.cluster import LocalCluster
+from app.doctor import CRON_BACKGROUND_FIX, cron_login_check
 from app.settings import PROJECT_DIR
 from app.sqitch import last_change
-from tests.conftest import CRON_DB
+from tests.conftest import CRON_DB, LOGIN_PASSWORD
 from tests.test_cli import CLOSED_URL, SECRET, assert_one_line_error, run_cli
 
 META_REF = "1234567890"
@@ -48,7 +51,8 @@ def test_a_healthy_database_passes(cluster: LocalCluster, pg_cron_running: None,
     assert result.returncode == 0, result.stdout + result.stderr
     found = lines(result)
     for check in ("postgresql", "extension pgcrypto", "extension pg_cron", "extension pgmq", "pg_cron database",
-                  "pg_cron launcher", "sqitch plan", "cron jobs", "cron runs", "queue outbound"):  # fmt: skip
+                  "pg_cron launcher", "sqitch plan", "cron jobs", "cron runs", "queue outbound",
+                  "cron login"):  # fmt: skip
         assert status_of(result, check) == "ok", found.get(check, result.stdout)
     assert last_change(PROJECT_DIR / "sqitch.plan").name in found["sqitch plan"][0]
     assert not any(line.startswith("FAIL") for group in found.values() for line in group)
@@ -180,3 +184,127 @@ def test_slow_client_limits_are_shown_and_loose_ones_warn(db_url: str, tmp_path:
     assert line.startswith("warn") and "a body within 120 s" in line and "-> keep WHATSAPP_HANDLER_BODY_TIMEOUT" in line
     many = run_cli("doctor", url=db_url, cwd=tmp_path, WHATSAPP_HANDLER_HTTP_BACKPRESSURE="5000")
     assert status_of(many, "slow clients") == "warn"
+
+
+@pytest.fixture
+def relay_login(db: psycopg.Connection) -> Iterator[str]:
+    """A relay login of this test only (roles are cluster-wide), in its group."""
+    name = f"wh_doctor_{uuid.uuid4().hex[:8]}"
+    db.execute(f"CREATE ROLE {name} LOGIN PASSWORD '{LOGIN_PASSWORD}' IN ROLE whatsapp_handler_relay")
+    yield name
+    db.execute(f"DROP ROLE {name}")
+
+
+def login_env(cluster: LocalCluster, db_name: str, relay: str, password: str = LOGIN_PASSWORD) -> dict[str, str]:
+    return {
+        "WHATSAPP_HANDLER_RELAY_DATABASE_URL": cluster.url(db_name, user=relay, password=password),
+        "WHATSAPP_HANDLER_WORKER_DATABASE_URL": cluster.url(db_name, user="wh_test_worker", password=LOGIN_PASSWORD),
+    }
+
+
+def test_the_service_logins_pass_when_in_their_groups_and_fail_with_the_grant_when_not(
+    db: psycopg.Connection, cluster: LocalCluster, db_name: str, db_url: str, relay_login: str, tmp_path: Path
+) -> None:
+    env = login_env(cluster, db_name, relay_login)
+    healthy = lines(run_cli("doctor", url=db_url, cwd=tmp_path, **env))
+    (relay,), (worker,) = healthy["login relay"], healthy["login worker"]
+    assert relay.startswith("ok") and relay_login in relay and "can call its 10 functions" in relay
+    assert worker.startswith("ok") and "wh_test_worker" in worker and "whatsapp_handler_worker" in worker
+
+    # What a revert and redeploy of the roles leaves: the login, without its group.
+    db.execute(f"REVOKE whatsapp_handler_relay FROM {relay_login}")
+    result = run_cli("doctor", url=db_url, cwd=tmp_path, **env)
+    assert result.returncode == 1
+    (line,) = lines(result)["login relay"]
+    assert line.startswith("FAIL") and "is not a member of whatsapp_handler_relay" in line
+    assert line.endswith(f"-> GRANT whatsapp_handler_relay TO {relay_login}")
+    assert status_of(result, "login worker") == "ok"
+
+    # In its group, but the group lost a grant.
+    db.execute(f"GRANT whatsapp_handler_relay TO {relay_login}")
+    db.execute("REVOKE EXECUTE ON FUNCTION whatsapp_handler.ingest_meta(jsonb, text) FROM whatsapp_handler_relay")
+    (line,) = lines(run_cli("doctor", url=db_url, cwd=tmp_path, **env))["login relay"]
+    assert line.startswith("FAIL") and "lacks EXECUTE on whatsapp_handler.ingest_meta(jsonb,text)" in line
+    assert "-> GRANT EXECUTE ON FUNCTION whatsapp_handler.ingest_meta(jsonb,text) TO whatsapp_handler_relay" in line
+
+
+def test_a_login_that_cannot_connect_fails_without_its_password(
+    cluster: LocalCluster, db_name: str, db_url: str, relay_login: str, tmp_path: Path
+) -> None:
+    wrong = "not-the-password-4711"
+    result = run_cli("doctor", url=db_url, cwd=tmp_path, **login_env(cluster, db_name, relay_login, wrong))
+    assert result.returncode == 1
+    (line,) = lines(result)["login relay"]
+    assert line.startswith("FAIL") and f"cannot connect as {relay_login}" in line
+    assert "-> check WHATSAPP_HANDLER_RELAY_DATABASE_URL" in line
+    assert wrong not in result.stdout + result.stderr
+
+
+def test_the_shared_superuser_url_warns_that_the_services_need_logins_of_their_own(db_url: str, tmp_path: Path) -> None:
+    found = lines(run_cli("doctor", url=db_url, cwd=tmp_path))
+    for service in ("relay", "worker"):
+        (line,) = found[f"login {service}"]
+        assert line.startswith("warn") and "is a superuser" in line and f"IN ROLE whatsapp_handler_{service}" in line
+
+
+def hba(line: int, kind: str, auth: str, address: str | None = "127.0.0.1", netmask: str | None = "255.255.255.255",
+        database: str = "all", user: str = "all") -> dict[str, object]:  # fmt: skip
+    return {"line_number": line, "type": kind, "database": [database], "user_name": [user], "address": address,
+            "netmask": netmask, "auth_method": auth}  # fmt: skip
+
+
+def test_cron_login_without_background_workers_needs_a_way_in_without_a_password() -> None:
+    """pg_cron's libpq path: the first pg_hba.conf line a connection to cron.host would match decides."""
+    assert cron_login_check(True, "localhost", True, "wh", None).status == "ok"
+    assert cron_login_check(True, "localhost", False, "wh", None).fix == "ALTER ROLE whatsapp_handler_cron LOGIN"
+
+    scram = [hba(88, "local", "peer", None, None), hba(90, "host", "scram-sha-256"), hba(91, "host", "trust")]
+    check = cron_login_check(False, "localhost", True, "wh", scram)
+    assert check.status == "warn" and "line 90 (scram-sha-256)" in check.found and check.fix == CRON_BACKGROUND_FIX
+    trusted = [hba(89, "host", "trust", database="wh", user="whatsapp_handler_cron"), *scram]
+    check = cron_login_check(False, "localhost", True, "wh", trusted)
+    assert check.status == "ok" and "line 89 (trust) trusts it" in check.found
+    # A line for another database, or another network, is not the one.
+    elsewhere = [hba(89, "host", "trust", database="other"), hba(90, "host", "trust", "10.0.0.0", "255.0.0.0")]
+    check = cron_login_check(False, "localhost", True, "wh", elsewhere)
+    assert check.status == "FAIL" and "no pg_hba.conf line" in check.found and check.fix == CRON_BACKGROUND_FIX
+    # cron.host a socket directory: the local lines.
+    check = cron_login_check(False, "/var/run/postgresql", True, "wh", scram)
+    assert check.status == "warn" and "line 88 (peer)" in check.found
+    socket_trust = [hba(1, "local", "trust", None, None)]
+    assert cron_login_check(False, "/var/run/postgresql", True, "wh", socket_trust).status == "ok"
+    assert cron_login_check(False, "localhost", True, "wh", None).status == "warn"  # pg_hba.conf unreadable
+
+
+def test_cron_runs_failing_to_connect_point_at_background_workers(db: psycopg.Connection, db_url: str,
+                                                                   tmp_path: Path) -> None:  # fmt: skip
+    db.execute("UPDATE cron.job SET database = current_database()")
+    db.execute(
+        "INSERT INTO cron.job_run_details (jobid, job_pid, database, username, command, status, return_message,"
+        " start_time, end_time) SELECT jobid, 1, current_database(), username, command, 'failed',"
+        " 'connection failed', now(), now() FROM cron.job WHERE jobname = 'whatsapp_handler.partitions'"
+    )
+    (line,) = lines(run_cli("doctor", url=db_url, cwd=tmp_path))["cron runs"]
+    assert line.startswith("FAIL") and "connection failed" in line
+    assert line.endswith(f"-> {CRON_BACKGROUND_FIX}") and "by hand" not in line
+
+
+def test_channels_differing_from_the_configuration_are_named(db: psycopg.Connection, db_url: str,
+                                                              tmp_path: Path) -> None:  # fmt: skip
+    db.execute("SELECT whatsapp_handler.add_channel('meta', %s, '+15550009999', 'Support')", (META_REF,))
+    twilio_ref = "whatsapp:+15550003333"
+    db.execute("SELECT whatsapp_handler.add_channel('evolution', %s, '+15550003333', 'Shop')", (twilio_ref,))
+    twilio = {"provider": "twilio", "ref": twilio_ref, "phone": "+15550003333", "name": "Shop", "secret": SECRET,
+              "account_sid": "AC" + "0" * 32}  # fmt: skip
+    configured = [*json.loads(meta_channel(access_token="tok")), twilio]
+    result = run_cli("doctor", url=db_url, cwd=tmp_path, WHATSAPP_HANDLER_CHANNELS=json.dumps(configured),
+                     WHATSAPP_HANDLER_PUBLIC_BASE_URL="https://hooks.example.com")  # fmt: skip
+    found = lines(result)
+    (phone,) = found[f"channel meta {META_REF}"]
+    assert phone.startswith("warn") and "phone '+15550009999' in the database, '+15550001111' configured" in phone
+    # The line's name ends at the first colon: the ref's "whatsapp" prefix.
+    (wrong,) = found["channel twilio whatsapp"]
+    assert wrong.startswith("warn") and f"holds {twilio_ref} as a evolution channel" in wrong
+    assert "provider right" in wrong
+    (extra,) = found["channel evolution whatsapp"]
+    assert extra.startswith("warn") and "not configured here" in extra
