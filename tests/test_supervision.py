@@ -6,6 +6,7 @@ Each command replaces its dead process without outside help, logs it, counts it 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -18,6 +19,8 @@ import psycopg
 import pytest
 
 from app import supervise
+from app.cli import build_parser
+from app.settings import PROJECT_DIR, Settings
 from kit import payloads as p
 from kit.services import free_port
 from tests import test_worker
@@ -196,3 +199,87 @@ def test_the_crash_loop_bound_counts_deaths_within_the_window(deaths: int) -> No
     # Deaths older than the window no longer count.
     now[0] += 60
     assert loop.died() is False and loop.recent == 1
+
+
+# --- packaging: the systemd units and the Containerfile that docs/deployment.md describes ---
+
+PACKAGING = PROJECT_DIR / "packaging"
+INSTALL_DIR = "/opt/whatsapp-handler"
+ENV_FILE = "/etc/whatsapp-handler/whatsapp-handler.env"
+UNITS = {"whatsapp-handler.service": "serve", "whatsapp-handler-worker.service": "worker"}
+
+
+def unit_settings(text: str) -> dict[str, list[str]]:
+    """Key=value lines of a unit file, every section together (the keys used here are unique)."""
+    found: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith(("#", ";", "[")):
+            key, _, value = line.partition("=")
+            found.setdefault(key.strip(), []).append(value.strip())
+    return found
+
+
+def seconds(value: str) -> float:
+    return float(value.removesuffix("s"))
+
+
+@pytest.mark.parametrize(("unit", "command"), UNITS.items())
+def test_the_systemd_units_supervise_the_commands_with_limits(unit: str, command: str, tmp_path: Path) -> None:
+    text = (PACKAGING / "systemd" / unit).read_text()
+    s = unit_settings(text)
+    assert s["ExecStart"] == [f"{INSTALL_DIR}/.venv/bin/whatsapp-handler {command}"]
+    assert build_parser().parse_args([command]).command == command
+    assert s["User"] == ["whatsapp-handler"] and s["Group"] == ["whatsapp-handler"]
+    assert s["EnvironmentFile"] == [ENV_FILE] and s["WorkingDirectory"] == [INSTALL_DIR]
+    # The command gives up with exit 1 on a crash loop: systemd restarts it, a bounded number of times.
+    assert s["Restart"] == ["on-failure"] and s["StartLimitBurst"] and s["StartLimitIntervalSec"]
+    # An OOM kill of a worker process is the command's to handle, not a reason to stop the unit.
+    assert s["OOMPolicy"] == ["continue"] and s["KillMode"] == ["mixed"] and s["KillSignal"] == ["SIGTERM"]
+    assert s["MemoryMax"] and s["LimitNOFILE"]
+    if command == "worker":
+        # Room for the sends under way to finish after SIGTERM.
+        assert seconds(s["TimeoutStopSec"][0]) > Settings.model_fields["provider_timeout"].default
+    assert seconds(s["TimeoutStopSec"][0]) > 0
+
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed: systemd's own check of the unit cannot run")
+    # systemd's own parser, on a copy pointing at this checkout (it checks that ExecStart exists).
+    copy = tmp_path / unit
+    copy.write_text(text.replace(INSTALL_DIR, str(PROJECT_DIR)).replace(ENV_FILE, "/dev/null"))
+    result = subprocess.run([analyze, "verify", str(copy)], capture_output=True, text=True, check=False)
+    complaints = [line for line in (result.stdout + result.stderr).splitlines() if unit in line]
+    assert result.returncode == 0 and complaints == [], result.stdout + result.stderr
+
+
+def test_a_unit_systemd_would_not_parse_is_caught(tmp_path: Path) -> None:
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed")
+    text = (PACKAGING / "systemd" / "whatsapp-handler.service").read_text()
+    copy = tmp_path / "whatsapp-handler.service"
+    copy.write_text(text.replace(INSTALL_DIR, str(PROJECT_DIR)).replace(ENV_FILE, "/dev/null")
+                    .replace("OOMPolicy=continue", "OOMPolicy=carry-on"))  # fmt: skip
+    result = subprocess.run([analyze, "verify", str(copy)], capture_output=True, text=True, check=False)
+    assert "whatsapp-handler.service" in result.stdout + result.stderr
+
+
+def test_the_containerfile_copies_what_serve_reads_and_installs_what_it_runs() -> None:
+    text = (PACKAGING / "Containerfile").read_text()
+    lines = [line.strip() for line in text.splitlines()]
+    copied = {src.rstrip("/") for line in lines if line.startswith("COPY ") for src in line.split()[1:-1]}
+    assert all((PROJECT_DIR / path).exists() for path in copied), copied
+    # The app finds the sqitch project next to app/ (an editable install keeps it there).
+    plan_dirs = {"deploy", "revert", "verify"}
+    assert {"app", "kit", "pyproject.toml", "sqitch.conf", "sqitch.plan"} | plan_dirs <= copied
+    assert "pip install --no-cache-dir --disable-pip-version-check -e ." in text
+    # bin/setup's packages, but the server's: the image runs against an external PostgreSQL.
+    setup = (PROJECT_DIR / "bin" / "setup").read_text()
+    needed = setup.split("packages=(", 1)[1].split(")", 1)[0].split()
+    for package in needed:
+        if not package.startswith("postgresql-15"):
+            assert package in text, package
+    assert "postgresql-client-15" in text  # sqitch runs psql
+    assert 'ENTRYPOINT ["whatsapp-handler"]' in lines and 'CMD ["serve"]' in lines
+    assert "USER whatsapp-handler" in lines and "STOPSIGNAL SIGTERM" in lines
