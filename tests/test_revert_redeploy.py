@@ -19,11 +19,13 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+from app import sqitch
 from app.cluster import LocalCluster
 from app.database import SERVICE_LOGINS
 from app.settings import Settings
 from kit import payloads
 from kit.services import free_port
+from tests.conftest import CRON_DB
 from tests.relay import BIN, CHANNELS, OTP_KEY, PUBLIC_BASE_URL, Servers, post_meta
 
 DATABASE = "whatsapp_handler"
@@ -165,9 +167,6 @@ def test_a_full_revert_and_redeploy_under_a_running_relay_keeps_every_login_and_
         before = dba_state(conn)
 
     reverted = cli(embedded, tmp_path, "db", "revert", "--yes")
-    # The DBA is told what stays and why.
-    assert "role whatsapp_handler_relay kept: granted to whatsapp_handler_relay_login" in reverted
-    assert "the next deploy restores them" in reverted
     cli(embedded, tmp_path, "db", "deploy")
 
     # At once: the channels came back with the deploy, not from serve's next look.
@@ -177,6 +176,9 @@ def test_a_full_revert_and_redeploy_under_a_running_relay_keeps_every_login_and_
         assert conn.execute("SELECT to_regnamespace('whatsapp_handler_kept') AS s").fetchone()["s"] is None
     assert rights(embedded) == before_rights
     cli(embedded, tmp_path, "db", "verify")
+    # The DBA was told what stayed and why.
+    assert "role whatsapp_handler_relay kept: granted to whatsapp_handler_relay_login" in reverted
+    assert "the next deploy restores them" in reverted
 
 
 def test_the_relay_adds_its_channels_again_when_a_redeploy_left_none(
@@ -193,3 +195,29 @@ def test_the_relay_adds_its_channels_again_when_a_redeploy_left_none(
         refs = {r["provider_ref"] for r in conn.execute("SELECT provider_ref FROM whatsapp_handler.channels")}
     assert refs == {c["ref"] for c in CHANNELS}
     assert "configured channels missing from the database" in http_server.log_text()
+
+
+def test_a_kept_value_never_overwrites_one_set_after_the_deploy_that_made_it(cluster: LocalCluster) -> None:
+    # pg_cron's database, where a full revert and deploy can run; left deployed with its values.
+    url = cluster.url(CRON_DB)
+    setting = "SELECT value FROM whatsapp_handler.settings WHERE key = %s"
+    update = "UPDATE whatsapp_handler.settings SET value = %s::jsonb WHERE key = %s"
+    with psycopg.connect(url, autocommit=True) as conn:
+        before = {key: conn.execute(setting, (key,)).fetchone()[0] for key in ("otp.window", "otp.per_window")}
+        conn.execute(update, ('"2 hours"', "otp.window"))
+        conn.execute(update, ("7", "otp.per_window"))
+    try:
+        sqitch.run("revert", url, capture=True)
+        # A release without core/restore_kept, and a DBA's value set on it before the upgrade.
+        sqitch.run("deploy", url, "--to", "@v1.0.0", capture=True)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(update, ("9", "otp.per_window"))
+        upgraded = sqitch.run("deploy", url, capture=True)
+        with psycopg.connect(url, autocommit=True) as conn:
+            assert conn.execute(setting, ("otp.window",)).fetchone()[0] == "2 hours"
+            assert conn.execute(setting, ("otp.per_window",)).fetchone()[0] == 9
+        assert "setting otp.per_window keeps its value" in upgraded.stdout + upgraded.stderr
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            for key, value in before.items():
+                conn.execute(update, (json.dumps(value), key))
