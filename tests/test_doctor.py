@@ -14,11 +14,12 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from app.cluster import LocalCluster
-from app.doctor import CRON_BACKGROUND_FIX, cron_login_check
+from app.doctor import CRON_BACKGROUND_FIX, SERVICE_FUNCTIONS, cron_login_check
 from app.settings import PROJECT_DIR
 from app.sqitch import last_change
 from tests.conftest import CRON_DB, LOGIN_PASSWORD
 from tests.test_cli import CLOSED_URL, SECRET, assert_one_line_error, run_cli
+from tests.test_security_roles import ALLOWED
 
 META_REF = "1234567890"
 
@@ -308,3 +309,9 @@ def test_channels_differing_from_the_configuration_are_named(db: psycopg.Connect
     assert "provider right" in wrong
     (extra,) = found["channel evolution whatsapp"]
     assert extra.startswith("warn") and "not configured here" in extra
+
+
+@pytest.mark.parametrize("service", ["relay", "worker"])
+def test_the_functions_doctor_checks_are_those_the_group_is_granted(service: str) -> None:
+    granted = {name.removeprefix("whatsapp_handler.") for kind, name, _ in ALLOWED[service] if kind == "function"}
+    assert set(SERVICE_FUNCTIONS[f"whatsapp_handler_{service}"]) == granted
