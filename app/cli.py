@@ -14,7 +14,7 @@ import psycopg
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
-from app import channels, database, dlq, doctor, logs, sqitch, supervise
+from app import channels, database, dlq, doctor, logs, smoke, sqitch, supervise
 from app.cluster import ClusterError
 from app.settings import Settings, get_settings
 
@@ -84,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dlq.add_parser(commands)
     doctor.add_parser(commands)
+    smoke.add_parser(commands)
     return parser
 
 
@@ -245,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
             return dlq.command(database.resolve_conninfo(settings), args)
         if args.command == "doctor":
             return doctor.command(settings, args)
+        if args.command == "smoke":
+            return smoke.command(settings, args)
         return serve(settings)
     except (UsageError, dlq.DlqUsageError) as exc:
         sys.stderr.write(f"{PROG}: error: {exc}\n")
