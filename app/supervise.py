@@ -140,13 +140,24 @@ def relay_server(target: str, **options: Any) -> Any:
 # --- worker ------------------------------------------------------------------------------------
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGKILL when the supervising parent dies (a SIGKILL of the
-    `worker` command takes its delivery process with it, as when they were one process)."""
+def _die_with_parent() -> Callable[[], None] | None:
+    """What the child runs before exec: SIGKILL when the supervising parent dies, so that a SIGKILL
+    of the `worker` command takes its delivery process with it, as when they were one process.
+    libc is loaded here, in the parent: the child between fork and exec should only call it."""
     import ctypes
 
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux: the child may outlive a killed parent
+        return None
+    parent = os.getpid()
+
+    def before_exec() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return before_exec
 
 
 def supervise_worker(command: list[str] | None = None) -> int:
@@ -158,6 +169,7 @@ def supervise_worker(command: list[str] | None = None) -> int:
     restarts = 0
     stop_signal: int | None = None
     child: subprocess.Popen[bytes] | None = None
+    before_exec = _die_with_parent()
 
     def forward(signum: int, _frame: object) -> None:
         nonlocal stop_signal
@@ -170,7 +182,7 @@ def supervise_worker(command: list[str] | None = None) -> int:
     try:
         while True:
             env = os.environ | {DELIVERY_VAR: str(restarts)}
-            child = subprocess.Popen(command, env=env, preexec_fn=_die_with_parent)
+            child = subprocess.Popen(command, env=env, preexec_fn=before_exec)
             if stop_signal is not None:  # asked to stop while the child was being started
                 forward(stop_signal, None)
             returncode = child.wait()
