@@ -69,15 +69,11 @@ RELAY_METRICS = (
     "whatsapp_relay_rights_failures_total",
     "whatsapp_relay_worker_restarts_total",
 )
-# Documented, but not shown by every relay: noted when absent, not failed. With several granian
-# workers a labelled series shows only once it has a value, and the batch size has one only after
-# a webhook was ingested, which a smoke run never does (the webhook series are there because the
-# refusals are counted before /metrics is read). The restarts are counted by `serve`'s main
-# process; a relay started by granian itself has none.
-RELAY_METRICS_NOT_ALWAYS = {
-    "whatsapp_ingest_batch_size_bucket": "once a webhook was ingested",
-    "whatsapp_relay_worker_restarts_total": "under `serve` only",
-}
+# Documented, but not shown by every relay: noted when absent, not failed. The restarts are
+# counted by `serve`'s main process; a relay started by granian itself has none. (With several
+# granian workers a labelled series shows only once it has a value: the webhook series are there
+# because the refusals are counted before /metrics is read.)
+RELAY_METRICS_NOT_ALWAYS = {"whatsapp_relay_worker_restarts_total": "counted by `serve` only"}
 # The delivery worker's own /metrics (WORKER_METRICS_PORT), checked when its URL is given.
 WORKER_METRICS = (
     "whatsapp_outbound_messages_total",
