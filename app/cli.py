@@ -47,7 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Database-first WhatsApp webhook relay. Settings come from WHATSAPP_HANDLER_* variables "
         f"(or .env); with no {URL_VAR} the service runs on an embedded PostgreSQL cluster.",
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{db,cluster,serve,worker,dlq,doctor}")
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="{db,cluster,serve,worker,dlq,doctor,smoke}"
+    )
 
     db = commands.add_parser("db", help="deploy, revert, verify or inspect the sqitch plan")
     db_commands = db.add_subparsers(dest="action", required=True, metavar="{deploy,revert,verify,status}")
