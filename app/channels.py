@@ -107,9 +107,12 @@ def watch(conninfo: str, configs: list[ChannelConfig], change: Change, every: fl
         while not stop.wait(every):
             try:
                 restore_missing(conninfo, configs, change)
-            except psycopg.Error as exc:
-                # Mid-revert or unreachable: the relay's /ready says so; try again next round.
+            except (psycopg.OperationalError, psycopg.errors.UndefinedTable, psycopg.errors.UndefinedFunction) as exc:
+                # Unreachable, or mid-revert: the relay's /ready says so; try again next round.
                 log.debug("channel check skipped: %s", " ".join(str(exc).split()))
+            except psycopg.Error as exc:
+                # The plan is there but a channel could not be added: doctor's channel lines say which.
+                log.warning("configured channels could not be added again: %s", " ".join(str(exc).split()))
 
     if configs:
         threading.Thread(target=loop, name="channel-watch", daemon=True).start()
