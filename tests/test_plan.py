@@ -81,6 +81,17 @@ def test_every_change_has_three_scripts():
             assert script.read_text().startswith(f"-- {kind.capitalize()} whatsapp_handler:{change}")
 
 
+def test_what_a_revert_keeps_is_restored_by_a_later_change():
+    """core/restore_kept puts back what reverts kept (docs/database.md): a change after it whose
+    revert keeps rows would be restored before its own deploy made the table or the row, so
+    such a change must come with a rework of core/restore_kept that moves it after."""
+    changes = [c.name for c in sqitch.plan_changes(PLAN)]
+    last_restore = max(i for i, name in enumerate(changes) if name == "core/restore_kept")
+    later = [name for name in changes[last_restore + 1 :]
+             if "whatsapp_handler_kept.keep(" in (PROJECT_DIR / "revert" / f"{name}.sql").read_text()]  # fmt: skip
+    assert later == [], f"rework core/restore_kept after {later} (sqitch rework core/restore_kept)"
+
+
 def test_round_trip_leaves_nothing_behind(cluster):
     # pg_cron can only be created in its own database, so the full cycle runs there.
     url = cluster.url(CRON_DB)
