@@ -14,7 +14,7 @@ import psycopg
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
-from app import channels, database, dlq, doctor, logs, smoke, sqitch, supervise
+from app import channels, database, dlq, doctor, logs, sandbox, smoke, sqitch, supervise
 from app.cluster import ClusterError
 from app.settings import Settings, get_settings
 
@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         f"(or .env); with no {URL_VAR} the service runs on an embedded PostgreSQL cluster.",
     )
     commands = parser.add_subparsers(
-        dest="command", required=True, metavar="{db,cluster,serve,worker,dlq,doctor,smoke}"
+        dest="command", required=True, metavar="{db,cluster,serve,worker,dlq,doctor,smoke,sandbox}"
     )
 
     db = commands.add_parser("db", help="deploy, revert, verify or inspect the sqitch plan")
@@ -87,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     dlq.add_parser(commands)
     doctor.add_parser(commands)
     smoke.add_parser(commands)
+    sandbox.add_parser(commands)
     return parser
 
 
@@ -250,8 +251,10 @@ def main(argv: list[str] | None = None) -> int:
             return doctor.command(settings, args)
         if args.command == "smoke":
             return smoke.command(settings, args)
+        if args.command == "sandbox":
+            return sandbox.command(settings, args)
         return serve(settings)
-    except (UsageError, dlq.DlqUsageError) as exc:
+    except (UsageError, dlq.DlqUsageError, sandbox.SandboxError) as exc:
         sys.stderr.write(f"{PROG}: error: {exc}\n")
         return EXIT_USAGE
     except ValidationError as exc:
