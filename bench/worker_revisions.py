@@ -13,18 +13,14 @@ worker's Python and the provider double."""
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import psycopg
 
 from app.cluster import LocalCluster
-from app.settings import PROJECT_DIR
-from kit.durable import durable_cluster, fill_outbound, load_known_users, revision_tree
+from kit.durable import alternating, fill_outbound, revision_clusters
 
 CLAIM = "SELECT msg_id FROM whatsapp_handler.worker_claim(100, 60)"
 SETTLE = "SELECT whatsapp_handler.worker_sent_batch(%s, %s)"
@@ -57,28 +53,15 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=4)
     args = parser.parse_args()
-    homes = [Path(tempfile.mkdtemp(prefix="wh-worker-revisions-")) for _ in range(3)]
-    clusters: dict[str, LocalCluster] = {}
-    try:
-        trees = {"before": revision_tree(args.before, homes[0]), "after": PROJECT_DIR}
-        for (name, tree), home in zip(trees.items(), homes[1:], strict=True):
-            print(f"deploying {name} ({tree})", file=sys.stderr, flush=True)
-            clusters[name] = durable_cluster(home, tree)
-            load_known_users(clusters[name])
+    with revision_clusters(args.before, "wh-worker-revisions-") as clusters:
         rates: dict[str, list[float]] = {"before": [], "after": []}
-        for round_ in range(args.rounds):
-            for name in ("before", "after") if round_ % 2 == 0 else ("after", "before"):
-                rate, claiming, settling = _round(clusters[name], args.messages)
-                rates[name].append(rate)
-                print(f"round {round_ + 1}/{args.rounds} {name:6} {rate:6.0f} msg/s "
-                      f"(claiming {claiming:.2f} s, settling {settling:.2f} s)", flush=True)  # fmt: skip
+        for round_, name in alternating(args.rounds):
+            rate, claiming, settling = _round(clusters[name], args.messages)
+            rates[name].append(rate)
+            print(f"round {round_ + 1}/{args.rounds} {name:6} {rate:6.0f} msg/s "
+                  f"(claiming {claiming:.2f} s, settling {settling:.2f} s)", flush=True)  # fmt: skip
         before, after = (statistics.median(rates[n]) for n in ("before", "after"))
         print(f"worker SQL: before {before:.0f}/s, after {after:.0f}/s, ratio after/before {after / before:.2f}")
-    finally:
-        for pg in clusters.values():
-            pg.stop("immediate")
-        for home in homes:
-            shutil.rmtree(home, ignore_errors=True)
     return 0
 
 

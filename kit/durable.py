@@ -6,7 +6,12 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -40,6 +45,34 @@ def revision_tree(revision: str, into: Path) -> Path:
     archive = subprocess.run(["git", "archive", revision], cwd=PROJECT_DIR, capture_output=True, check=True)
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
     return into
+
+
+@contextmanager
+def revision_clusters(before: str, prefix: str) -> Iterator[dict[str, LocalCluster]]:
+    """{"before": a cluster with the plan of git revision `before`, "after": one with this
+    checkout's}, each durable, on a directory of its own, with the known users; removed after."""
+    homes = [Path(tempfile.mkdtemp(prefix=prefix)) for _ in range(3)]
+    clusters: dict[str, LocalCluster] = {}
+    try:
+        trees = {"before": revision_tree(before, homes[0]), "after": PROJECT_DIR}
+        for (name, tree), home in zip(trees.items(), homes[1:], strict=True):
+            print(f"deploying {name} ({tree})", file=sys.stderr, flush=True)
+            clusters[name] = durable_cluster(home, tree)
+            load_known_users(clusters[name])
+        yield clusters
+    finally:
+        for pg in clusters.values():
+            pg.stop("immediate")
+        for home in homes:
+            shutil.rmtree(home, ignore_errors=True)
+
+
+def alternating(rounds: int) -> Iterator[tuple[int, str]]:
+    """(round, "before" or "after"), the order swapped every round, so that the machine's noise
+    falls on both alike."""
+    for round_ in range(rounds):
+        for name in ("before", "after") if round_ % 2 == 0 else ("after", "before"):
+            yield round_, name
 
 
 def load_known_users(pg: LocalCluster) -> None:
