@@ -136,13 +136,17 @@ def test_reverting_one_database_keeps_the_cluster_wide_settings_others_use(db_ur
     ],
 )
 def test_verify_fails_when_an_object_is_wrong(db, db_url, breakage, change):
-    sqitch.run("verify", db_url, capture=True)
+    # The change's own verify, before and after: a whole-plan verify runs it too (and
+    # test_a_fresh_database_verifies shows the whole plan passing), at eighty times the cost.
+    assert _sqitch("verify", "--from", change, "--to", change, url=db_url).returncode == 0
     db.execute(breakage)
-    with pytest.raises(sqitch.SqitchError):
-        sqitch.run("verify", db_url, capture=True)
     result = _sqitch("verify", "--from", change, "--to", change, url=db_url)
     assert result.returncode != 0, result.stdout
     assert "not ok" in result.stdout
+
+
+def test_a_fresh_database_verifies(db_url):
+    sqitch.run("verify", db_url, capture=True)
 
 
 def test_plain_sqitch_explains_pg_cron_in_another_database(cluster, db):
