@@ -219,7 +219,9 @@ class Worker:
                     await conn.execute(query, params)
                 self._metrics.outcomes.labels(provider, outcome).inc()
                 return
-            except (psycopg.OperationalError, psycopg.errors.DeadlockDetected) as exc:
+            # UndefinedFunction: an upgrade replacing the functions a settle calls, between two
+            # changes of one `sqitch deploy` (docs/database.md): gone milliseconds later.
+            except (psycopg.OperationalError, psycopg.errors.DeadlockDetected, psycopg.errors.UndefinedFunction) as exc:
                 if asyncio.get_running_loop().time() + pause > deadline:
                     log.error("could not record %s for queue message %s: %s", outcome, params[0], exc)
                     return

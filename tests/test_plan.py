@@ -128,8 +128,9 @@ def test_reverting_one_database_keeps_the_cluster_wide_settings_others_use(db_ur
         ("DROP FUNCTION whatsapp_handler.verify_otp(text, text, text)", "otp/verify_otp"),
         ("GRANT EXECUTE ON FUNCTION whatsapp_handler.erase_user(bigint) TO PUBLIC", "users/erase_user"),
         ("ALTER TABLE whatsapp_handler.users DROP CONSTRAINT users_phone_e164", "users/users"),
-        ("GRANT INSERT ON pgmq.q_outbound TO whatsapp_handler_worker", "queue/outbound"),
-        ("GRANT SELECT ON pgmq.a_outbox TO pg_monitor", "queue/outbox"),
+        ("GRANT INSERT ON pgmq.q_outbound TO whatsapp_handler_worker", "queue/outbound@HEAD"),
+        # A reworked change has two versions; @HEAD names the one deployed last.
+        ("GRANT SELECT ON pgmq.a_outbox TO pg_monitor", "queue/outbox@HEAD"),
         ("UPDATE cron.job SET username = 'postgres' WHERE jobname = 'whatsapp_handler.retention'", "jobs/jobs"),
         ("ALTER FUNCTION whatsapp_handler.request_otp(text, bigint, text, text) SECURITY INVOKER", "otp/request_otp"),
         ("ALTER FUNCTION whatsapp_handler.register_user(text, bigint, text) RESET search_path", "users/register_user"),

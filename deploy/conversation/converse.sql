@@ -1,4 +1,7 @@
 -- Deploy whatsapp_handler:conversation/converse to pg
+-- Reworked after v1.0.0: _converse acts on the keyword's action (_keyword). This is the
+-- whole change as it is now, CREATE OR REPLACE over the released functions
+-- (deploy/conversation/converse@v1.0.0.sql runs first).
 -- requires: conversation/keywords messages/status users/accept_terms users/set_user_preferences users/erase_user core/settings conversation/conversations
 -- The conversation state machine. States: new → awaiting_terms → active; STOP
 -- (opted_out) and START, HELP, DELETE (awaiting_delete_confirmation → closed) work
@@ -6,7 +9,7 @@
 BEGIN;
 SET LOCAL ROLE whatsapp_handler_owner;
 
-CREATE FUNCTION whatsapp_handler._set_state(p_conversation_id bigint, p_state text, p_context jsonb DEFAULT '{}')
+CREATE OR REPLACE FUNCTION whatsapp_handler._set_state(p_conversation_id bigint, p_state text, p_context jsonb DEFAULT '{}')
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
@@ -23,7 +26,7 @@ COMMENT ON FUNCTION whatsapp_handler._set_state(bigint, text, jsonb) IS 'Interna
 -- accepted, erasure asked for) binds the whole person only while no other brand knows
 -- them: a brand's credentials (a Meta app's secret, an Evolution apikey) must not act for
 -- the users of another (docs/security.md).
-CREATE FUNCTION whatsapp_handler._known_to_other_brand(p_user_id bigint, p_brand text)
+CREATE OR REPLACE FUNCTION whatsapp_handler._known_to_other_brand(p_user_id bigint, p_brand text)
 RETURNS boolean
 LANGUAGE sql STABLE
 AS $$
@@ -36,7 +39,7 @@ REVOKE ALL ON FUNCTION whatsapp_handler._known_to_other_brand(bigint, text) FROM
 COMMENT ON FUNCTION whatsapp_handler._known_to_other_brand(bigint, text) IS
     'Internal: whether a conversation that is not closed ties the user to a channel of another brand than p_brand. Raises nothing.';
 
-CREATE FUNCTION whatsapp_handler._brand_terms_accepted(p_user whatsapp_handler.users, p_brand text, p_terms text)
+CREATE OR REPLACE FUNCTION whatsapp_handler._brand_terms_accepted(p_user whatsapp_handler.users, p_brand text, p_terms text)
 RETURNS boolean
 LANGUAGE sql STABLE
 AS $$
@@ -58,7 +61,7 @@ COMMENT ON FUNCTION whatsapp_handler._brand_terms_accepted(whatsapp_handler.user
 -- does not call _converse for it, and ingest_batch's fast lane takes only such messages:
 -- keep it in step with _converse. A SQL expression without a search_path, so that it is
 -- inlined where it is called. p_word is the reply id, or else the text.
-CREATE FUNCTION whatsapp_handler._converse_ignores(p_state text, p_word text)
+CREATE OR REPLACE FUNCTION whatsapp_handler._converse_ignores(p_state text, p_word text)
 RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
@@ -69,7 +72,7 @@ REVOKE ALL ON FUNCTION whatsapp_handler._converse_ignores(text, text) FROM PUBLI
 COMMENT ON FUNCTION whatsapp_handler._converse_ignores(text, text) IS
     'Internal: whether _converse does nothing for a message (its reply id, or else its text) in a conversation of state p_state: free text in an active or opted-out conversation. Raises nothing.';
 
-CREATE FUNCTION whatsapp_handler._converse(p_conversation_id bigint, p_text text, p_reply_id text)
+CREATE OR REPLACE FUNCTION whatsapp_handler._converse(p_conversation_id bigint, p_text text, p_reply_id text)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, whatsapp_handler, pg_temp

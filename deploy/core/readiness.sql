@@ -1,21 +1,20 @@
 -- Deploy whatsapp_handler:core/readiness to pg
+-- Reworked after v1.0.0: readiness() takes the planned time of the change, so /ready tells
+-- the two versions of a reworked change apart. This is the whole change as it is now, CREATE
+-- OR REPLACE over the released functions (deploy/core/readiness@v1.0.0.sql runs first).
 -- requires: core/schema core/assert_function
 -- /ready asks the database whether the plan is deployed and pg_cron runs; the relay
 -- itself may read neither sqitch's registry nor other sessions.
 BEGIN;
-
--- sqitch's registry is there while sqitch deploys (schema sqitch, its default).
-GRANT USAGE ON SCHEMA sqitch TO whatsapp_handler_owner;
-GRANT SELECT ON sqitch.changes TO whatsapp_handler_owner;
--- Without it, other sessions' backend_type reads as NULL, and the pg_cron launcher is
--- invisible. The owner never logs in; callers get readiness()'s booleans only.
-GRANT pg_read_all_stats TO whatsapp_handler_owner;
-
 SET LOCAL ROLE whatsapp_handler_owner;
+
+-- Released with the change's name only; a running relay's one-argument call finds the new
+-- one by its default.
+DROP FUNCTION whatsapp_handler.readiness(text);
 
 -- A change reworked after a release has one name for two versions: the time it was planned
 -- (the plan line's) says which one the caller expects.
-CREATE FUNCTION whatsapp_handler.readiness(p_change text, p_planned_at timestamptz DEFAULT NULL)
+CREATE OR REPLACE FUNCTION whatsapp_handler.readiness(p_change text, p_planned_at timestamptz DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE sql STABLE
 SECURITY DEFINER
@@ -31,7 +30,7 @@ GRANT EXECUTE ON FUNCTION whatsapp_handler.readiness(text, timestamptz) TO whats
 COMMENT ON FUNCTION whatsapp_handler.readiness(text, timestamptz) IS
     'For /ready: {"plan": whether sqitch change p_change of this project is deployed (the version planned at p_planned_at, when given), "pg_cron": whether the pg_cron launcher runs}. Raises nothing.';
 
-CREATE FUNCTION whatsapp_handler.queue_metrics()
+CREATE OR REPLACE FUNCTION whatsapp_handler.queue_metrics()
 RETURNS TABLE (queue_name text, depth bigint, oldest_age_seconds double precision)
 LANGUAGE plpgsql STABLE
 SECURITY DEFINER

@@ -1,14 +1,16 @@
 -- Deploy whatsapp_handler:delivery/worker to pg
+-- Reworked after v1.0.0: worker_sent_batch settles a batch with one lock, one archive and
+-- one delete; worker_sent is a batch of one. This is the whole change as it is now, CREATE
+-- OR REPLACE over the released functions (deploy/delivery/worker@v1.0.0.sql runs first).
 -- requires: queue/outbound queue/heads queue/archive queue/dead_letters messages/status messages/status_order core/channels outbox/event_envelope
 -- The delivery worker's whole interface: claim messages from pgmq queue outbound (one
 -- per user at a time, so a user's messages go in order), then settle each one: sent,
 -- retry later, put back, or dead-letter. The delivery state of a queued message lives
 -- in its pgmq headers ({attempts, in_flight, last_error}); its body is left as queued.
 BEGIN;
-
 SET LOCAL ROLE whatsapp_handler_owner;
 
-CREATE FUNCTION whatsapp_handler.worker_channels()
+CREATE OR REPLACE FUNCTION whatsapp_handler.worker_channels()
 RETURNS TABLE (id bigint, provider whatsapp_handler.provider, provider_ref text)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
@@ -18,7 +20,7 @@ AS $$ SELECT id, provider, provider_ref FROM channels ORDER BY id $$;
 -- channels whose circuit breaker is open. A message whose previous claim was never
 -- settled (the worker died while sending it) comes back with in_doubt: the provider
 -- may have accepted it.
-CREATE FUNCTION whatsapp_handler.worker_claim(p_qty integer, p_vt_seconds integer, p_skip_channels bigint[] DEFAULT '{}')
+CREATE OR REPLACE FUNCTION whatsapp_handler.worker_claim(p_qty integer, p_vt_seconds integer, p_skip_channels bigint[] DEFAULT '{}')
 RETURNS TABLE (msg_id bigint, attempts integer, in_doubt boolean, message jsonb)
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
@@ -38,7 +40,7 @@ $$;
 -- Under load the worker settles its deliveries together: one transaction, one commit, and
 -- the queue rows locked, archived and deleted by one statement each (queue/outbound,
 -- queue/archive), whatever the batch's size.
-CREATE FUNCTION whatsapp_handler.worker_sent_batch(p_msg_ids bigint[], p_provider_message_ids text[])
+CREATE OR REPLACE FUNCTION whatsapp_handler.worker_sent_batch(p_msg_ids bigint[], p_provider_message_ids text[])
 RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
@@ -100,13 +102,13 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION whatsapp_handler.worker_sent(p_msg_id bigint, p_provider_message_id text)
+CREATE OR REPLACE FUNCTION whatsapp_handler.worker_sent(p_msg_id bigint, p_provider_message_id text)
 RETURNS boolean
 LANGUAGE sql SECURITY DEFINER
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
 AS $$ SELECT worker_sent_batch(ARRAY[p_msg_id], ARRAY[p_provider_message_id]) = 1 $$;
 
-CREATE FUNCTION whatsapp_handler.worker_retry(p_msg_id bigint, p_delay_seconds double precision, p_error jsonb)
+CREATE OR REPLACE FUNCTION whatsapp_handler.worker_retry(p_msg_id bigint, p_delay_seconds double precision, p_error jsonb)
 RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
@@ -122,7 +124,7 @@ $$;
 
 -- Puts a claimed message back untried (its channel's breaker opened meanwhile, or the
 -- worker is stopping): the claim does not count as an attempt.
-CREATE FUNCTION whatsapp_handler.worker_release(p_msg_id bigint, p_delay_seconds double precision DEFAULT 0)
+CREATE OR REPLACE FUNCTION whatsapp_handler.worker_release(p_msg_id bigint, p_delay_seconds double precision DEFAULT 0)
 RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
@@ -137,7 +139,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION whatsapp_handler.worker_dead_letter(p_msg_id bigint, p_reason text, p_error jsonb)
+CREATE OR REPLACE FUNCTION whatsapp_handler.worker_dead_letter(p_msg_id bigint, p_reason text, p_error jsonb)
 RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, whatsapp_handler, pg_temp

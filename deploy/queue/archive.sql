@@ -1,4 +1,7 @@
 -- Deploy whatsapp_handler:queue/archive to pg
+-- Reworked after v1.0.0: the archive functions keep a generic plan (array parameter). This
+-- is the whole change as it is now, CREATE OR REPLACE over the released functions
+-- (deploy/queue/archive@v1.0.0.sql runs first).
 -- requires: queue/outbox queue/outbound core/assert_function
 -- A handled message leaves its queue for the queue's archive (a_<queue>, kept for the
 -- retention job), as pgmq.archive does, written out once per queue from one template: a
@@ -15,7 +18,7 @@ DECLARE
 BEGIN
     FOREACH v_queue IN ARRAY ARRAY['outbound', 'outbox'] LOOP
         EXECUTE format($template$
-CREATE FUNCTION whatsapp_handler._archive_%1$s(p_msg_ids bigint[])
+CREATE OR REPLACE FUNCTION whatsapp_handler._archive_%1$s(p_msg_ids bigint[])
 RETURNS integer
 LANGUAGE plpgsql
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
@@ -44,7 +47,7 @@ $do$;
 -- pgmq keeps archived messages for ever unless deleted: the retention job trims every
 -- queue's archive, a bounded batch per run. Dynamic, once per queue and run; a queue made
 -- later in the plan than this change (inbound_dlq) is trimmed once it exists.
-CREATE FUNCTION whatsapp_handler._trim_archives(p_before timestamptz, p_limit integer)
+CREATE OR REPLACE FUNCTION whatsapp_handler._trim_archives(p_before timestamptz, p_limit integer)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, whatsapp_handler, pg_temp

@@ -1,19 +1,16 @@
 -- Deploy whatsapp_handler:queue/groups to pg
+-- Reworked after v1.0.0: erasure finds a dead letter by the channel of the message it wraps;
+-- one statement for every table. This is the whole change as it is now, CREATE OR REPLACE
+-- over the released functions (deploy/queue/groups@v1.0.0.sql runs first).
 -- requires: queue/outbox queue/outbound queue/dead_letters core/assert_function
 -- Everything a queue holds about one group (x-pgmq-group, user:<id>), for erasure: the
 -- group indexes of the archives and the statements that purge a group from every queue
 -- and archive, or redact the events it still has waiting. Which fields name a person and
 -- when a person is erased stay with users/erase_user.
 BEGIN;
-
--- As the deployer: an index needs CREATE on schema pgmq, which the owner role lacks.
--- The archives hold days of traffic; a group's archived messages are found without
--- reading them all.
-CREATE INDEX a_outbound_group_idx ON pgmq.a_outbound ((headers ->> 'x-pgmq-group'));
-CREATE INDEX a_outbox_group_idx ON pgmq.a_outbox ((headers ->> 'x-pgmq-group'));
 SET LOCAL ROLE whatsapp_handler_owner;
 
-CREATE FUNCTION whatsapp_handler._purge_group(p_group text, p_channel_keys text[] DEFAULT NULL)
+CREATE OR REPLACE FUNCTION whatsapp_handler._purge_group(p_group text, p_channel_keys text[] DEFAULT NULL)
 RETURNS integer
 LANGUAGE plpgsql
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
@@ -47,7 +44,7 @@ COMMENT ON FUNCTION whatsapp_handler._purge_group(text, text[]) IS
     'Internal: deletes the messages of x-pgmq-group p_group waiting on outbound, outbound_dlq and outbox_dlq and archived on outbound, outbox, outbound_dlq and outbox_dlq (the outbox itself is redacted, not purged: _redact_group_events), only those whose channel_id (message.channel_id, payload.channel_id of an event, inside the message or event a dead letter holds) is one of p_channel_keys when given; returns how many. Raises nothing.';
 
 -- Events still waiting keep their place in the line (consumers see what follows them).
-CREATE FUNCTION whatsapp_handler._redact_group_events(p_group text, p_channel_keys text[], p_fields text[])
+CREATE OR REPLACE FUNCTION whatsapp_handler._redact_group_events(p_group text, p_channel_keys text[], p_fields text[])
 RETURNS integer
 LANGUAGE plpgsql
 SET search_path = pg_catalog, whatsapp_handler, pg_temp

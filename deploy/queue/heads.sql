@@ -1,4 +1,7 @@
 -- Deploy whatsapp_handler:queue/heads to pg
+-- Reworked after v1.0.0: claims plan for 100 rows, not 1000 (ROWS 100). This is the whole
+-- change as it is now, CREATE OR REPLACE over the released functions
+-- (deploy/queue/heads@v1.0.0.sql runs first).
 -- requires: queue/outbox queue/outbound core/assert_function
 -- A group's messages go one at a time and in order (x-pgmq-group: one user's replies on
 -- outbound, one user's events on outbox): only the head of a group may be claimed, and
@@ -7,11 +10,6 @@
 -- template for outbound and outbox, and the claims of worker_claim (_claim_outbound) and
 -- outbox_read (_claim_outbox) that hide the heads for their visibility timeout.
 BEGIN;
-
--- As the deployer: an index needs CREATE on schema pgmq, which the owner role lacks.
--- Finds the message ahead of a claim candidate in its group.
-CREATE INDEX q_outbound_group_idx ON pgmq.q_outbound ((headers ->> 'x-pgmq-group'), msg_id);
-CREATE INDEX q_outbox_group_idx ON pgmq.q_outbox ((headers ->> 'x-pgmq-group'), msg_id);
 SET LOCAL ROLE whatsapp_handler_owner;
 
 -- One template, one function per queue: pgmq's tables differ by name only, and a static
@@ -22,7 +20,7 @@ DECLARE
 BEGIN
     FOREACH v_queue IN ARRAY ARRAY['outbound', 'outbox'] LOOP
         EXECUTE format($template$
-CREATE FUNCTION whatsapp_handler._heads_%1$s(p_qty integer, p_skip_channels bigint[] DEFAULT '{}')
+CREATE OR REPLACE FUNCTION whatsapp_handler._heads_%1$s(p_qty integer, p_skip_channels bigint[] DEFAULT '{}')
 RETURNS TABLE (msg_id bigint, headers jsonb)
 LANGUAGE plpgsql
 -- A claim takes tens to hundreds. Left at the default of 1000 rows, the planner of the
@@ -61,7 +59,7 @@ $do$;
 -- A claim takes the heads and hides them for the reader's visibility timeout, in one
 -- statement (set-based: no call per message). The worker's state of an outbound message
 -- is in its headers: attempts counts the claims, in_flight marks one not yet settled.
-CREATE FUNCTION whatsapp_handler._claim_outbound(p_qty integer, p_vt_seconds integer, p_skip_channels bigint[] DEFAULT '{}')
+CREATE OR REPLACE FUNCTION whatsapp_handler._claim_outbound(p_qty integer, p_vt_seconds integer, p_skip_channels bigint[] DEFAULT '{}')
 RETURNS TABLE (msg_id bigint, attempts integer, was_in_flight boolean, message jsonb)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
@@ -85,7 +83,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION whatsapp_handler._claim_outbox(p_qty integer, p_vt_seconds integer)
+CREATE OR REPLACE FUNCTION whatsapp_handler._claim_outbox(p_qty integer, p_vt_seconds integer)
 RETURNS TABLE (msg_id bigint, read_ct integer, enqueued_at timestamptz, message jsonb)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, whatsapp_handler, pg_temp

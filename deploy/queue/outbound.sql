@@ -1,24 +1,23 @@
 -- Deploy whatsapp_handler:queue/outbound to pg
+-- Reworked after v1.0.0: a batch is locked and deleted by one statement each
+-- (_lock_outbound, _delete_outbound take arrays). This is the whole change as it is now,
+-- CREATE OR REPLACE over the released functions (deploy/queue/outbound@v1.0.0.sql runs
+-- first).
 -- requires: queue/rights queue/pgmq core/roles
 -- Messages to send. The worker reaches them only through the worker_* functions
 -- (delivery/worker), which run as the owner: no table right here, so that a worker's login
 -- can neither read the queued OTP codes nor rewrite or delete what waits.
 BEGIN;
-
-DO $$ BEGIN PERFORM pgmq.create('outbound'); END $$;
-ALTER TABLE pgmq.q_outbound OWNER TO whatsapp_handler_owner;
-ALTER TABLE pgmq.a_outbound OWNER TO whatsapp_handler_owner;
-COMMENT ON TABLE pgmq.q_outbound IS 'whatsapp-handler messages waiting for delivery by the worker; OTP messages carry the plaintext code until deleted.';
-
--- Every right on the queue's tables and sequence goes but the owner's (queue/rights).
-SELECT format('REVOKE ALL ON %s %s FROM %s', kind, relation, grantee)
-FROM whatsapp_handler._queue_rights_beyond_owner(ARRAY['outbound']) \gexec
-
 -- The queue's one writer: pgmq.send's dynamic SQL is planned on every call, this static
 -- INSERT once per session. Triggers pgmq adds to the table (enable_notify_insert) still fire.
 SET LOCAL ROLE whatsapp_handler_owner;
 
-CREATE FUNCTION whatsapp_handler._enqueue_outbound(p_message jsonb, p_group text)
+-- Released with one msg_id each; the arrays below replace them (delivery/worker, reworked
+-- next, calls the new ones: a worker settling in between retries, app/worker.py).
+DROP FUNCTION whatsapp_handler._lock_outbound(bigint);
+DROP FUNCTION whatsapp_handler._delete_outbound(bigint);
+
+CREATE OR REPLACE FUNCTION whatsapp_handler._enqueue_outbound(p_message jsonb, p_group text)
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
@@ -45,7 +44,7 @@ COMMENT ON FUNCTION whatsapp_handler._enqueue_outbound(jsonb, text) IS
 -- again): this worker's outcome for them is stale. One statement for a whole batch.
 -- A generic plan: with an array parameter the planner would otherwise plan every call
 -- afresh (a custom plan for one id always looks cheaper than the generic one).
-CREATE FUNCTION whatsapp_handler._lock_outbound(p_msg_ids bigint[])
+CREATE OR REPLACE FUNCTION whatsapp_handler._lock_outbound(p_msg_ids bigint[])
 RETURNS TABLE (msg_id bigint, message jsonb, headers jsonb)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
@@ -61,7 +60,7 @@ $$;
 
 -- Deleted, not archived: an OTP code must not outlive its delivery, and a dead letter
 -- keeps its own copy.
-CREATE FUNCTION whatsapp_handler._delete_outbound(p_msg_ids bigint[])
+CREATE OR REPLACE FUNCTION whatsapp_handler._delete_outbound(p_msg_ids bigint[])
 RETURNS integer
 LANGUAGE plpgsql
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
@@ -76,7 +75,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION whatsapp_handler._retry_outbound(p_msg_id bigint, p_delay_seconds double precision, p_error jsonb)
+CREATE OR REPLACE FUNCTION whatsapp_handler._retry_outbound(p_msg_id bigint, p_delay_seconds double precision, p_error jsonb)
 RETURNS boolean
 LANGUAGE plpgsql
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
@@ -91,7 +90,7 @@ END
 $$;
 
 -- Untried: the claim does not count as an attempt.
-CREATE FUNCTION whatsapp_handler._release_outbound(p_msg_id bigint, p_delay_seconds double precision)
+CREATE OR REPLACE FUNCTION whatsapp_handler._release_outbound(p_msg_id bigint, p_delay_seconds double precision)
 RETURNS boolean
 LANGUAGE plpgsql
 SET search_path = pg_catalog, whatsapp_handler, pg_temp

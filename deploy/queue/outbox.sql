@@ -1,23 +1,16 @@
 -- Deploy whatsapp_handler:queue/outbox to pg
+-- Reworked after v1.0.0: _enqueue_outbox keeps a generic plan (array parameters). This is
+-- the whole change as it is now, CREATE OR REPLACE over the released functions
+-- (deploy/queue/outbox@v1.0.0.sql runs first).
 -- requires: queue/rights queue/pgmq core/roles
 -- Created by the deployer (pgmq.create needs CREATE on schema pgmq), then handed to
 -- the owner so that the SECURITY DEFINER functions can pgmq.send into it.
 BEGIN;
-
-DO $$ BEGIN PERFORM pgmq.create('outbox'); END $$;
-ALTER TABLE pgmq.q_outbox OWNER TO whatsapp_handler_owner;
-ALTER TABLE pgmq.a_outbox OWNER TO whatsapp_handler_owner;
-COMMENT ON TABLE pgmq.q_outbox IS 'whatsapp-handler domain events (docs/events.md); grouped per aggregate by header x-pgmq-group.';
-
--- Every right on the queue's tables and sequence goes but the owner's (queue/rights).
-SELECT format('REVOKE ALL ON %s %s FROM %s', kind, relation, grantee)
-FROM whatsapp_handler._queue_rights_beyond_owner(ARRAY['outbox']) \gexec
-
 -- The queue's one writer: pgmq.send's dynamic SQL is planned on every call, this static
 -- INSERT once per session. Triggers pgmq adds to the table (enable_notify_insert) still fire.
 SET LOCAL ROLE whatsapp_handler_owner;
 
-CREATE FUNCTION whatsapp_handler._enqueue_outbox(p_messages jsonb[], p_groups text[])
+CREATE OR REPLACE FUNCTION whatsapp_handler._enqueue_outbox(p_messages jsonb[], p_groups text[])
 RETURNS SETOF bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
@@ -39,7 +32,7 @@ COMMENT ON FUNCTION whatsapp_handler._enqueue_outbox(jsonb[], text[]) IS
     'Internal: queues one outbox message per element of p_messages, with header x-pgmq-group p_groups[i], visible at once, in array order; returns the msg_ids in that order. Raises nothing.';
 
 -- A consumer gives an event back (outbox_nack): it stays the head of its group.
-CREATE FUNCTION whatsapp_handler._delay_outbox(p_msg_id bigint, p_delay_seconds integer)
+CREATE OR REPLACE FUNCTION whatsapp_handler._delay_outbox(p_msg_id bigint, p_delay_seconds integer)
 RETURNS boolean
 LANGUAGE plpgsql
 SET search_path = pg_catalog, whatsapp_handler, pg_temp

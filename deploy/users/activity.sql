@@ -1,4 +1,7 @@
 -- Deploy whatsapp_handler:users/activity to pg
+-- Reworked after v1.0.0: _touch_activity keeps a generic plan (array parameter). This is the
+-- whole change as it is now, CREATE OR REPLACE over the released functions
+-- (deploy/users/activity@v1.0.0.sql runs first).
 -- requires: users/helpers
 -- A user's last activity, the one rule of it: last_active_at moves to now() and never
 -- backwards, and erased users are left alone. Ingestion (_record_inbound one message at a
@@ -11,7 +14,7 @@ SET LOCAL ROLE whatsapp_handler_owner;
 -- _record_inbound its one sender with the same code. p_resolution: ingestion records
 -- activity to the minute (it drives the GDPR inactivity job), which saves an update of
 -- the user row per message in a busy conversation; an operator's touch is exact.
-CREATE FUNCTION whatsapp_handler._touch_activity(p_user_ids bigint[], p_resolution interval DEFAULT interval '1 minute')
+CREATE OR REPLACE FUNCTION whatsapp_handler._touch_activity(p_user_ids bigint[], p_resolution interval DEFAULT interval '1 minute')
 RETURNS integer
 LANGUAGE plpgsql
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
@@ -33,7 +36,7 @@ REVOKE ALL ON FUNCTION whatsapp_handler._touch_activity(bigint[], interval) FROM
 COMMENT ON FUNCTION whatsapp_handler._touch_activity(bigint[], interval) IS
     'Internal: marks the users active now unless they were within p_resolution (default a minute) or later, never moving last_active_at backwards; erased and unknown ids are skipped. Returns the number of rows changed. Raises nothing.';
 
-CREATE FUNCTION whatsapp_handler.touch_user_activity(p_user_id bigint)
+CREATE OR REPLACE FUNCTION whatsapp_handler.touch_user_activity(p_user_id bigint)
 RETURNS timestamptz
 LANGUAGE plpgsql
 SECURITY DEFINER

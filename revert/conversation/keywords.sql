@@ -1,7 +1,19 @@
 -- Revert whatsapp_handler:conversation/keywords from pg
+-- Puts back the functions as v1.0.0 released them (deploy/conversation/keywords@v1.0.0.sql).
 BEGIN;
+SET LOCAL ROLE whatsapp_handler_owner;
 
-DROP FUNCTION whatsapp_handler._is_keyword(text);
+-- A SQL expression without a search_path, so that it is inlined where it is called.
+CREATE OR REPLACE FUNCTION whatsapp_handler._is_keyword(p_text text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT pg_catalog.upper(pg_catalog.btrim(p_text)) OPERATOR(pg_catalog.=) ANY (ARRAY['STOP', 'START', 'HELP', 'DELETE'])
+$$;
+REVOKE ALL ON FUNCTION whatsapp_handler._is_keyword(text) FROM PUBLIC;
+COMMENT ON FUNCTION whatsapp_handler._is_keyword(text) IS
+    'Internal: whether a message''s text (or reply id), trimmed and in any case, is one of the keywords STOP, START, HELP, DELETE; NULL for NULL. Raises nothing.';
+
 DROP FUNCTION whatsapp_handler._keyword(text);
 
 COMMIT;
