@@ -75,3 +75,32 @@ def test_a_login_stripped_of_its_group_is_a_503_that_names_the_rights(
 
     db.execute(f"GRANT whatsapp_handler_relay TO {login}")
     assert httpx.get(f"{relay_as}/ready", timeout=10).status_code == 200
+
+
+def test_a_function_the_login_cannot_find_is_a_503_that_sends_the_operator_to_deploy(
+    relay_as: str, db: psycopg.Connection, login: str, http_server: Servers
+) -> None:
+    # 42883: the function a webhook calls is not there for the login (a plan behind this build, or
+    # one the login cannot see). Renamed away, as a deploy that has yet to run would leave it.
+    assert post_meta(relay_as, json.dumps(p.meta_text("447700900124", "wamid.MISSING1")).encode()).status_code == 200
+    before = scrape(relay_as).get(("whatsapp_relay_rights_failures_total", ()), 0.0)
+    db.execute("ALTER FUNCTION whatsapp_handler.ingest_meta(jsonb, text) RENAME TO ingest_meta_away")
+    try:
+        webhook = post_meta(relay_as, json.dumps(p.meta_text("447700900124", "wamid.MISSING2")).encode())
+        problem = assert_problem(webhook, 503)
+        assert problem["code"] == "42883" and webhook.headers["retry-after"] == "5"
+        assert "lacks a right it needs" in problem["detail"] and "ingest_meta" in problem["detail"]
+        # Either fix may be the one: the plan deployed, or the group granted.
+        assert "deploy this build's plan" in problem["detail"] and "whatsapp_handler_relay" in problem["detail"]
+        assert login not in webhook.text
+        assert scrape(relay_as)[("whatsapp_relay_rights_failures_total", ())] > before
+        warnings = [json.loads(line) for line in http_server.log_text().splitlines() if "42883" in line]
+        assert any(w["level"] == "WARNING" and "whatsapp-handler db deploy" in w["message"] and login in w["message"]
+                   for w in warnings), http_server.log_text()  # fmt: skip
+    finally:
+        db.execute("ALTER FUNCTION whatsapp_handler.ingest_meta_away(jsonb, text) RENAME TO ingest_meta")
+
+    again = post_meta(relay_as, json.dumps(p.meta_text("447700900124", "wamid.MISSING3")).encode())
+    assert again.status_code == 200, again.text
+    stored = "SELECT count(*) AS n FROM whatsapp_handler.message_keys WHERE provider_message_id = 'wamid.MISSING3'"
+    assert db.execute(stored).fetchone()["n"] == 1
