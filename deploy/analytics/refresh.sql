@@ -1,17 +1,16 @@
 -- Deploy whatsapp_handler:analytics/refresh to pg
--- requires: analytics/summaries_policy analytics/user_keys jobs/settings messages/messages messages/status_events otp/challenges conversation/conversations
+-- requires: analytics/summaries_policy analytics/user_keys jobs/settings messages/messages messages/status_events otp/challenges conversation/conversations analytics/onboarded
 -- job_analytics_refresh: recounts the analytics summaries (docs/analytics.md). Each run
 -- recounts the days since now() - analytics.refresh_lookback (messages, OTP codes,
 -- delivery, active users; and the weeks and months those days fall in), and the users
 -- and funnel in full; the first run, with empty summaries, recounts everything.
+-- Reworked after v1.0.0: counts onboarded users (users.onboarded_at) under the names
+-- analytics/onboarded gave the summaries. Only the function: the setting
+-- analytics.refresh_lookback the released script inserted is there, maybe set by a DBA.
 BEGIN;
 SET LOCAL ROLE whatsapp_handler_owner;
 
-INSERT INTO whatsapp_handler.settings (key, value, description) VALUES
-    ('analytics.refresh_lookback', '"3 days"',
-     'The analytics refresh job recounts the UTC days since now() minus this (at least 1 day): late statuses and activity within it are caught up.');
-
-CREATE FUNCTION whatsapp_handler.job_analytics_refresh(p_from timestamptz DEFAULT NULL)
+CREATE OR REPLACE FUNCTION whatsapp_handler.job_analytics_refresh(p_from timestamptz DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
@@ -39,20 +38,20 @@ BEGIN
     UPDATE analytics_users a
     SET user_key = CASE WHEN s.erased THEN NULL ELSE a.user_key END, country_code = s.country_code,
         first_contact_on = s.first_contact_on, terms_accepted_on = s.terms_accepted_on, verified_on = s.verified_on,
-        registered_on = s.registered_on, last_active_on = s.last_active_on, erased = s.erased
+        onboarded_on = s.onboarded_on, last_active_on = s.last_active_on, erased = s.erased
     FROM (SELECT c.user_id, c.channel_id, u.erased_at IS NOT NULL AS erased, _country_code(u.phone) AS country_code,
                  c.created_at::date AS first_contact_on, u.terms_accepted_at::date AS terms_accepted_on,
-                 u.verified_at::date AS verified_on, u.registered_at::date AS registered_on,
+                 u.verified_at::date AS verified_on, u.onboarded_at::date AS onboarded_on,
                  u.last_active_at::date AS last_active_on
           FROM conversations c JOIN users u ON u.id = c.user_id) s
     WHERE a.user_id = s.user_id AND a.channel_id = s.channel_id
-      AND (a.country_code, a.first_contact_on, a.terms_accepted_on, a.verified_on, a.registered_on, a.last_active_on, a.erased)
-          IS DISTINCT FROM (s.country_code, s.first_contact_on, s.terms_accepted_on, s.verified_on, s.registered_on,
+      AND (a.country_code, a.first_contact_on, a.terms_accepted_on, a.verified_on, a.onboarded_on, a.last_active_on, a.erased)
+          IS DISTINCT FROM (s.country_code, s.first_contact_on, s.terms_accepted_on, s.verified_on, s.onboarded_on,
                             s.last_active_on, s.erased);
     INSERT INTO analytics_users (user_id, channel_id, user_key, country_code, first_contact_on, terms_accepted_on,
-                                 verified_on, registered_on, last_active_on, erased)
+                                 verified_on, onboarded_on, last_active_on, erased)
     SELECT c.user_id, c.channel_id, CASE WHEN u.erased_at IS NULL THEN _user_key(u.id) END, _country_code(u.phone),
-           c.created_at::date, u.terms_accepted_at::date, u.verified_at::date, u.registered_at::date,
+           c.created_at::date, u.terms_accepted_at::date, u.verified_at::date, u.onboarded_at::date,
            u.last_active_at::date, u.erased_at IS NOT NULL
     FROM conversations c JOIN users u ON u.id = c.user_id
     WHERE NOT EXISTS (SELECT FROM analytics_users a WHERE a.user_id = c.user_id AND a.channel_id = c.channel_id);
@@ -63,22 +62,22 @@ BEGIN
         ANALYZE analytics_users;
     END IF;
 
-    -- Funnel and registrations, in full from analytics_users (one row per conversation).
-    INSERT INTO analytics_funnel_daily AS t (day, channel_id, first_contacts, terms_accepted, verified, registered)
-    SELECT first_contact_on, channel_id, count(*), count(terms_accepted_on), count(verified_on), count(registered_on)
+    -- Funnel and onboarded users, in full from analytics_users (one row per conversation).
+    INSERT INTO analytics_funnel_daily AS t (day, channel_id, first_contacts, terms_accepted, verified, onboarded)
+    SELECT first_contact_on, channel_id, count(*), count(terms_accepted_on), count(verified_on), count(onboarded_on)
     FROM analytics_users GROUP BY 1, 2
     ON CONFLICT (day, channel_id) DO UPDATE
         SET first_contacts = EXCLUDED.first_contacts, terms_accepted = EXCLUDED.terms_accepted,
-            verified = EXCLUDED.verified, registered = EXCLUDED.registered
-        WHERE (t.first_contacts, t.terms_accepted, t.verified, t.registered)
-              IS DISTINCT FROM (EXCLUDED.first_contacts, EXCLUDED.terms_accepted, EXCLUDED.verified, EXCLUDED.registered);
-    INSERT INTO analytics_registrations_daily AS t (day, channel_id, registrations)
-    SELECT registered_on, channel_id, count(*)
-    FROM (SELECT DISTINCT ON (user_id) user_id, channel_id, registered_on FROM analytics_users
-          WHERE registered_on IS NOT NULL ORDER BY user_id, first_contact_on, channel_id) f
+            verified = EXCLUDED.verified, onboarded = EXCLUDED.onboarded
+        WHERE (t.first_contacts, t.terms_accepted, t.verified, t.onboarded)
+              IS DISTINCT FROM (EXCLUDED.first_contacts, EXCLUDED.terms_accepted, EXCLUDED.verified, EXCLUDED.onboarded);
+    INSERT INTO analytics_onboarded_daily AS t (day, channel_id, onboarded)
+    SELECT onboarded_on, channel_id, count(*)
+    FROM (SELECT DISTINCT ON (user_id) user_id, channel_id, onboarded_on FROM analytics_users
+          WHERE onboarded_on IS NOT NULL ORDER BY user_id, first_contact_on, channel_id) f
     GROUP BY 1, 2
-    ON CONFLICT (day, channel_id) DO UPDATE SET registrations = EXCLUDED.registrations
-        WHERE t.registrations <> EXCLUDED.registrations;
+    ON CONFLICT (day, channel_id) DO UPDATE SET onboarded = EXCLUDED.onboarded
+        WHERE t.onboarded <> EXCLUDED.onboarded;
 
     -- OTP codes: the challenges are deleted a day after they resolve, so counts only grow.
     INSERT INTO analytics_otp_daily AS t (day, channel_id, requested, verified, failed_attempts, locked, expired, superseded)

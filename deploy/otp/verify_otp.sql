@@ -1,9 +1,12 @@
 -- Deploy whatsapp_handler:otp/verify_otp to pg
 -- requires: users/helpers otp/challenges otp/policy outbox/event_envelope core/pgcrypto
+-- Reworked after v1.0.0: calls _complete_onboarding (users/helpers), which replaced
+-- _complete_registration; nothing else changed. CREATE OR REPLACE over the released
+-- function (deploy/otp/verify_otp@v1.0.0.sql runs first).
 BEGIN;
 SET LOCAL ROLE whatsapp_handler_owner;
 
-CREATE FUNCTION whatsapp_handler.verify_otp(p_phone text, p_code text, p_correlation_id text DEFAULT NULL)
+CREATE OR REPLACE FUNCTION whatsapp_handler.verify_otp(p_phone text, p_code text, p_correlation_id text DEFAULT NULL)
 RETURNS text
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -59,7 +62,7 @@ BEGIN
     ELSIF v_match THEN
         UPDATE otp_challenges SET status = 'verified', code_hash = NULL, resolved_at = now() WHERE id = v_challenge.id;
         UPDATE users SET verified_at = now(), updated_at = now() WHERE id = v_user.id;
-        PERFORM _complete_registration(v_user.id);
+        PERFORM _complete_onboarding(v_user.id);
         PERFORM _emit_event('user.verified', v_user.id, jsonb_build_object('challenge_id', v_challenge.id));
         RETURN 'verified';
     END IF;

@@ -1,9 +1,12 @@
 -- Deploy whatsapp_handler:users/accept_terms to pg
 -- requires: users/helpers outbox/event_envelope
+-- Reworked after v1.0.0: calls _complete_onboarding (users/helpers), which replaced
+-- _complete_registration; nothing else changed. CREATE OR REPLACE over the released
+-- function (deploy/users/accept_terms@v1.0.0.sql runs first).
 BEGIN;
 SET LOCAL ROLE whatsapp_handler_owner;
 
-CREATE FUNCTION whatsapp_handler.accept_terms(p_user_id bigint, p_terms_version text)
+CREATE OR REPLACE FUNCTION whatsapp_handler.accept_terms(p_user_id bigint, p_terms_version text)
 RETURNS boolean
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -22,7 +25,7 @@ BEGIN
     END IF;
     UPDATE users SET terms_accepted_at = now(), terms_version = p_terms_version, updated_at = now()
     WHERE id = p_user_id;
-    PERFORM _complete_registration(p_user_id);
+    PERFORM _complete_onboarding(p_user_id);
     PERFORM _emit_event('user.terms_accepted', p_user_id,
                         jsonb_build_object('terms_version', p_terms_version,
                                            'previous_terms_version', v_user.terms_version));

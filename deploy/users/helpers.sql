@@ -1,10 +1,14 @@
 -- Deploy whatsapp_handler:users/helpers to pg
--- requires: users/users core/e164
+-- requires: users/users core/e164 users/onboarded
 -- Internal helpers shared by the user API; callable only by the owner.
+-- Reworked after v1.0.0: _complete_onboarding (stamps onboarded_at, users/onboarded)
+-- replaces _complete_registration, since "registered" means first contact. This is the
+-- whole change as it is now, CREATE OR REPLACE over the released functions
+-- (deploy/users/helpers@v1.0.0.sql runs first).
 BEGIN;
 SET LOCAL ROLE whatsapp_handler_owner;
 
-CREATE FUNCTION whatsapp_handler._check_phone(p_phone text)
+CREATE OR REPLACE FUNCTION whatsapp_handler._check_phone(p_phone text)
 RETURNS text
 LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
@@ -23,7 +27,7 @@ REVOKE ALL ON FUNCTION whatsapp_handler._check_phone(text) FROM PUBLIC;
 COMMENT ON FUNCTION whatsapp_handler._check_phone(text) IS
     'Internal: returns the phone when it is E.164; raises WH001 otherwise.';
 
-CREATE FUNCTION whatsapp_handler._lock_user(p_user_id bigint, p_allow_blocked boolean DEFAULT false)
+CREATE OR REPLACE FUNCTION whatsapp_handler._lock_user(p_user_id bigint, p_allow_blocked boolean DEFAULT false)
 RETURNS whatsapp_handler.users
 LANGUAGE plpgsql
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
@@ -53,19 +57,23 @@ REVOKE ALL ON FUNCTION whatsapp_handler._lock_user(bigint, boolean) FROM PUBLIC;
 COMMENT ON FUNCTION whatsapp_handler._lock_user(bigint, boolean) IS
     'Internal: locks and returns a user row. Raises WH002 (unknown), WH009 (erased), WH004 (blocked, unless p_allow_blocked).';
 
-CREATE FUNCTION whatsapp_handler._complete_registration(p_user_id bigint)
+CREATE OR REPLACE FUNCTION whatsapp_handler._complete_onboarding(p_user_id bigint)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
 AS $$
 BEGIN
-    UPDATE users SET registered_at = now()
-    WHERE id = p_user_id AND registered_at IS NULL
+    UPDATE users SET onboarded_at = now()
+    WHERE id = p_user_id AND onboarded_at IS NULL
       AND verified_at IS NOT NULL AND terms_accepted_at IS NOT NULL;
 END
 $$;
-REVOKE ALL ON FUNCTION whatsapp_handler._complete_registration(bigint) FROM PUBLIC;
-COMMENT ON FUNCTION whatsapp_handler._complete_registration(bigint) IS
-    'Internal: stamps registered_at once the user is both verified and has accepted terms. Raises nothing.';
+REVOKE ALL ON FUNCTION whatsapp_handler._complete_onboarding(bigint) FROM PUBLIC;
+COMMENT ON FUNCTION whatsapp_handler._complete_onboarding(bigint) IS
+    'Internal: stamps onboarded_at once the user is both verified (OTP) and has accepted terms. Raises nothing.';
+
+-- Released as _complete_registration; its callers (users/accept_terms, otp/verify_otp) are
+-- reworked next to call _complete_onboarding (a call in between fails and is retried).
+DROP FUNCTION whatsapp_handler._complete_registration(bigint);
 
 COMMIT;

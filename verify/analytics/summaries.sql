@@ -1,10 +1,18 @@
 -- Verify whatsapp_handler:analytics/summaries on pg
 BEGIN;
 
-SELECT user_id, channel_id, user_key, country_code, first_contact_on, terms_accepted_on, verified_on, registered_on,
+-- The onboarding columns and table have the names v1.0.0 released or those analytics/onboarded
+-- gave them (its verify checks those): what does not change is checked here.
+SELECT user_id, channel_id, user_key, country_code, first_contact_on, terms_accepted_on, verified_on,
        last_active_on, erased FROM whatsapp_handler.analytics_users WHERE false;
-SELECT day, channel_id, first_contacts, terms_accepted, verified, registered FROM whatsapp_handler.analytics_funnel_daily WHERE false;
-SELECT day, channel_id, registrations FROM whatsapp_handler.analytics_registrations_daily WHERE false;
+SELECT day, channel_id, first_contacts, terms_accepted, verified FROM whatsapp_handler.analytics_funnel_daily WHERE false;
+SELECT 1 / (count(*) = 2)::int FROM pg_catalog.pg_attribute
+WHERE attrelid IN ('whatsapp_handler.analytics_users'::regclass, 'whatsapp_handler.analytics_funnel_daily'::regclass)
+  AND attname IN ('registered_on', 'onboarded_on', 'registered', 'onboarded') AND NOT attisdropped;
+SELECT 1 / (count(*) = 3)::int FROM pg_catalog.pg_attribute
+WHERE attrelid = coalesce(to_regclass('whatsapp_handler.analytics_onboarded_daily'),
+                          to_regclass('whatsapp_handler.analytics_registrations_daily'))
+  AND attname IN ('day', 'channel_id', 'registrations', 'onboarded') AND NOT attisdropped;
 SELECT day, channel_id, requested, verified, failed_attempts, locked, expired, superseded FROM whatsapp_handler.analytics_otp_daily WHERE false;
 SELECT day, channel_id, direction, message_type, messages FROM whatsapp_handler.analytics_messages_daily WHERE false;
 SELECT day, channel_id, sent, delivered, read, failed, sent_to_delivered_p50, sent_to_delivered_p90, sent_to_delivered_p99,

@@ -1,0 +1,8 @@
+-- Verify whatsapp_handler:analytics/refresh on pg
+BEGIN;
+
+SELECT whatsapp_handler._assert_function('whatsapp_handler.job_analytics_refresh(timestamptz)', '{}');
+SELECT 1 / count(*) FROM whatsapp_handler.settings WHERE key = 'analytics.refresh_lookback';
+SELECT 1 / (whatsapp_handler._setting_interval('analytics.refresh_lookback', interval '1 day') IS NOT NULL)::int;
+
+ROLLBACK;
