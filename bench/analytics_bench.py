@@ -26,7 +26,7 @@ from psycopg import pq
 
 from kit.durable import BENCH, durable_cluster
 
-VIEWS = ("channels", "users", "funnel_daily", "registrations_daily", "otp_daily", "messages_daily",
+VIEWS = ("channels", "users", "funnel_daily", "onboarded_daily", "otp_daily", "messages_daily",
          "delivery_latency_daily", "active_users", "dead_letters", "refresh_status")  # fmt: skip
 PASSWORD = "bench-analyst-password"  # noqa: S105 - a throwaway cluster's, made and deleted by this run
 
@@ -46,7 +46,7 @@ LOAD = [
     (
         "users",
         """
-    INSERT INTO whatsapp_handler.users (phone, created_at, terms_accepted_at, terms_version, verified_at, registered_at,
+    INSERT INTO whatsapp_handler.users (phone, created_at, terms_accepted_at, terms_version, verified_at, onboarded_at,
                                         last_active_at)
     SELECT (ARRAY['+44', '+351', '+1', '+49', '+55'])[1 + i %% 5] || lpad(i::text, 9, '0'), t,
            CASE WHEN i %% 10 < 8 THEN t + interval '5 minutes' END, CASE WHEN i %% 10 < 8 THEN 'v1' END,

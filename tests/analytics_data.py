@@ -22,20 +22,20 @@ def load(db: psycopg.Connection) -> dict[str, int]:
         "SELECT whatsapp_handler.add_channel('twilio', 'whatsapp:+15550003333', '+15550003333', 'Sales') AS id"
     ).fetchone()["id"]
     users = {}
-    # name: (terms_accepted_at, verified_at, registered_at)
+    # name: (terms_accepted_at, verified_at, onboarded_at)
     states = {
         "u1": ("2026-01-05 10:05Z", "2026-01-06 08:00Z", "2026-01-06 08:00Z"),
         "u2": ("2026-01-05 11:00Z", None, None),
         "u3": (None, None, None),
         "u4": ("2026-01-07 09:00Z", "2026-01-07 09:10Z", "2026-01-07 09:10Z"),
     }
-    for name, (terms, verified, registered) in states.items():
+    for name, (terms, verified, onboarded) in states.items():
         users[name] = db.execute(
             """INSERT INTO whatsapp_handler.users (phone, display_name, terms_accepted_at, terms_version, verified_at,
-                                                  registered_at, last_active_at, created_at)
+                                                  onboarded_at, last_active_at, created_at)
                VALUES (%s, %s, %s, CASE WHEN %s::timestamptz IS NOT NULL THEN 'v1' END, %s, %s, '2026-01-12 10:00Z',
                        '2026-01-05 09:00Z') RETURNING id""",
-            (PHONES[name], f"Name of {name}", terms, terms, verified, registered),
+            (PHONES[name], f"Name of {name}", terms, terms, verified, onboarded),
         ).fetchone()["id"]
     # Conversations: first contact per user and channel.
     for name, channel, at in [("u1", a, "2026-01-05 10:00Z"), ("u2", a, "2026-01-05 10:30Z"),

@@ -22,7 +22,7 @@ from tests.conftest import LOGIN_PASSWORD
 from tests.helpers import raises_sqlstate
 
 D = dt.date
-VIEWS = ("channels", "users", "funnel_daily", "registrations_daily", "otp_daily", "messages_daily",
+VIEWS = ("channels", "users", "funnel_daily", "onboarded_daily", "otp_daily", "messages_daily",
          "delivery_latency_daily", "active_users", "dead_letters", "refresh_status")  # fmt: skip
 EXAMPLES = sorted((PROJECT_DIR / "sql" / "analytics").glob("*.sql"))
 
@@ -66,10 +66,10 @@ def rows(conn, sql: str, params=None) -> list[dict]:
 # --- the figures -----------------------------------------------------------------------
 
 
-def test_funnel_and_registrations(data, analyst):
+def test_funnel_and_onboarded(data, analyst):
     a, b = data["A"], data["B"]
     conn = analyst(None, all_channels=True)
-    funnel = rows(conn, "SELECT day, channel_id, first_contacts, terms_accepted, verified, registered, verified_rate "
+    funnel = rows(conn, "SELECT day, channel_id, first_contacts, terms_accepted, verified, onboarded, verified_rate "
                         "FROM analytics.funnel_daily ORDER BY channel_id, day")  # fmt: skip
     assert [tuple(r.values())[:6] for r in funnel] == [
         (D(2026, 1, 5), a, 2, 2, 1, 1),  # u1 (all the way), u2 (terms only)
@@ -78,10 +78,10 @@ def test_funnel_and_registrations(data, analyst):
         (D(2026, 1, 5), b, 1, 1, 1, 1),  # u4
     ]
     assert funnel[0]["verified_rate"] == pytest.approx(0.5)
-    # u4 counts once, on its first channel (B), the day it registered.
-    assert rows(conn, "SELECT day, channel_id, registrations FROM analytics.registrations_daily ORDER BY day") == [
-        {"day": D(2026, 1, 6), "channel_id": a, "registrations": 1},
-        {"day": D(2026, 1, 7), "channel_id": b, "registrations": 1},
+    # u4 counts once, on its first channel (B), the day it was onboarded (terms and OTP).
+    assert rows(conn, "SELECT day, channel_id, onboarded FROM analytics.onboarded_daily ORDER BY day") == [
+        {"day": D(2026, 1, 6), "channel_id": a, "onboarded": 1},
+        {"day": D(2026, 1, 7), "channel_id": b, "onboarded": 1},
     ]
 
 
@@ -506,12 +506,12 @@ def test_example_answers(data, analyst):
     conn = analyst(None, all_channels=True)
     ex = {p.stem: p for p in EXAMPLES}
     assert run_example(conn, ex["users_by_country"]) == [
-        {"country_code": "+44", "users": 2, "registered": 2},
-        {"country_code": "+1", "users": 1, "registered": 0},
-        {"country_code": "+351", "users": 1, "registered": 0},
+        {"country_code": "+44", "users": 2, "onboarded": 2},
+        {"country_code": "+1", "users": 1, "onboarded": 0},
+        {"country_code": "+351", "users": 1, "onboarded": 0},
     ]
     funnel = run_example(conn, ex["funnel_by_week"])
-    assert [(r["week"], r["first_contacts"], r["registered"]) for r in funnel] == [(D(2026, 1, 5), 5, 3)]
+    assert [(r["week"], r["first_contacts"], r["onboarded"]) for r in funnel] == [(D(2026, 1, 5), 5, 3)]
     otp = run_example(conn, ex["otp_outcomes_by_day"])
     assert [(r["day"], r["requested"], r["failed_attempts_per_code"]) for r in otp] == [
         (D(2026, 1, 6), 4, 2), (D(2026, 1, 7), 1, 0)]  # fmt: skip

@@ -7,7 +7,7 @@ import threading
 import psycopg
 import pytest
 
-from tests.helpers import outbox_events, raises_sqlstate
+from tests.helpers import outbound_messages, outbox_events, raises_sqlstate
 
 PHONE = "+447700900123"
 
@@ -27,7 +27,7 @@ def test_register_creates_user_preferences_conversation_and_one_event(db, channe
     row = register(db, channel_id=channel_id, name="Ana")
     assert row["created"] is True
     u = user(db, row["user_id"])
-    assert (u["phone"], u["display_name"], u["registered_at"]) == (PHONE, "Ana", None)
+    assert (u["phone"], u["display_name"], u["onboarded_at"]) == (PHONE, "Ana", None)  # registered, not onboarded
     prefs = db.execute(
         "SELECT * FROM whatsapp_handler.user_preferences WHERE user_id = %s", (row["user_id"],)
     ).fetchone()
@@ -166,13 +166,37 @@ def test_unknown_user_is_wh002_everywhere(db):
             db.execute(call)
 
 
-def test_registration_completes_after_terms_and_verification(db, channel_id):
+def test_onboarding_completes_after_terms_and_verification(db, channel_id):
     uid = register(db, channel_id=channel_id)["user_id"]
     db.execute("SELECT whatsapp_handler.accept_terms(%s, 'v1')", (uid,))
-    assert user(db, uid)["registered_at"] is None
+    assert user(db, uid)["onboarded_at"] is None
     db.execute("UPDATE whatsapp_handler.users SET verified_at = now() WHERE id = %s", (uid,))
     db.execute("SELECT whatsapp_handler.accept_terms(%s, 'v2')", (uid,))
-    assert user(db, uid)["registered_at"] is not None
+    assert user(db, uid)["onboarded_at"] is not None
+
+
+def test_onboarding_completes_when_the_otp_code_verifies_after_the_terms(db, channel_id):
+    # The other order: terms first, then verify_otp stamps onboarded_at (_complete_onboarding).
+    uid = register(db, channel_id=channel_id)["user_id"]
+    db.execute("SELECT whatsapp_handler.accept_terms(%s, 'v1')", (uid,))
+    db.execute("SELECT whatsapp_handler.request_otp(%s, %s)", (PHONE, channel_id))
+    code = [m for m in outbound_messages(db) if m["kind"] == "otp"][-1]["code"]
+    assert user(db, uid)["onboarded_at"] is None
+    outcome = db.execute("SELECT whatsapp_handler.verify_otp(%s, %s) AS o", (PHONE, code)).fetchone()["o"]
+    assert outcome == "verified"
+    u = user(db, uid)
+    assert u["onboarded_at"] is not None and u["onboarded_at"] == u["verified_at"]
+
+
+def test_onboarded_only_after_terms_and_verification(db, channel_id):
+    # "Registered" is first contact; onboarded needs both steps, a rule the table holds too.
+    uid = register(db, channel_id=channel_id)["user_id"]
+    with raises_sqlstate("23514"):
+        db.execute("UPDATE whatsapp_handler.users SET onboarded_at = now() WHERE id = %s", (uid,))
+    assert db.execute(
+        "SELECT conname FROM pg_constraint"
+        " WHERE conrelid = 'whatsapp_handler.users'::regclass AND conname ~ 'after_terms'"
+    ).fetchall() == [{"conname": "users_onboarded_after_terms_and_verification"}]
 
 
 def test_set_preferences_partial_update_and_event_with_changes(db, channel_id):

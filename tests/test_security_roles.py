@@ -19,7 +19,7 @@ SCHEMAS = ("whatsapp_handler", "analytics", "pgmq", "cron", "public")
 OWNER = "whatsapp_handler_owner"
 WH = "whatsapp_handler"
 ANALYTICS_VIEWS = ("active_users", "channels", "dead_letters", "delivery_latency_daily", "funnel_daily",
-                   "messages_daily", "otp_daily", "refresh_status", "registrations_daily", "users")  # fmt: skip
+                   "messages_daily", "onboarded_daily", "otp_daily", "refresh_status", "users")  # fmt: skip
 
 # What each group role holds beyond what PUBLIC holds: (kind, object, privilege). From docs/security.md
 # and the GRANTs of deploy/: the relay, the worker and the consumer call functions only; the analyst

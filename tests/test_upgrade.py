@@ -48,6 +48,42 @@ def _load(conn: psycopg.Connection) -> None:
                 (_meta_text(phone, f"wamid.{n}.{step}", text), f"c-{n}"),
             )
     conn.execute("SELECT whatsapp_handler.request_otp('+447700900001', %s, 'upgrade-test')", (channel,))
+    # One person onboarded (terms accepted, then the OTP code verified) by the released
+    # functions, and the analytics summaries counted, all under the released names.
+    user = conn.execute("SELECT id FROM whatsapp_handler.users WHERE phone = '+447700900001'").fetchone()["id"]
+    conn.execute("SELECT whatsapp_handler.accept_terms(%s, 'upgrade-v1')", (user,))
+    otp = "SELECT message->>'code' AS c FROM pgmq.q_outbound WHERE message->>'kind' = 'otp'"
+    code = conn.execute(otp).fetchone()["c"]
+    verified = conn.execute("SELECT whatsapp_handler.verify_otp('+447700900001', %s) AS o", (code,)).fetchone()["o"]
+    assert verified == "verified"
+    conn.execute("SELECT whatsapp_handler.job_analytics_refresh()")
+
+
+# "Registered" was renamed "onboarded" after v1.0.0 (users/onboarded, analytics/onboarded): the
+# same stamps and counts under either set of names.
+ONBOARDED = {
+    "released": {
+        "users": "SELECT string_agg(phone || ' ' || registered_at, ',' ORDER BY phone) FROM whatsapp_handler.users"
+        " WHERE registered_at IS NOT NULL",
+        "analytics_users": "SELECT count(registered_on) FROM whatsapp_handler.analytics_users",
+        "funnel": "SELECT sum(registered) FROM whatsapp_handler.analytics_funnel_daily",
+        "daily": "SELECT sum(registrations) FROM whatsapp_handler.analytics_registrations_daily",
+        "view": "SELECT sum(registrations) FROM analytics.registrations_daily",
+    },
+    "renamed": {
+        "users": "SELECT string_agg(phone || ' ' || onboarded_at, ',' ORDER BY phone) FROM whatsapp_handler.users"
+        " WHERE onboarded_at IS NOT NULL",
+        "analytics_users": "SELECT count(onboarded_on) FROM whatsapp_handler.analytics_users",
+        "funnel": "SELECT sum(onboarded) FROM whatsapp_handler.analytics_funnel_daily",
+        "daily": "SELECT sum(onboarded) FROM whatsapp_handler.analytics_onboarded_daily",
+        "view": "SELECT sum(onboarded) FROM analytics.onboarded_daily",
+    },
+}
+
+
+def _onboarded(url: str, names: str) -> dict[str, object]:
+    with psycopg.connect(url) as conn:
+        return {name: conn.execute(sql).fetchone()[0] for name, sql in ONBOARDED[names].items()}
 
 
 COUNTS = {
@@ -81,10 +117,15 @@ def test_a_database_deployed_at_the_release_upgrades_with_sqitch_deploy_and_keep
             _load(conn)
         before = _counts(url)
         assert before["users"] == 20 and before["messages"] > 20 and before["otp_challenges"] == 1
+        onboarded = _onboarded(url, "released")
+        assert onboarded["users"].startswith("+447700900001 ") and "," not in onboarded["users"]
+        assert [onboarded[k] for k in ("analytics_users", "funnel", "daily", "view")] == [1, 1, 1, 1]
 
         sqitch.run("deploy", url, capture=True)
         sqitch.run("verify", url, capture=True)
         assert _counts(url) == before
+        # The person onboarded before the upgrade keeps the stamp, the summaries their counts.
+        assert _onboarded(url, "renamed") == onboarded
         assert "Nothing to deploy (up-to-date)" in sqitch.run("status", url, capture=True).stdout
 
         # The upgraded database still works: a returning user's message is taken.
@@ -94,11 +135,25 @@ def test_a_database_deployed_at_the_release_upgrades_with_sqitch_deploy_and_keep
                 (_meta_text("447700900003", "wamid.after", "hi"),),
             ).fetchone()["r"]
         assert result["outcome"] == "processed" and result["messages"] == 1
+        # And onboards by the reworked functions, counted by the reworked refresh.
+        with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
+            user = conn.execute("SELECT id FROM whatsapp_handler.users WHERE phone = '+447700900002'").fetchone()["id"]
+            conn.execute("UPDATE whatsapp_handler.users SET verified_at = now() WHERE id = %s", (user,))
+            conn.execute("SELECT whatsapp_handler.accept_terms(%s, 'upgrade-v2')", (user,))
+            conn.execute("SELECT whatsapp_handler.job_analytics_refresh()")
+        onboarded = _onboarded(url, "renamed")
+        assert onboarded["users"].count(",") == 1
+        assert [onboarded[k] for k in ("analytics_users", "funnel", "daily", "view")] == [2, 2, 2, 2]
 
-        # And a step back to the release keeps the data too.
+        # And a step back to the release keeps the data too, under the released names.
         sqitch.run("revert", url, "-y", "--to", tag, capture=True)
         sqitch.run("verify", url, capture=True)
         assert _counts(url)["users"] == 20
+        assert _onboarded(url, "released") == onboarded
+        with psycopg.connect(url, autocommit=True) as conn:
+            # The released refresh counts again, under the released names.
+            conn.execute("SELECT whatsapp_handler.job_analytics_refresh()")
+        assert _onboarded(url, "released") == onboarded
     finally:
         sqitch.run("deploy", url, capture=True)
 
