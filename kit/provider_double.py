@@ -1,7 +1,8 @@
 """A stand-in for the providers' send APIs, served over HTTP on loopback: Meta's Graph API
 (`/meta/v21.0/{phone_number_id}/messages`), Twilio's Messages API
 (`/twilio/2010-04-01/Accounts/{sid}/Messages.json`) and Evolution API
-(`/evolution/message/sendText/{instance}`).
+(`/evolution/message/sendText/{instance}`, and sendMedia, sendWhatsAppAudio, sendLocation,
+sendReaction, sendButtons, sendList).
 
 It answers what it is told to (a script of answers, then `ok`): success with a message
 id, any status with any body, a stall, a slow success, a dropped connection. It records
@@ -80,7 +81,9 @@ class ProviderDouble:
         app = web.Application()
         app.router.add_post("/meta/v21.0/{ref}/messages", self._handle("meta"))
         app.router.add_post("/twilio/2010-04-01/Accounts/{sid}/Messages.json", self._handle("twilio"))
-        app.router.add_post("/evolution/message/sendText/{ref}", self._handle("evolution"))
+        # Evolution's send endpoints, one per message type (a business message's, app/providers/evolution.py).
+        endpoint = "{endpoint:send(?:Text|Media|WhatsAppAudio|Location|Reaction|Buttons|List)}"
+        app.router.add_post(f"/evolution/message/{endpoint}/{{ref}}", self._handle("evolution"))
         return app
 
     def _next(self) -> tuple:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
@@ -101,8 +102,58 @@ def otp_text(message: dict[str, Any]) -> str:
     return f"Your code is {message['code']}"
 
 
+# A business message (kind "business", queued by SQL's send function) carries its content as a Meta
+# Cloud API message object without messaging_product, recipient_type and to: these are its types.
+# SQL refuses, before queueing, what a channel's provider cannot carry (docs/worker.md, "Business
+# messages"); a provider's send_request refuses again whatever slipped through, as Unsupported.
+BUSINESS_TYPES = frozenset(
+    {"text", "template", "image", "document", "audio", "video", "location", "interactive", "reaction"}
+)
+MEDIA_TYPES = frozenset({"image", "document", "audio", "video"})
+
+
+class Unsupported(ValueError):
+    """A business message its channel's provider cannot carry (a type, a feature, media by id)."""
+
+
+def business_content(message: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """A business message's type and the object of that type (Meta's shape)."""
+    content = message["content"]
+    if not isinstance(content, dict):
+        raise TypeError("content is not an object")
+    kind = content["type"]
+    if kind not in BUSINESS_TYPES:
+        raise Unsupported(f"unknown message type {kind!r}")
+    found = content[kind]
+    if not isinstance(found, dict):
+        raise TypeError(f"content.{kind} is not an object")
+    return kind, found
+
+
+def media_link(provider: str, kind: str, media: dict[str, Any]) -> str:
+    """The media's URL: a provider other than Meta cannot fetch a Meta media id (uploaded to Meta)."""
+    link = media.get("link")
+    if not isinstance(link, str) or not link:
+        raise Unsupported(f"{provider} takes {kind} by link only, not by a Meta media id")
+    return link
+
+
+def coordinates(location: dict[str, Any]) -> tuple[float, float]:
+    """Meta takes latitude and longitude as numbers or decimal strings; both are checked as degrees."""
+    latitude, longitude = float(location["latitude"]), float(location["longitude"])
+    if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
+        raise ValueError(f"location {latitude},{longitude} is not latitude and longitude in degrees")
+    return latitude, longitude
+
+
+def decimal(degrees: float) -> str:
+    """Degrees as a decimal string, never in exponent form (1e-05), for a provider that takes text."""
+    return format(Decimal(repr(degrees)), "f")
+
+
 def idempotency_key(message: dict[str, Any]) -> str:
-    """Stable for one message across every attempt: its outbound row, or its OTP challenge."""
+    """Stable for one message across every attempt: its outbound row (a reply or a business
+    message: both name their message_id), or its OTP challenge."""
     if message.get("kind") == "otp":
         return f"whatsapp-handler-otp-{message['challenge_id']}"
     return f"whatsapp-handler-message-{message['message_id']}"
@@ -120,7 +171,10 @@ async def send(provider: Provider, session: aiohttp.ClientSession, channel: Chan
     try:
         url, kwargs = provider.send_request(channel, message)
         sent_headers = headers(provider, channel, message)
-    except (KeyError, TypeError, AttributeError) as exc:
+    except Unsupported as exc:
+        # What the provider cannot carry is not tried: it would fail at the provider, or arrive as something else.
+        return Reject({"error": f"{provider.TITLE} cannot carry this message: {exc}"})
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         # A queued message without its address, text or code cannot succeed however often it is tried.
         return Reject({"error": f"malformed queue message: {type(exc).__name__} {exc}"})
     try:

@@ -2,14 +2,18 @@
 
 Webhooks: Evolution signs nothing, its instance's apikey is the credential (in the body, an
 apikey header or a Bearer token); a body names its instance, the channel. Sending:
-`/message/sendText/{instance}` on the channel's own server, with the apikey in a header.
+`/message/sendText/{instance}` on the channel's own server, with the apikey in a header (a
+business message through the send endpoint of its type: sendMedia, sendLocation, ...).
 """
 
 from __future__ import annotations
 
 import json
+import mimetypes
 from collections.abc import Iterable
+from pathlib import PurePosixPath
 from typing import Any
+from urllib.parse import urlsplit
 
 from litestar import Request, Response, post
 from litestar.di import NamedDependency
@@ -20,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from app.compare import same
 from app.envelopes import Body, bad_request, decode, json_object
 from app.openapi import described, problems, string_schema, webhook_examples
-from app.providers.base import digits, otp_text
+from app.providers.base import MEDIA_TYPES, Unsupported, business_content, coordinates, digits, media_link, otp_text
 from app.settings import ChannelConfig
 from app.webhooks import Relay
 
@@ -195,9 +199,106 @@ def missing_credentials(config: ChannelConfig) -> str | None:
 
 
 def send_request(config: ChannelConfig, message: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    if message.get("kind") == "business":
+        endpoint, body = business_request(message)
+        return f"{config.api_base_url}/message/{endpoint}/{config.ref}", {"json": body}
     text = otp_text(message) if message.get("kind") == "otp" else message["body"]
     body = {"number": digits(message["to"]), "text": text}
     return f"{config.api_base_url}/message/sendText/{config.ref}", {"json": body}
+
+
+# Python's own table of file extensions, not the machine's (/etc/mime.types): the same guess everywhere.
+MIME_TYPES = mimetypes.MimeTypes()
+
+# The shapes below are Evolution API v2's send endpoints (doc.evolution-api.com, "Message Controller";
+# the request schemas of src/validate/message.schema.ts, release 2.3). Every one but sendReaction
+# takes `quoted`, the message it replies to.
+
+
+def business_request(message: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """A business message (Meta's message object) as the Evolution endpoint and its body. Evolution
+    (WhatsApp Web) has no templates, and fetches media only from a URL or base64."""
+    kind, found = business_content(message)
+    number = digits(message["to"])
+    context = message["content"].get("context")
+    if kind == "reaction":
+        if context is not None:
+            raise Unsupported("Evolution cannot send a reaction as a reply (context)")
+        # The reacted-to message is named by its chat and id; fromMe false: the customer's message.
+        key = {"remoteJid": f"{number}@s.whatsapp.net", "fromMe": False, "id": found["message_id"]}
+        return "sendReaction", {"key": key, "reaction": found["emoji"]}
+    endpoint, body = _business_body(kind, found)
+    body = {"number": number} | body
+    if context is not None:
+        body["quoted"] = {"key": {"id": context["message_id"]}}
+    return endpoint, body
+
+
+def _business_body(kind: str, found: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    if kind == "text":
+        preview = {"linkPreview": bool(found["preview_url"])} if "preview_url" in found else {}
+        return "sendText", {"text": found["body"]} | preview
+    if kind == "audio":
+        # Evolution converts it to Opus and sends a voice message; its 2.3 release applies no `quoted` to it.
+        return "sendWhatsAppAudio", {"audio": media_link(TITLE, kind, found)}
+    if kind in MEDIA_TYPES:
+        return "sendMedia", _media(kind, found)
+    if kind == "location":
+        latitude, longitude = coordinates(found)
+        # Evolution requires name and address; Meta makes both optional.
+        return "sendLocation", {"latitude": latitude, "longitude": longitude,
+                                "name": found.get("name") or "", "address": found.get("address") or ""}  # fmt: skip
+    if kind == "interactive":
+        return _interactive(found)
+    raise Unsupported(f"Evolution cannot send a message of type {kind} (WhatsApp Web has no templates)")
+
+
+def _media(kind: str, found: dict[str, Any]) -> dict[str, Any]:
+    link = media_link(TITLE, kind, found)
+    body: dict[str, Any] = {"mediatype": kind, "media": link}
+    if found.get("caption"):
+        body["caption"] = found["caption"]
+    if kind == "document":
+        # Evolution names a document without fileName after its URL's last segment up to a dot, and
+        # fails on a URL without one: the name is always given.
+        body["fileName"] = found.get("filename") or PurePosixPath(urlsplit(link).path).name or "document"
+    mimetype = found.get("mime_type") or MIME_TYPES.guess_type(urlsplit(link).path)[0]
+    if mimetype:
+        body["mimetype"] = mimetype
+    return body
+
+
+def _interactive(found: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Meta's reply buttons and list as Evolution's: the header's text is the title, which Evolution
+    shows in bold above the body; a list section without a title (Meta allows one) gets the list's
+    button text, as Evolution requires a title for each."""
+    style = found["type"]
+    if style not in ("button", "list"):
+        raise Unsupported(f"Evolution cannot send an interactive {style} message")
+    text = found["body"]["text"]
+    footer = (found.get("footer") or {}).get("text") or ""
+    header = found.get("header") or {}
+    action = found["action"]
+    if header and header.get("type") != "text" and not (style == "button" and header.get("type") == "image"):
+        raise Unsupported(f"Evolution cannot send an interactive {style} with a {header.get('type')} header")
+    title = header.get("text") or ""
+    if style == "button":
+        buttons = [{"type": "reply", "displayText": b["reply"]["title"], "id": b["reply"]["id"]}
+                   for b in action["buttons"]]  # fmt: skip
+        # Without a header the body is the title (Evolution requires one), with no description under it.
+        body = {"title": title or text, "description": text if title else "", "footer": footer, "buttons": buttons}
+        if header.get("type") == "image":
+            body["thumbnailUrl"] = media_link(TITLE, "an interactive header image", header["image"])
+        return "sendButtons", body
+    sections = [
+        {"title": section.get("title") or action["button"],
+         "rows": [{"title": row["title"], "rowId": row["id"]}
+                  | ({"description": row["description"]} if row.get("description") else {})
+                  for row in section["rows"]]}
+        for section in action["sections"]
+    ]  # fmt: skip
+    return "sendList", {"title": title, "description": text, "footerText": footer,
+                        "buttonText": action["button"], "sections": sections}  # fmt: skip
 
 
 def auth_headers(config: ChannelConfig) -> dict[str, str]:

@@ -3,8 +3,8 @@
 Webhooks: signed with the app's secret (X-Hub-Signature-256, the hex HMAC-SHA256 of the raw
 body), verified by a GET handshake with the channel's verify token; each change of a body names
 its business number by metadata.phone_number_id. Sending: the Graph API's
-`/{phone_number_id}/messages` (text, template, and OTP through an authentication template),
-with the system user's access token.
+`/{phone_number_id}/messages` (text, template, OTP through an authentication template, and a
+business message's content as it is), with the system user's access token.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field, ValidationError
 from app.compare import same
 from app.envelopes import bad_request, decode
 from app.openapi import array_schema, described, object_schema, problems, string_schema, webhook_examples
-from app.providers.base import digits
+from app.providers.base import business_content, digits
 from app.settings import ChannelConfig
 from app.webhooks import Relay
 
@@ -236,9 +236,26 @@ def send_request(config: ChannelConfig, message: dict[str, Any]) -> tuple[str, d
         }}  # fmt: skip
     elif message.get("kind") == "template":
         body |= {"type": "template", "template": message["template"]}
+    elif message.get("kind") == "business":
+        body |= business_body(message)
     else:
         body |= {"type": "text", "text": {"preview_url": False, "body": message["body"]}}
     return f"{base}/{config.ref}/messages", {"json": body}
+
+
+# What the worker sets on every request: a content naming these would send elsewhere or otherwise.
+ENVELOPE_FIELDS = frozenset({"messaging_product", "recipient_type", "to"})
+
+
+def business_body(message: dict[str, Any]) -> dict[str, Any]:
+    """A business message's content is already a Cloud API message object (Meta's "Send messages"
+    reference: type, the object of that type, optional context.message_id); it goes as it is."""
+    business_content(message)
+    content = message["content"]
+    clash = ENVELOPE_FIELDS & content.keys()
+    if clash:
+        raise ValueError(f"content names {', '.join(sorted(clash))}, which the worker sets")
+    return content
 
 
 def auth_headers(config: ChannelConfig) -> dict[str, str]:

@@ -3,7 +3,8 @@
 Webhooks: signed with the account's auth token (X-Twilio-Signature, a base64 HMAC of the URL
 Twilio posted to followed by the sorted form parameters; a JSON body is signed by the hash in
 its URL instead); inbound messages are sent To the business number, status callbacks come From
-it. Sending: the Messages API with `whatsapp:` addresses and basic auth (account SID, auth token).
+it. Sending: the Messages API with `whatsapp:` addresses and basic auth (account SID, auth token);
+a business message as Body, MediaUrl, ContentSid or PersistentAction.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from litestar.openapi.spec import OpenAPIType, Schema
 from app.compare import same
 from app.envelopes import NOT_UTF8, Body, decode, json_object
 from app.openapi import described, problems, string_schema, webhook_examples
-from app.providers.base import otp_text
+from app.providers.base import MEDIA_TYPES, Unsupported, business_content, coordinates, decimal, media_link, otp_text
 from app.settings import ChannelConfig
 from app.webhooks import Relay
 
@@ -290,10 +291,50 @@ def send_request(config: ChannelConfig, message: dict[str, Any]) -> tuple[str, d
         form |= {"ContentSid": config.otp_template, "ContentVariables": json.dumps({"1": message["code"]})}
     elif message.get("kind") == "otp":
         form["Body"] = otp_text(message)
+    elif message.get("kind") == "business":
+        form |= business_form(message)
     else:
         form["Body"] = message["body"]
     auth = aiohttp.BasicAuth(config.account_sid or "", config.secret.get_secret_value())
     return f"{base}/2010-04-01/Accounts/{config.account_sid}/Messages.json", {"data": form, "auth": auth}
+
+
+def business_form(message: dict[str, Any]) -> dict[str, str]:
+    """A business message (Meta's message object) as the Messages API's parameters (Twilio's "Message
+    resource": Body, MediaUrl, ContentSid with ContentVariables, PersistentAction). Twilio sends no
+    reply to a given message, no reaction and no interactive message outside a Content template, and
+    fetches media only from a URL."""
+    kind, found = business_content(message)
+    if "context" in message["content"]:
+        raise Unsupported("Twilio cannot send a message as a reply to another (context)")
+    if kind == "text":
+        return {"Body": found["body"]}
+    if kind == "template":
+        # The Content SID that the template registry holds for this channel's template, and the
+        # body's parameters by position ("1", "2", ...), which is how Content variables are named.
+        sid = message["provider_template_id"]
+        if not isinstance(sid, str) or not sid:
+            raise TypeError("provider_template_id is not a Content SID")
+        form = {"ContentSid": sid}
+        if message.get("template_variables"):
+            form["ContentVariables"] = json.dumps(message["template_variables"])
+        return form
+    if kind in MEDIA_TYPES:
+        # One MediaUrl per WhatsApp message; the caption travels as the Body (audio has none, and a
+        # document's filename is the URL's: Twilio takes no other).
+        form = {"MediaUrl": media_link(TITLE, kind, found)}
+        if found.get("caption"):
+            form["Body"] = found["caption"]
+        return form
+    if kind == "location":
+        # Twilio's "Location messages with WhatsApp": PersistentAction geo:LAT,LONG|LABEL, with a Body
+        # (the Messages API needs one), here the place's name and address, or its coordinates.
+        latitude, longitude = (decimal(degrees) for degrees in coordinates(found))
+        words = [found[key] for key in ("name", "address") if found.get(key)]
+        label = f"|{words[0]}" if words else ""
+        return {"Body": "\n".join(words) or f"{latitude},{longitude}",
+                "PersistentAction": f"geo:{latitude},{longitude}{label}"}  # fmt: skip
+    raise Unsupported(f"Twilio cannot send a message of type {kind} (it needs a Content template)")
 
 
 def auth_headers(config: ChannelConfig) -> dict[str, str]:
