@@ -149,8 +149,8 @@ def test_twilio_template_without_variables_names_only_its_content_sid() -> None:
 @pytest.mark.parametrize(
     ("content", "error"),
     [
-        (CONTENTS["interactive"], "Twilio cannot send a message of type interactive (it needs a Content template)"),
-        (CONTENTS["reaction"], "Twilio cannot send a message of type reaction (it needs a Content template)"),
+        (CONTENTS["interactive"], "Twilio sends interactive messages only as Content templates (a ContentSid)"),
+        (CONTENTS["reaction"], "Twilio cannot send a message of type reaction"),
         (with_context(CONTENTS["text"]), "Twilio cannot send a message as a reply to another (context)"),
         (
             {"type": "image", "image": {"id": "1479537139650973"}},
@@ -400,8 +400,7 @@ def test_the_worker_dead_letters_what_a_provider_cannot_carry_without_calling_it
         "a dead letter",
     )
     assert dead["reason"] == "rejected" and dead["attempts"] == 1
-    assert dead["error"] == {"error": "Twilio cannot carry this message: Twilio cannot send a message of type reaction "
-                                      "(it needs a Content template)"}  # fmt: skip
+    assert dead["error"] == {"error": "Twilio cannot carry this message: Twilio cannot send a message of type reaction"}
     assert dead["message"]["content"] == CONTENTS["reaction"]
     status = db.execute("SELECT status FROM whatsapp_handler.messages WHERE id = %s", (message["message_id"],))
     assert status.fetchone()["status"] == "failed"

@@ -302,8 +302,8 @@ def send_request(config: ChannelConfig, message: dict[str, Any]) -> tuple[str, d
 def business_form(message: dict[str, Any]) -> dict[str, str]:
     """A business message (Meta's message object) as the Messages API's parameters (Twilio's "Message
     resource": Body, MediaUrl, ContentSid with ContentVariables, PersistentAction). Twilio sends no
-    reply to a given message, no reaction and no interactive message outside a Content template, and
-    fetches media only from a URL."""
+    reply to a given message and no reaction, sends interactive messages only as Content templates,
+    and fetches media only from a URL."""
     kind, found = business_content(message)
     if "context" in message["content"]:
         raise Unsupported("Twilio cannot send a message as a reply to another (context)")
@@ -334,7 +334,9 @@ def business_form(message: dict[str, Any]) -> dict[str, str]:
         label = f"|{words[0]}" if words else ""
         return {"Body": "\n".join(words) or f"{latitude},{longitude}",
                 "PersistentAction": f"geo:{latitude},{longitude}{label}"}  # fmt: skip
-    raise Unsupported(f"Twilio cannot send a message of type {kind} (it needs a Content template)")
+    if kind == "interactive":
+        raise Unsupported("Twilio sends interactive messages only as Content templates (a ContentSid)")
+    raise Unsupported(f"Twilio cannot send a message of type {kind}")
 
 
 def auth_headers(config: ChannelConfig) -> dict[str, str]:
