@@ -436,12 +436,12 @@ def login_of(conninfo: str) -> str:
         return "an unparseable conninfo's user"
 
 
-def rights_problem(exc: psycopg.Error, login: str | None = None) -> str:
-    """What the relay's login lacks, in one line, with the fix; the login named only where operators read
-    it (logs, doctor), not in an answer to whoever asked."""
+def rights_problem(exc: psycopg.Error, login: str | None = None, service: str = "relay") -> str:
+    """What a service's login (the relay's, or the delivery worker's) lacks, in one line, with the fix; the
+    login named only where operators read it (logs, doctor), not in an answer to whoever asked."""
     missing = " ".join((exc.diag.message_primary or str(exc)).split())
-    who = f"the relay's database login {login}" if login else "the relay's database login"
-    fix = f"GRANT whatsapp_handler_relay TO {login}" if login else "grant it whatsapp_handler_relay"
+    who = f"the {service}'s database login {login}" if login else f"the {service}'s database login"
+    fix = f"GRANT whatsapp_handler_{service} TO {login}" if login else f"grant it whatsapp_handler_{service}"
     if exc.sqlstate == "42883":
         # Not visible to the login, or not deployed at all: either fix may be the one.
         fix = f"deploy this build's plan (`whatsapp-handler db deploy`), or {fix}"

@@ -117,6 +117,12 @@ class WorkerMetrics:
             ["provider", "outcome"],
             registry=self.registry,
         )
+        self.rights_failures = Counter(
+            "whatsapp_worker_rights_failures",
+            "Calls the server refused the worker's own login (42501/42883): claims refused, and settles refused "
+            "(counted once each); it lacks its group, the group its grants, or the plan is behind the worker",
+            registry=self.registry,
+        )
         self.send_seconds = Histogram(
             "whatsapp_provider_request_seconds",
             "Time of one send request to a provider",

@@ -79,6 +79,7 @@ WORKER_METRICS = (
     "whatsapp_outbound_messages_total",
     "whatsapp_provider_request_seconds_bucket",
     "whatsapp_worker_restarts_total",
+    "whatsapp_worker_rights_failures_total",
 )
 SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "summary": ("_sum", "_count")}
 

@@ -12,6 +12,9 @@ worker_release / worker_dead_letter). docs/worker.md explains the guarantees.
   back in doubt, and is only sent again where the channel has an idempotency header.
 - SIGTERM: no new claims, the sends under way finish and are settled, then exit.
   SIGKILL: the claims expire after the visibility timeout and the messages come back.
+- The server refusing the worker's own login (42501/42883: it lacks its group, the group its
+  grants, or the plan is behind this build) is counted in whatsapp_worker_rights_failures_total
+  and logged at WARNING with the fix; claims are tried again after a growing pause.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from app import providers
 from app.breaker import Breaker
+from app.errors import RIGHTS_SQLSTATES, login_of, rights_problem
 from app.metrics import WorkerMetrics
 from app.pool import worker_pool as _pool
 from app.settings import ChannelConfig, Settings
@@ -44,6 +48,9 @@ RETRY = "SELECT whatsapp_handler.worker_retry(%s, %s, %s)"
 RELEASE = "SELECT whatsapp_handler.worker_release(%s, %s)"
 DEAD = "SELECT whatsapp_handler.worker_dead_letter(%s, %s, %s)"
 CHANNELS = "SELECT id, provider::text, provider_ref FROM whatsapp_handler.worker_channels()"
+# Claims the server refuses the worker's login are tried again after a pause doubling up to this: a login
+# out of its group stays so until someone grants it, and each try is a round trip and a WARNING.
+REFUSED_PAUSE_MAX = 15.0
 
 
 def backoff(attempt: int, base: float, cap: float, retry_after: float | None = None) -> float:
@@ -73,6 +80,7 @@ class Worker:
         self._sent: list[tuple[int, str, asyncio.Future]] = []
         self._recording = False
         self._recorder: asyncio.Task | None = None
+        self._login = login_of(pool.conninfo)
         self.stopping = asyncio.Event()
 
     async def load_channels(self) -> None:
@@ -89,20 +97,42 @@ class Worker:
                 channel_id, Breaker(self._settings.breaker_failures, self._settings.breaker_cooldown)
             )
 
+    def _refused(self, exc: psycopg.Error, doing: str) -> None:
+        """A call the server refused the worker's own login: counted, and logged with its fix."""
+        self._metrics.rights_failures.inc()
+        log.warning("%s: %s", doing, rights_problem(exc, self._login, "worker"),
+                    extra={"sqlstate": exc.sqlstate, "login": self._login})  # fmt: skip
+
     async def run(self) -> None:
-        await self.load_channels()
         s = self._settings
+        loaded = False
+        refused = 0  # claims refused in a row
         while not self.stopping.is_set():
             free = s.worker_concurrency - len(self._in_flight)
             if free <= 0:
                 await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
                 continue
             try:
+                if not loaded:
+                    await self.load_channels()
+                    loaded = True
                 claimed = await self._claim(min(free, s.worker_batch))
             except psycopg.Error as exc:
-                log.warning("claim failed, retrying: %s", exc)
-                await self._pause(s.worker_poll_interval * 4)
+                if exc.sqlstate not in RIGHTS_SQLSTATES:
+                    log.warning("claim failed, retrying: %s", exc)
+                    await self._pause(s.worker_poll_interval * 4)
+                    continue
+                refused += 1
+                pause = min(REFUSED_PAUSE_MAX, s.worker_poll_interval * 4 * 2 ** (refused - 1))
+                if exc.sqlstate == "42883" and refused == 1:
+                    # Maybe an upgrade replacing the function between two changes of one deploy: once
+                    # is not yet a failure.
+                    log.info("claim met a missing function, retrying in %g s: %s", pause, exc)
+                else:
+                    self._refused(exc, f"claim refused, next try in {pause:g} s")
+                await self._pause(pause)
                 continue
+            refused = 0
             log.debug("claimed %d of %d", len(claimed), min(free, s.worker_batch))
             for row in claimed:
                 task = asyncio.create_task(self._guarded(*row))
@@ -132,6 +162,12 @@ class Worker:
     async def _guarded(self, msg_id: int, attempts: int, in_doubt: bool, message: dict[str, Any]) -> None:
         try:
             await self._deliver(msg_id, attempts, in_doubt, message)
+        except psycopg.Error as exc:
+            if exc.sqlstate not in RIGHTS_SQLSTATES:
+                log.exception("delivering queue message %s failed", msg_id)
+                return
+            # Looking up a channel added since: the claim expires and the message comes back.
+            self._refused(exc, f"delivering queue message {msg_id} refused")
         except Exception:
             # A bug, not a provider's answer: the claim expires and the message comes back (in doubt).
             log.exception("delivering queue message %s failed", msg_id)
@@ -213,6 +249,7 @@ class Worker:
         lasts (after that the message comes back on its own, in doubt if it was sent)."""
         deadline = asyncio.get_running_loop().time() + self._settings.worker_visibility_timeout
         pause = 0.2
+        counted = False
         while True:
             try:
                 async with self._pool.connection() as conn:
@@ -221,9 +258,20 @@ class Worker:
                 return
             # UndefinedFunction: an upgrade replacing the functions a settle calls, between two
             # changes of one `sqitch deploy` (docs/database.md): gone milliseconds later.
-            except (psycopg.OperationalError, psycopg.errors.DeadlockDetected, psycopg.errors.UndefinedFunction) as exc:
+            # InsufficientPrivilege: the login out of its group; a GRANT while the claim lasts still
+            # records this outcome, rather than the message coming back in doubt.
+            except (psycopg.OperationalError, psycopg.errors.DeadlockDetected, psycopg.errors.UndefinedFunction,
+                    psycopg.errors.InsufficientPrivilege) as exc:  # fmt: skip
+                refused = exc.sqlstate in RIGHTS_SQLSTATES
+                doing = f"recording {outcome} of queue message {params[0]} refused"
+                if refused and not counted and exc.sqlstate == "42501":
+                    counted = True
+                    self._refused(exc, doing + ", retrying while its claim lasts")
                 if asyncio.get_running_loop().time() + pause > deadline:
-                    log.error("could not record %s for queue message %s: %s", outcome, params[0], exc)
+                    if refused and not counted:
+                        self._refused(exc, doing)
+                    log.error("could not record %s for queue message %s (it comes back when its claim expires): %s",
+                              outcome, params[0], exc)  # fmt: skip
                     return
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 5.0)
