@@ -272,6 +272,58 @@ ERRORS: tuple[ErrorCode, ...] = (
         403,
         "request_otp",
     ),
+    # The send API (sending/send, docs/sending.md).
+    ErrorCode("WH060", "unknown or revoked API key", 401, "send_message, send_messages, message_view"),
+    ErrorCode(
+        "WH061",
+        "the API key may not act on this channel, or lacks the scope (send, read, manage)",
+        403,
+        "send_message, send_messages",
+    ),
+    ErrorCode(
+        "WH062",
+        "malformed business message (the field is named), idempotency key or batch",
+        422,
+        "send_message, send_messages",
+    ),
+    ErrorCode(
+        "WH063",
+        "the channel's provider cannot carry this message (Twilio: interactive, reaction, context; Evolution: template)",
+        422,
+        "send_message, send_messages",
+    ),
+    ErrorCode(
+        "WH064",
+        "free-form message outside the recipient's 24-hour window (setting `sending.window`): send a template",
+        409,
+        "send_message, send_messages",
+    ),
+    ErrorCode("WH065", "unknown template (name and language) on this channel", 404, "send_message, send_messages"),
+    ErrorCode(
+        "WH066",
+        "the template is not approved (pending, rejected, paused, disabled, ...)",
+        409,
+        "send_message, send_messages",
+    ),
+    ErrorCode(
+        "WH067",
+        "wrong number of template parameters (header, body or button)",
+        422,
+        "send_message, send_messages",
+    ),
+    ErrorCode(
+        "WH068",
+        "no consent: the recipient opted out on this channel, or a marketing template lacks their opt-in",
+        403,
+        "send_message, send_messages",
+    ),
+    ErrorCode(
+        "WH069",
+        "the idempotency key was used for another message (another channel, recipient or content)",
+        422,
+        "send_message, send_messages",
+    ),
+    ErrorCode("WH070", "unknown message, or one on a channel the API key may not read", 404, "message_view"),
     ErrorCode(
         "WH090",
         "pgcrypto is installed outside schema public",

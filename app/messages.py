@@ -1,0 +1,125 @@
+"""The send API for the business's backend: POST /v1/messages (and /v1/messages/batch) queue
+messages, GET /v1/messages/{id} reads one back with its statuses.
+
+Every rule (the key's channels and scopes, the message's shape, what the provider carries, the
+24-hour window, templates, consent, idempotency) is checked in SQL, in the transaction that
+queues the message (sending/send): the handlers only hash the key, pass the body as it came,
+and translate the answer. docs/sending.md is the reference.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from litestar import Request, Response, Router, get, post
+from litestar.connection import ASGIConnection
+from litestar.di import NamedDependency
+from litestar.exceptions import NotAuthorizedException, ValidationException
+from litestar.handlers.base import BaseRouteHandler
+from litestar.params import Parameter
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+from pydantic import BaseModel, Field
+
+from app.logs import CORRELATION_ID
+from app.openapi import problems
+
+SEND = "SELECT message_id, duplicate FROM whatsapp_handler.send_message(%s, %s, %s, %s)"
+SEND_BATCH = (
+    "SELECT index, message_id, duplicate, error_code, error FROM whatsapp_handler.send_messages(%s, %s, %s, %s)"
+)
+VIEW = "SELECT whatsapp_handler.message_view(%s, %s, %s)"
+BIGINT_MAX = 2**63 - 1
+
+
+class Queued(BaseModel):
+    id: int = Field(description="the message's id, for GET /v1/messages/{id}")
+    status: str = Field(description="queued")
+    duplicate: bool = Field(description="true when the Idempotency-Key named a message already queued: no second send")
+
+
+class BatchResult(BaseModel):
+    index: int
+    id: int | None = None
+    duplicate: bool | None = None
+    code: str | None = Field(default=None, description="the SQLSTATE that refused this element (docs/errors.md)")
+    detail: str | None = None
+
+
+class BatchQueued(BaseModel):
+    results: list[BatchResult]
+
+
+def key_hash(connection: ASGIConnection) -> bytes:
+    """The SHA-256 of the presented key: the only form of it the database sees."""
+    return connection.state.api_key_hash  # type: ignore[no-any-return]
+
+
+def bearer_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    """Authorization: Bearer <key>. Whether the key exists and may act on the channel is SQL's to say
+    (sending/api_keys); a request with no key at all is refused before its body is read."""
+    scheme, _sep, token = connection.headers.get("authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or len(token) > 256:
+        raise NotAuthorizedException("an API key is required (Authorization: Bearer <key>)",
+                                     headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+    connection.state.api_key_hash = hashlib.sha256(token.encode()).digest()
+
+
+def _object(data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise ValidationException("the body is a JSON object: the message, with channel_id and to")
+    return data
+
+
+@post("/v1/messages", status_code=202, responses=problems(400, 401, 403, 404, 409, 413, 422, 503))
+async def send_message(
+    request: Request,
+    data: Any,
+    pool: NamedDependency[AsyncConnectionPool],
+    idempotency_key: str | None = Parameter(header="Idempotency-Key", required=False, max_length=255),
+) -> Response[Queued]:
+    """Queue one message: Meta's Cloud API message object (`type` and its object: text, template, image,
+    document, audio, video, location, interactive, reaction; optional `context`) plus `channel_id` and
+    `to`. The Idempotency-Key header names it: a retry with the same key and body answers the same id
+    (`duplicate: true`) and sends nothing again."""
+    if not idempotency_key:
+        raise ValidationException(
+            "the Idempotency-Key header is required: a key unique to this message, repeated on a retry"
+        )
+    params = (key_hash(request), Jsonb(_object(data)), idempotency_key, CORRELATION_ID.get())
+    async with pool.connection() as conn:
+        row = await (await conn.execute(SEND, params)).fetchone()
+    headers = {"Idempotent-Replayed": "true"} if row[1] else {}
+    return Response(Queued(id=row[0], status="queued", duplicate=row[1]), status_code=202, headers=headers)
+
+
+@post("/v1/messages/batch", status_code=200, responses=problems(400, 401, 403, 413, 422, 503))
+async def send_batch(request: Request, data: Any, pool: NamedDependency[AsyncConnectionPool]) -> BatchQueued:
+    """Queue up to 1000 messages on one channel: `{"channel_id": N, "messages": [{"to", "type", ...,
+    "idempotency_key"}, ...]}`. Each element is queued or refused on its own; the results say which,
+    in order."""
+    body = _object(data)
+    channel_id, messages = body.get("channel_id"), body.get("messages")
+    if type(channel_id) is not int or not 0 < channel_id <= BIGINT_MAX or set(body) - {"channel_id", "messages"}:
+        raise ValidationException('the body is {"channel_id": <channel id>, "messages": [...]}')
+    params = (key_hash(request), channel_id, Jsonb(messages), CORRELATION_ID.get())
+    async with pool.connection() as conn:
+        rows = await (await conn.execute(SEND_BATCH, params)).fetchall()
+    return BatchQueued(results=[BatchResult(index=r[0], id=r[1], duplicate=r[2], code=r[3], detail=r[4]) for r in rows])
+
+
+@get("/v1/messages/{message_id:int}", responses=problems(401, 404, 503))
+async def view_message(request: Request, message_id: int, pool: NamedDependency[AsyncConnectionPool]) -> dict[str, Any]:
+    """A message this key may read: its type, status, the provider's id and every status the provider
+    reported, with their errors."""
+    if not 0 < message_id <= BIGINT_MAX:
+        raise ValidationException("a message id is a positive 64-bit integer")
+    async with pool.connection() as conn:
+        row = await (await conn.execute(VIEW, (key_hash(request), message_id, CORRELATION_ID.get()))).fetchone()
+    return row[0]  # type: ignore[no-any-return]
+
+
+def router() -> Router:
+    return Router(path="/", route_handlers=[send_message, send_batch, view_message], guards=[bearer_guard])
