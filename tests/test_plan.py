@@ -134,6 +134,13 @@ def test_reverting_one_database_keeps_the_cluster_wide_settings_others_use(db_ur
         ("UPDATE cron.job SET username = 'postgres' WHERE jobname = 'whatsapp_handler.retention'", "jobs/jobs"),
         ("ALTER FUNCTION whatsapp_handler.request_otp(text, bigint, text, text) SECURITY INVOKER", "otp/request_otp"),
         ("ALTER FUNCTION whatsapp_handler.register_user(text, bigint, text) RESET search_path", "users/register_user"),
+        # The onboarding renames (issue 13): the new names, and the released verifies that take either.
+        ("ALTER TABLE whatsapp_handler.users RENAME COLUMN onboarded_at TO registered_at", "users/onboarded"),
+        (
+            "ALTER POLICY analytics_onboarded_daily_channels ON whatsapp_handler.analytics_onboarded_daily RENAME TO p",
+            "analytics/onboarded",
+        ),
+        ("ALTER VIEW analytics.onboarded_daily RENAME TO signups_daily", "analytics/views/registrations_daily"),
     ],
 )
 def test_verify_fails_when_an_object_is_wrong(db, db_url, breakage, change):
