@@ -4,7 +4,12 @@ their registration in the database."""
 from __future__ import annotations
 
 import logging
-import threading
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import dataclass, field
 
 import psycopg
@@ -96,24 +101,53 @@ def restore_missing(conninfo: str, configs: list[ChannelConfig], change: Change)
     return lost
 
 
-def watch(conninfo: str, configs: list[ChannelConfig], change: Change, every: float = WATCH_SECONDS) -> threading.Event:
-    """serve's parent process, as long as it runs: every few seconds, restore_missing(). A revert
-    and a redeploy under a running relay drop the channels; the relay's own login may not add
-    them, and until someone did, every webhook naming them was dead-lettered. Set the returned
-    event to stop."""
-    stop = threading.Event()
+def watch(conninfo: str, configs: list[ChannelConfig], change: Change, every: float = WATCH_SECONDS,
+          log_level: str = "INFO") -> subprocess.Popen[bytes] | None:  # fmt: skip
+    """For as long as `serve` runs, every few seconds, restore_missing(): a revert and a redeploy under
+    a running relay drop the channels; the relay's own login may not add them, and until someone did,
+    every webhook naming them was dead-lettered. Returns the watching process (None with no channels
+    configured); terminate it to stop. It ends by itself once its parent is gone.
 
-    def loop() -> None:
-        while not stop.wait(every):
-            try:
-                restore_missing(conninfo, configs, change)
-            except (psycopg.OperationalError, psycopg.errors.UndefinedTable, psycopg.errors.UndefinedFunction) as exc:
-                # Unreachable, or mid-revert: the relay's /ready says so; try again next round.
-                log.debug("channel check skipped: %s", " ".join(str(exc).split()))
-            except psycopg.Error as exc:
-                # The plan is there but a channel could not be added: doctor's channel lines say which.
-                log.warning("configured channels could not be added again: %s", " ".join(str(exc).split()))
+    A process of its own (`python -m app.channels`), never a thread of serve's: granian forks its
+    workers, at start and each time it replaces one, from serve's process (multiprocessing's fork
+    method, Python's default on Linux before 3.14). A fork copies a lock another thread holds at that
+    moment (a stream's buffer lock mid log line, libc's or libpq's mid connect) into a child where no
+    thread will ever release it, and the child hangs on its first use. A fresh interpreter inherits
+    no lock, and the process granian forks from runs no thread of ours (granian's own, one per worker,
+    wait in join() holding no lock, and log a death before they wake the loop that forks anew)."""
+    if not configs:
+        return None
+    process = subprocess.Popen([sys.executable, "-m", "app.channels"], stdin=subprocess.PIPE)
+    # Through a pipe, never the command line: the admin conninfo holds a password that ps shows to all.
+    assert process.stdin is not None
+    with process.stdin:
+        pickle.dump((conninfo, configs, change, every, os.getpid(), log_level), process.stdin)
+    return process
 
-    if configs:
-        threading.Thread(target=loop, name="channel-watch", daemon=True).start()
-    return stop
+
+def _watch(conninfo: str, configs: list[ChannelConfig], change: Change, every: float, parent: int,
+           log_level: str) -> None:  # fmt: skip
+    from app import logs
+
+    logs.configure(log_level)
+    # Ctrl-C reaches the whole process group: serve stops, and stops this process itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Reparented once serve is gone (a SIGKILL leaves no one to terminate this process).
+    while os.getppid() == parent:
+        time.sleep(every)
+        try:
+            restore_missing(conninfo, configs, change)
+        except (psycopg.OperationalError, psycopg.errors.UndefinedTable, psycopg.errors.UndefinedFunction) as exc:
+            # Unreachable, or mid-revert: the relay's /ready says so; try again next round.
+            log.debug("channel check skipped: %s", " ".join(str(exc).split()))
+        except psycopg.Error as exc:
+            # The plan is there but a channel could not be added: doctor's channel lines say which.
+            log.warning("configured channels could not be added again: %s", " ".join(str(exc).split()))
+
+
+if __name__ == "__main__":
+    # Run as app.channels rather than __main__, so that its log lines carry the module's logger name.
+    from app.channels import _watch as watch_here
+
+    # Only serve starts this, writing its arguments to the pipe it alone holds.
+    watch_here(*pickle.load(sys.stdin.buffer))  # noqa: S301

@@ -140,8 +140,10 @@ def serve(settings: Settings) -> int:
         log.info("%s", line)
     # Deployed with the admin URL: only the owner may add channels; the relay's own login may not.
     channels.register(conninfo, settings.channels)
-    # And again whenever a revert and redeploy under the running relay loses them (docs/database.md).
-    channels.watch(conninfo, settings.channels, sqitch.last_change(sqitch.PROJECT_DIR / "sqitch.plan"))
+    # And again whenever a revert and redeploy under the running relay loses them (docs/database.md),
+    # from a process of its own: granian forks its workers from this one (channels.watch says why).
+    watcher = channels.watch(conninfo, settings.channels, sqitch.last_change(sqitch.PROJECT_DIR / "sqitch.plan"),
+                             log_level=settings.log_level)  # fmt: skip
     # The app runs in granian's worker processes and never starts a cluster itself:
     # it finds the database that was resolved here in its environment.
     if settings.database_url is None and settings.relay_database_url is None:
@@ -177,6 +179,9 @@ def serve(settings: Settings) -> int:
     try:
         server.serve()
     finally:
+        if watcher is not None:
+            watcher.terminate()
+            watcher.wait(5)
         if metrics_dir:
             shutil.rmtree(metrics_dir, ignore_errors=True)
     if server.gave_up:

@@ -57,9 +57,11 @@ def children(pid: int) -> set[int]:
             continue
         try:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            # serve's channel watcher (app/channels.py) is its child too, not a worker.
+            watcher = b"app.channels" in (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        if int(fields[1]) == pid and fields[0] != "Z":
+        if int(fields[1]) == pid and fields[0] != "Z" and not watcher:
             found.add(int(entry.name))
     return found
 
