@@ -484,3 +484,37 @@ def test_only_the_relay_may_send_and_nobody_reads_the_tables(world: World, conne
     finally:
         world.db.execute("RESET ROLE")
         world.db.execute("DROP ROLE wh_sending_nobody")
+
+
+# --- the conversation's keywords and the retention job -----------------------------------------------------------
+
+
+def test_stop_and_start_record_consent_on_their_channel_only(world: World) -> None:
+    world.inbound()
+    world.db.execute(
+        "SELECT whatsapp_handler._record_consent(%s, %s, true, 'api:form')", (world.user_id(), world.other)
+    )
+    world.db.execute(
+        "SELECT whatsapp_handler.ingest_meta(%s, NULL)", (Jsonb(p.meta_text(WA_ID, "wamid.STOP", body="stop")),)
+    )
+    rows = world.db.execute(
+        "SELECT channel_id, status, source FROM whatsapp_handler.consents ORDER BY channel_id"
+    ).fetchall()
+    assert rows == [
+        {"channel_id": world.meta, "status": "opted_out", "source": "keyword:stop"},
+        {"channel_id": world.other, "status": "opted_in", "source": "api:form"},
+    ]
+    world.db.execute(
+        "SELECT whatsapp_handler.ingest_meta(%s, NULL)", (Jsonb(p.meta_text(WA_ID, "wamid.START", body="START")),)
+    )
+    status = "SELECT status, source FROM whatsapp_handler.consents WHERE channel_id = %s"
+    assert world.db.execute(status, (world.meta,)).fetchone() == {"status": "opted_in", "source": "keyword:start"}
+
+
+def test_the_retention_job_forgets_old_idempotency_keys(world: World) -> None:
+    world.inbound()
+    first = world.send(TEXT, "old")["message_id"]
+    world.db.execute("UPDATE whatsapp_handler.send_requests SET created_at = now() - interval '8 days'")
+    assert world.db.execute("SELECT whatsapp_handler.job_retention() -> 'send_requests' AS n").fetchone()["n"] == 1
+    again = world.send(TEXT, "old")
+    assert again["duplicate"] is False and again["message_id"] != first

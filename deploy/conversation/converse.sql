@@ -1,8 +1,9 @@
 -- Deploy whatsapp_handler:conversation/converse to pg
--- Reworked after v1.0.0: _converse acts on the keyword's action (_keyword). This is the
+-- Reworked after v1.0.0: _converse acts on the keyword's action (_keyword); STOP and START
+-- record the person's consent on the channel (consent/consents). This is the
 -- whole change as it is now, CREATE OR REPLACE over the released functions
 -- (deploy/conversation/converse@v1.0.0.sql runs first).
--- requires: conversation/keywords messages/status users/accept_terms users/set_user_preferences users/erase_user core/settings conversation/conversations
+-- requires: conversation/keywords consent/consents messages/status users/accept_terms users/set_user_preferences users/erase_user core/settings conversation/conversations
 -- The conversation state machine. States: new → awaiting_terms → active; STOP
 -- (opted_out) and START, HELP, DELETE (awaiting_delete_confirmation → closed) work
 -- in every state. A blocked user gets nothing.
@@ -137,12 +138,16 @@ BEGIN
     -- What a keyword asks for comes from _keyword() (conversation/keywords), where the words are.
     CASE _keyword(v_word)
     WHEN 'opt_out' THEN
+        -- Consent is the channel's (consent/consents: what the send rules read); the preference
+        -- is the person's wish as the business's services see it (user.preferences_updated).
+        PERFORM _record_consent(v_user.id, v_conv.channel_id, false, 'keyword:stop');
         PERFORM set_user_preferences(v_user.id, '{"notifications_enabled": false}');
         IF v_conv.state <> 'opted_out' THEN
             PERFORM _set_state(v_conv.id, 'opted_out', jsonb_build_object('previous_state', v_conv.state));
         END IF;
         PERFORM _queue_reply(v_conv.id, 'stopped');
     WHEN 'opt_in' THEN
+        PERFORM _record_consent(v_user.id, v_conv.channel_id, true, 'keyword:start');
         PERFORM set_user_preferences(v_user.id, '{"notifications_enabled": true}');
         IF v_conv.state = 'opted_out' THEN
             v_brand := _brand(v_conv.channel_id);

@@ -20,6 +20,9 @@ CREATE TABLE whatsapp_handler.send_requests (
 COMMENT ON TABLE whatsapp_handler.send_requests IS 'One row per accepted send and caller''s idempotency key: a retry with the same key and body gets the same message back; the same key with another body is refused (WH069).';
 COMMENT ON COLUMN whatsapp_handler.send_requests.request_hash IS 'SHA-256 of the channel, recipient and content: what makes two requests with one key "the same".';
 CREATE INDEX send_requests_created_at_idx ON whatsapp_handler.send_requests (created_at);
+INSERT INTO whatsapp_handler.settings (key, value, description) VALUES
+    ('retention.send_requests', '"7 days"',
+     'How long the send API remembers an idempotency key (send_requests): a retry within it gets its message back, the same key after it is a new message (at least 1 hour; null keeps them).');
 
 -- The one path of a business message, after the key was checked for its channel.
 CREATE FUNCTION whatsapp_handler._send_one(p_key_id bigint, p_channel_id bigint, p_request jsonb, p_idempotency_key text,
