@@ -324,6 +324,34 @@ ERRORS: tuple[ErrorCode, ...] = (
         "send_message, send_messages",
     ),
     ErrorCode("WH070", "unknown message, or one on a channel the API key may not read", 404, "message_view"),
+    # The people API (people/api, docs/sending.md "People").
+    ErrorCode(
+        "WH071",
+        (
+            "unknown person on this channel: never met there, erased by its brand, or erased; the same answer "
+            "whoever else knows them"
+        ),
+        404,
+        "people_preferences, people_set_preferences, people_block, people_unblock, people_export, people_erase",
+    ),
+    ErrorCode(
+        "WH072",
+        "malformed people request (an unknown field, opt_in or source of a consent, block reason, preferences object)",
+        422,
+        "people_* (every people API function)",
+    ),
+    ErrorCode(
+        "WH073",
+        "notifications_enabled is the person's own (STOP and START): a brand records consent per channel instead",
+        422,
+        "people_set_preferences",
+    ),
+    ErrorCode(
+        "WH074",
+        "the block was set by the operator or another brand: a brand lifts only the blocks it set through the API",
+        409,
+        "people_unblock",
+    ),
     ErrorCode(
         "WH090",
         "pgcrypto is installed outside schema public",

@@ -15,7 +15,7 @@ from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import __version__, health, logs, messages, metrics, otp, providers
+from app import __version__, health, logs, messages, metrics, otp, people, providers
 from app.batching import Batcher
 from app.channels import Channels
 from app.context import request_context
@@ -126,7 +126,14 @@ def create_app() -> Litestar:
     }
     otp_api_keys = [key.get_secret_value().encode() for key in settings.otp_api_keys]
     return Litestar(
-        route_handlers=[*health.ROUTES, *providers.ROUTES, otp.router(otp_api_keys), messages.router(), metrics.metrics],
+        route_handlers=[
+            *health.ROUTES,
+            *providers.ROUTES,
+            otp.router(otp_api_keys),
+            messages.router(),
+            people.router(),
+            metrics.metrics,
+        ],
         dependencies=dependencies,
         lifespan=[_pool],
         state=state,
