@@ -15,7 +15,7 @@ from typing import Any
 from litestar import Request, Router, get, patch, post
 from litestar.di import NamedDependency
 from litestar.exceptions import ValidationException
-from litestar.params import Parameter
+from litestar.params import JSONBody, Parameter
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, Field
@@ -32,6 +32,9 @@ UNBLOCK = "SELECT blocked, changed FROM whatsapp_handler.people_unblock(%s, %s, 
 EXPORT = "SELECT whatsapp_handler.people_export(%s, %s, %s)"
 ERASE = "SELECT whatsapp_handler.people_erase(%s, %s, %s)"
 REFUSALS = problems(400, 401, 403, 404, 413, 422, 503)
+# A body of any JSON: its shape is SQL's to check, with a project SQLSTATE naming what is wrong.
+Body = JSONBody[Any]
+Pool = NamedDependency[AsyncConnectionPool]
 
 
 class Consent(BaseModel):
@@ -61,7 +64,7 @@ async def _one(pool: AsyncConnectionPool, query: str, request: Request, body: Js
 
 
 @post("/v1/people/consent", status_code=200, responses=REFUSALS)
-async def consent(request: Request, data: Any, pool: NamedDependency[AsyncConnectionPool]) -> Consent:
+async def consent(request: Request, data: Body, pool: Pool) -> Consent:
     """Record a person's consent on a channel: `{"channel_id", "phone", "opt_in": true|false, "source"}`, the
     source naming where it was given or withdrawn (kept as `api:<source>`). A phone the channel never met is
     registered on it."""
@@ -72,7 +75,7 @@ async def consent(request: Request, data: Any, pool: NamedDependency[AsyncConnec
 @get("/v1/people/preferences", responses=problems(400, 401, 403, 404, 422, 503))
 async def preferences(
     request: Request,
-    pool: NamedDependency[AsyncConnectionPool],
+    pool: Pool,
     channel_id: int = Parameter(query="channel_id", gt=0, le=BIGINT_MAX),
     phone: str = Parameter(query="phone", max_length=32),
 ) -> dict[str, Any]:
@@ -82,7 +85,7 @@ async def preferences(
 
 
 @patch("/v1/people/preferences", responses=REFUSALS)
-async def set_preferences(request: Request, data: Any, pool: NamedDependency[AsyncConnectionPool]) -> dict[str, Any]:
+async def set_preferences(request: Request, data: Body, pool: Pool) -> dict[str, Any]:
     """Change some of a person's preferences: `{"channel_id", "phone", "preferences": {"language": "pt-BR"}}`
     (language, timezone, delay_threshold_minutes, auto_claim); answers them all. They are the person's, for
     every brand; `notifications_enabled` is theirs alone to set (STOP, START)."""
@@ -91,7 +94,7 @@ async def set_preferences(request: Request, data: Any, pool: NamedDependency[Asy
 
 
 @post("/v1/people/block", status_code=200, responses=REFUSALS)
-async def block(request: Request, data: Any, pool: NamedDependency[AsyncConnectionPool]) -> Blocked:
+async def block(request: Request, data: Body, pool: Pool) -> Blocked:
     """Block a person: `{"channel_id", "phone", "reason"}`. A block is the person's, for every brand: they
     get nothing from any channel until it is lifted."""
     row = await _one(pool, BLOCK, request, _object(data))
@@ -99,21 +102,21 @@ async def block(request: Request, data: Any, pool: NamedDependency[AsyncConnecti
 
 
 @post("/v1/people/unblock", status_code=200, responses=problems(400, 401, 403, 404, 409, 413, 422, 503))
-async def unblock(request: Request, data: Any, pool: NamedDependency[AsyncConnectionPool]) -> Blocked:
+async def unblock(request: Request, data: Body, pool: Pool) -> Blocked:
     """Lift a block this key's brand set: `{"channel_id", "phone"}`."""
     row = await _one(pool, UNBLOCK, request, _object(data))
     return Blocked(blocked=row[0], changed=row[1])
 
 
 @post("/v1/people/export", status_code=200, responses=REFUSALS)
-async def export(request: Request, data: Any, pool: NamedDependency[AsyncConnectionPool]) -> dict[str, Any]:
+async def export(request: Request, data: Body, pool: Pool) -> dict[str, Any]:
     """What this key's brand holds about a person (GDPR access): `{"channel_id", "phone"}`."""
     row = await _one(pool, EXPORT, request, _object(data))
     return row[0]  # type: ignore[no-any-return]
 
 
 @post("/v1/people/erase", status_code=200, responses=REFUSALS)
-async def erase(request: Request, data: Any, pool: NamedDependency[AsyncConnectionPool]) -> Erased:
+async def erase(request: Request, data: Body, pool: Pool) -> Erased:
     """Erase what this key's brand holds about a person (GDPR erasure): `{"channel_id", "phone"}`. The person
     is then unknown to the brand: a retry answers 404."""
     row = await _one(pool, ERASE, request, _object(data))
