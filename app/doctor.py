@@ -120,6 +120,7 @@ def run_checks(conn: psycopg.Connection, settings: Settings, max_queue_age: floa
         ("logins", lambda: _logins(settings)),
         ("channels", lambda: _channels(conn, settings)),
         ("otp destinations", lambda: _otp(conn)),
+        ("pacing", lambda: _pacing(conn, max_queue_age)),
         ("slow clients", lambda: _slow_clients(settings)),
     ]
     for name, step in steps:
@@ -338,7 +339,8 @@ SERVICE_FUNCTIONS = {
         "queue_metrics()", "readiness(text,timestamp with time zone)", "worker_channels()",
         "worker_claim(integer,integer,bigint[])", "worker_dead_letter(bigint,text,jsonb)",
         "worker_release(bigint,double precision)", "worker_retry(bigint,double precision,jsonb)",
-        "worker_sent(bigint,text)", "worker_sent_batch(bigint[],text[])"),
+        "worker_sent(bigint,text)", "worker_sent_batch(bigint[],text[])", "worker_pacing()",
+        "worker_failed(bigint,text,text,jsonb,double precision)"),
 }  # fmt: skip
 # What a login holds, asked on its own connection: membership and the schema first (naming a function
 # of a schema the login may not use is itself refused), then each function that exists.
@@ -573,6 +575,40 @@ def _otp(conn: psycopg.Connection) -> Iterator[Check]:
             for scope in ("per_key", "overall")
         )
         yield Check("otp destinations", "ok", f"codes go to +{', +'.join(codes)}; {limits}")
+
+
+PACING_SETTINGS = """SELECT (p.channel_step, p.channel_slack, p.pair_step) IS NOT NULL AS ok,
+       (SELECT jsonb_object_agg(key, value) FROM whatsapp_handler.settings WHERE key LIKE 'pacing.%') AS settings
+FROM whatsapp_handler._pacing() p"""
+PACING_CHANNELS = """SELECT b.channel_id, c.name, b.held_channel, b.held_pair, b.throttled,
+       extract(epoch FROM greatest(b.booked_until, b.throttled_until, now()) - now())::float8 AS backlog
+FROM whatsapp_handler.pacing_channels b JOIN whatsapp_handler.channels c ON c.id = b.channel_id ORDER BY b.channel_id"""
+
+
+def _pacing(conn: psycopg.Connection, max_queue_age: float) -> Iterator[Check]:
+    """The pacing settings read as the claim reads them (a bad one stops every claim), and each channel
+    whose held messages reach further ahead than a queue may wait (docs/worker.md, Pacing)."""
+    fix = "UPDATE whatsapp_handler.settings SET value = ... WHERE key = 'pacing....' (docs/worker.md, Pacing)"
+    try:
+        with conn.transaction():
+            row = conn.execute(PACING_SETTINGS).fetchone()
+    except psycopg.Error as exc:
+        if exc.sqlstate not in ("WH011", "WH020", "WH075"):
+            raise
+        yield Check("pacing", "FAIL", f"{exc.diag.message_primary} ({exc.sqlstate}): the worker claims nothing",
+                    exc.diag.message_hint or fix)  # fmt: skip
+        return
+    v = row["settings"]
+    yield Check("pacing", "ok", f"{v['pacing.channel.per_second']}/s a channel (burst {v['pacing.channel.burst']}), "
+                f"one every {v['pacing.pair.interval']} a person (burst {v['pacing.pair.burst']})")  # fmt: skip
+    for r in conn.execute(PACING_CHANNELS).fetchall():
+        backlog = max(r["backlog"] or 0.0, 0.0)
+        if backlog > max_queue_age:
+            yield Check(f"pacing channel {r['channel_id']}", "warn",
+                        f"{r['name']}: its held messages reach {backlog:.0f} s ahead (held {r['held_channel']} by its "
+                        f"cap, {r['held_pair']} by a person's pace; {r['throttled']} throttles)",
+                        "more than the channel's pacing.channel.per_second can send: spread the sends, raise the "
+                        "provider's throughput and the setting, or add a channel")  # fmt: skip
 
 
 # Twilio waits 15 s for an answer and Meta counts an answer over 1 s against the app: a body

@@ -353,6 +353,13 @@ ERRORS: tuple[ErrorCode, ...] = (
         "people_unblock",
     ),
     ErrorCode(
+        "WH075",
+        "setting pacing.channel.burst is above pacing.channel.per_second (docs/worker.md, Pacing)",
+        None,
+        "worker_claim, worker_failed (delivery/pacing)",
+        "the worker; doctor names it",
+    ),
+    ErrorCode(
         "WH090",
         "pgcrypto is installed outside schema public",
         None,

@@ -3,10 +3,16 @@ its channel's provider, then settles it in SQL (worker_sent / worker_retry /
 worker_release / worker_dead_letter). docs/worker.md explains the guarantees.
 
 - One message per user at a time (worker_claim), so a user's messages arrive in order.
-- 429, 5xx and timeouts are retried with exponential backoff and jitter, by pushing the
-  message's visibility out; at most `worker_max_attempts` attempts, then the dead-letter
-  queue (reason provider_down, which the re-drive job takes back). Other 4xx go to the
-  dead-letter queue at once (reason rejected).
+- Pacing is the claim's (delivery/pacing): a message whose channel or person has no token is
+  not claimed yet. The held messages and the channels' backlogs are read every few seconds
+  (worker_pacing) for /metrics.
+- A provider's refusal is settled by worker_failed with the provider's error code: SQL's
+  provider_errors decides (dead letter with the reason, retry, or pace the channel or the
+  person, untried); a code it does not list follows the HTTP status: 429, 5xx and timeouts
+  are retried with exponential backoff and jitter, by pushing the message's visibility out,
+  at most `worker_max_attempts` attempts, then the dead-letter queue (reason provider_down,
+  which the re-drive job takes back); other 4xx go to the dead-letter queue at once (reason
+  rejected).
 - A circuit breaker per channel; while it is open that channel's messages stay queued.
 - Before a send the claim is recorded; a claim never settled (the worker died) comes
   back in doubt, and is only sent again where the channel has an idempotency header.
@@ -47,6 +53,12 @@ MAX_SENT_BATCH = 500
 RETRY = "SELECT whatsapp_handler.worker_retry(%s, %s, %s)"
 RELEASE = "SELECT whatsapp_handler.worker_release(%s, %s)"
 DEAD = "SELECT whatsapp_handler.worker_dead_letter(%s, %s, %s)"
+FAILED = "SELECT whatsapp_handler.worker_failed(%s, %s, %s, %s, %s)"
+PACING = "SELECT channel_id, held_channel, held_pair, throttled, backlog_seconds FROM whatsapp_handler.worker_pacing()"
+# worker_failed's outcomes under the metric's names: both dead letters are dead_letter (the alerts').
+LABELS = {"rejected": "dead_letter", "provider_down": "dead_letter"}
+# How often the pacing counters are read for /metrics (every worker process reads the same rows).
+PACING_EVERY = 5.0
 CHANNELS = "SELECT id, provider::text, provider_ref FROM whatsapp_handler.worker_channels()"
 # Claims the server refuses the worker's login are tried again after a pause doubling up to this: a login
 # out of its group stays so until someone grants it, and each try is a round trip and a WARNING.
@@ -59,6 +71,44 @@ def backoff(attempt: int, base: float, cap: float, retry_after: float | None = N
     delay = min(cap, base * 2 ** max(attempt - 1, 0))
     delay = delay / 2 + random.uniform(0, delay / 2)  # noqa: S311 - spreading retries, not a secret
     return max(delay, min(retry_after or 0.0, cap))
+
+
+class PacingCollector:
+    """The database's pacing counters (worker_pacing) as of the last read: the same in every worker
+    process, so an alert takes their max by channel."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[int, int, int, int, float]] | None = None
+
+    def describe(self) -> list:
+        return []
+
+    def collect(self) -> list:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        up = GaugeMetricFamily("whatsapp_pacing_metrics_up", "Whether the pacing counters could be read")
+        up.add_metric([], 0 if self.rows is None else 1)
+        held = CounterMetricFamily(
+            "whatsapp_pacing_held",
+            "Messages a claim held back for later: by the channel's messages-per-second cap or by the person's pace",
+            labels=["channel", "reason"],
+        )
+        throttled = CounterMetricFamily(
+            "whatsapp_pacing_throttled",
+            "Provider answers that the channel or the person was sent to too fast",
+            labels=["channel"],
+        )
+        backlog = GaugeMetricFamily(
+            "whatsapp_pacing_backlog_seconds",
+            "How far ahead the channel's held messages (or a provider's throttle) reach: its paced backlog",
+            labels=["channel"],
+        )
+        for channel_id, held_channel, held_pair, throttles, backlog_seconds in self.rows or ():
+            held.add_metric([str(channel_id), "channel"], held_channel)
+            held.add_metric([str(channel_id), "pair"], held_pair)
+            throttled.add_metric([str(channel_id)], throttles)
+            backlog.add_metric([str(channel_id)], backlog_seconds)
+        return [up, held, throttled, backlog]
 
 
 class Worker:
@@ -82,6 +132,8 @@ class Worker:
         self._recorder: asyncio.Task | None = None
         self._login = login_of(pool.conninfo)
         self.stopping = asyncio.Event()
+        self.pacing = PacingCollector()
+        metrics.registry.register(self.pacing)
 
     async def load_channels(self) -> None:
         """Match the database's channels to the configured credentials."""
@@ -103,7 +155,25 @@ class Worker:
         log.warning("%s: %s", doing, rights_problem(exc, self._login, "worker"),
                     extra={"sqlstate": exc.sqlstate, "login": self._login})  # fmt: skip
 
+    async def _watch_pacing(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                async with self._pool.connection() as conn:
+                    self.pacing.rows = await (await conn.execute(PACING)).fetchall()
+            except psycopg.Error as exc:
+                # The plan behind this build, or the database away: the gauge says so (up 0).
+                log.debug("reading the pacing counters failed: %s", exc)
+                self.pacing.rows = None
+            await self._pause(PACING_EVERY)
+
     async def run(self) -> None:
+        watch = asyncio.create_task(self._watch_pacing())
+        try:
+            await self._run()
+        finally:
+            watch.cancel()
+
+    async def _run(self) -> None:
         s = self._settings
         loaded = False
         refused = 0  # claims refused in a row
@@ -201,19 +271,24 @@ class Worker:
         if isinstance(outcome, providers.Sent):
             breaker.success()
             await self._record_sent(provider, msg_id, outcome.provider_message_id)
-        elif isinstance(outcome, providers.Retry):
-            breaker.failure()
-            if attempts >= s.worker_max_attempts:
-                await self._settle(provider, "dead_letter", DEAD, msg_id, "provider_down", Jsonb(outcome.error))
-            else:
-                delay = backoff(attempts, s.worker_backoff_base, s.worker_backoff_max, outcome.retry_after)
-                await self._settle(provider, "retry", RETRY, msg_id, delay, Jsonb(outcome.error))
         elif isinstance(outcome, providers.Unknown):
             breaker.success()
             await self._settle(provider, "in_doubt", DEAD, msg_id, "in_doubt", Jsonb(outcome.error))
         else:
-            breaker.success()  # the provider is up; it refused this one message
-            await self._settle(provider, "dead_letter", DEAD, msg_id, "rejected", Jsonb(outcome.error))
+            # SQL decides what the provider's code means (provider_errors); the status only when it names none.
+            retry_after = outcome.retry_after if isinstance(outcome, providers.Retry) else None
+            fallback = "retry" if isinstance(outcome, providers.Retry) else "permanent"
+            delay = (
+                None
+                if attempts >= s.worker_max_attempts
+                else backoff(attempts, s.worker_backoff_base, s.worker_backoff_max, retry_after)
+            )
+            taken = await self._settle(provider, None, FAILED, msg_id, outcome.code, fallback, Jsonb(outcome.error),
+                                       delay)  # fmt: skip
+            if taken in ("retry", "provider_down"):
+                breaker.failure()
+            else:
+                breaker.success()  # the provider is up: it refused this message, or asked to slow down
 
     async def _record_sent(self, provider: str, msg_id: int, provider_message_id: str) -> None:
         """Group commit: deliveries that finish while a batch is being recorded go in the next."""
@@ -244,18 +319,22 @@ class Worker:
         finally:
             self._recording = False
 
-    async def _settle(self, provider: str, outcome: str, query: str, *params: Any) -> None:
-        """Record the outcome; while the database is away, keep trying for as long as the claim
-        lasts (after that the message comes back on its own, in doubt if it was sent)."""
+    async def _settle(self, provider: str, outcome: str | None, query: str, *params: Any) -> str | None:
+        """Record the outcome (None: the one the settle function returns, worker_failed's); while the
+        database is away, keep trying for as long as the claim lasts (after that the message comes back
+        on its own, in doubt if it was sent). Returns the outcome recorded."""
         deadline = asyncio.get_running_loop().time() + self._settings.worker_visibility_timeout
         pause = 0.2
         counted = False
         while True:
             try:
                 async with self._pool.connection() as conn:
-                    await conn.execute(query, params)
-                self._metrics.outcomes.labels(provider, outcome).inc()
-                return
+                    row = await (await conn.execute(query, params)).fetchone()
+                if outcome is None:
+                    # NULL: another worker settled it meanwhile (a stale outcome).
+                    outcome = row[0] if row and row[0] else "stale"
+                self._metrics.outcomes.labels(provider, LABELS.get(outcome, outcome)).inc()
+                return outcome
             # UndefinedFunction: an upgrade replacing the functions a settle calls, between two
             # changes of one `sqitch deploy` (docs/database.md): gone milliseconds later.
             # InsufficientPrivilege: the login out of its group; a GRANT while the claim lasts still
@@ -271,8 +350,8 @@ class Worker:
                     if refused and not counted:
                         self._refused(exc, doing)
                     log.error("could not record %s for queue message %s (it comes back when its claim expires): %s",
-                              outcome, params[0], exc)  # fmt: skip
-                    return
+                              outcome or "the refusal", params[0], exc)  # fmt: skip
+                    return None
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 5.0)
 

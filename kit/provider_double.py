@@ -5,8 +5,9 @@
 sendReaction, sendButtons, sendList).
 
 It answers what it is told to (a script of answers, then `ok`): success with a message
-id, any status with any body, a stall, a slow success, a dropped connection. It records
-every request, and honours an `Idempotency-Key` header the way a provider with keys
+id, any status with any body (`meta_error()` and `twilio_error()` make each provider's
+error answer for a code), a stall, a slow success, a dropped connection. It records
+every request with its arrival time, and honours an `Idempotency-Key` header the way a provider with keys
 would: a key it has accepted before gets the first answer again and is not delivered
 twice. Run in a thread by the tests, or alone by the benchmarks:
 
@@ -43,6 +44,7 @@ class Received:
     answer: int = 0
     duplicate: bool = False
     at: float = field(default_factory=time.monotonic)
+    wall: float = field(default_factory=time.time)  # the arrival time, comparable across processes
 
 
 class ProviderDouble:
@@ -159,15 +161,61 @@ class ProviderDouble:
             self._thread.join(10)
 
 
+def channel_ref(path: str) -> str:
+    """The channel a request was sent on: Meta's phone number id, Twilio's account, Evolution's instance."""
+    return path.split("/")[3] if path.startswith("/meta/") else path.rsplit("/", 1)[-1]
+
+
 def content_key(path: str, body: dict[str, Any]) -> str:
     """What makes a delivery that message: channel, recipient and content (a code's template
     names no code, so that one person's OTP is one message whatever its digits)."""
-    ref = path.split("/")[3] if path.startswith("/meta/") else path.rsplit("/", 1)[-1]
+    ref = channel_ref(path)
     to = body.get("to") or body.get("To") or body.get("number")
     content = body.get("text", {}).get("body") if isinstance(body.get("text"), dict) else body.get("Body")
     if body.get("type") == "template":
         content = "template:" + body["template"]["name"]
     return f"{ref}|{to}|{content}"
+
+
+# Each provider's refusals as it answers them. Meta: its Graph API error object, mostly with HTTP 400
+# (throttling included); Twilio: its REST error object. The titles are the providers' meanings.
+META_ERRORS = {
+    131047: "Re-engagement message: more than 24 hours have passed since the customer last replied",
+    131026: "Message undeliverable",
+    131050: "User has stopped marketing messages from this business",
+    131056: "(Business Account, Consumer Account) pair rate limit hit",
+    130429: "Rate limit hit: Cloud API message throughput has been reached",
+    131000: "Something went wrong",
+    131016: "Service unavailable",
+    132001: "Template name does not exist in the translation",
+}
+TWILIO_ERRORS = {
+    63016: "Failed to send freeform message because you are outside the allowed window",
+    63018: "Rate limit exceeded for Channel",
+    63038: "Account exceeded the daily messages limit",
+    20429: "Too Many Requests",
+    21211: "Invalid 'To' Phone Number",
+    21614: "'To' number is not a valid mobile number",
+}
+
+
+def meta_error(code: int, status: int = 400, subcode: int | None = None) -> tuple:
+    """An answer of the double: Meta refusing a send with this error code."""
+    title = META_ERRORS.get(code, "Error")
+    error = {"message": f"({code}) {title}", "type": "OAuthException", "code": code,
+             "error_data": {"messaging_product": "whatsapp", "details": title},
+             "fbtrace_id": "AbCdEf0123456789"}  # fmt: skip
+    if subcode is not None:
+        error["error_subcode"] = subcode
+    return ("status", status, {"error": error})
+
+
+def twilio_error(code: int, status: int | None = None) -> tuple:
+    """An answer of the double: Twilio refusing a send with this error code (429 for its rate limits)."""
+    status = status or (429 if code in (20429, 63018) else 400)
+    body = {"code": code, "message": TWILIO_ERRORS.get(code, "Error"), "more_info": f"https://www.twilio.com/docs/errors/{code}",
+            "status": status}  # fmt: skip
+    return ("status", status, body)
 
 
 def controlled_app(double: ProviderDouble) -> web.Application:
@@ -179,7 +227,8 @@ def controlled_app(double: ProviderDouble) -> web.Application:
 
     async def accepted(request: web.Request) -> web.Response:
         rows = [{"path": r.path, "key": content_key(r.path, r.body), "repeat": r.duplicate,
-                 "idempotency_key": r.headers.get("Idempotency-Key")}
+                 "idempotency_key": r.headers.get("Idempotency-Key"), "at": r.wall, "ref": channel_ref(r.path),
+                 "to": r.body.get("to") or r.body.get("To") or r.body.get("number")}
                 for r in list(double.received) if 200 <= r.answer < 300]  # fmt: skip
         return web.json_response(rows)
 

@@ -33,15 +33,20 @@ class Sent:
     provider_message_id: str
 
 
+# A refusal carries the provider's error code when its answer names one: what the code means for the
+# message (refused for good, retried, the channel or the person paced) is decided once, in SQL
+# (provider_errors, read by worker_failed); Retry and Reject are the HTTP status's reading of it.
 @dataclass(frozen=True)
 class Retry:
     error: dict[str, Any]
     retry_after: float | None = None
+    code: str | None = None
 
 
 @dataclass(frozen=True)
 class Reject:
     error: dict[str, Any]
+    code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -88,8 +93,8 @@ class Provider(Protocol):
     def provider_id(self, body: Any) -> str | None:
         """The provider's id of the message it accepted, read from its answer's JSON."""
 
-    def retryable(self, body: Any) -> bool:
-        """Whether a 4xx answer's JSON says that the same request may succeed later."""
+    def error_code(self, body: Any) -> str | None:
+        """The provider's error code in a refusal's JSON (Meta error.code, Twilio code), as text."""
 
 
 def digits(phone: str) -> str:
@@ -205,8 +210,9 @@ def redact(text: str, channel: ChannelConfig, message: dict[str, Any]) -> str:
 
 
 def classify(provider: Provider, status: int, text: str, retry_after: str | None) -> Outcome:
-    """Sent (with the provider's id), Retry (overloaded or down: 408, 425, 429, 5xx, or what the provider
-    calls transient), Reject (a 4xx that will not succeed however often it is tried) or Unknown."""
+    """Sent (with the provider's id), Unknown (2xx without one), or by the HTTP status Retry (overloaded or
+    down: 408, 425, 429, 5xx) or Reject (another 4xx), each with the provider's error code when it names
+    one: the worker's settle (worker_failed) lets provider_errors overrule the status by the code."""
     try:
         body = json.loads(text) if text else None
     except ValueError:
@@ -215,9 +221,10 @@ def classify(provider: Provider, status: int, text: str, retry_after: str | None
     if 200 <= status < 300:
         found = provider.provider_id(body)
         return Sent(found) if isinstance(found, str) and 0 < len(found) <= 256 else Unknown(error)
-    if status in RETRYABLE_STATUSES or status >= 500 or provider.retryable(body):
-        return Retry(error, retry_after_seconds(retry_after))
-    return Reject(error)
+    code = provider.error_code(body)
+    if status in RETRYABLE_STATUSES or status >= 500:
+        return Retry(error, retry_after_seconds(retry_after), code)
+    return Reject(error, code)
 
 
 def retry_after_seconds(value: str | None) -> float | None:

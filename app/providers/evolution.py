@@ -311,5 +311,5 @@ def provider_id(body: Any) -> str | None:
     return key.get("id") if isinstance(key, dict) else None
 
 
-def retryable(body: Any) -> bool:
-    return False  # Evolution's transient faults are its 429 and 5xx answers
+def error_code(body: Any) -> str | None:
+    return None  # Evolution's answers carry no WhatsApp error code: its HTTP status decides

@@ -29,7 +29,6 @@ NAME = "meta"
 TITLE = "Meta"
 DEFAULT_BASE_URL = "https://graph.facebook.com/v21.0"
 # Meta answers throttling and its own transient faults with these codes, often with HTTP 400.
-RETRYABLE_CODES = {1, 2, 4, 17, 341, 613, 80007, 130429, 131000, 131016, 131056, 133004}
 SIGNATURE_PREFIX = "sha256="
 MAX_CHALLENGE = 256
 HANDSHAKE_QUERY = {
@@ -200,7 +199,7 @@ ROUTES = [meta_handshake, meta_webhook]
 
 
 # The settings only a Meta channel takes: the handshake's token and the Graph API's access token.
-CHANNEL_FIELDS = frozenset({"verify_token", "access_token"})
+CHANNEL_FIELDS = frozenset({"verify_token", "access_token", "waba_id"})
 
 # The service settings (Settings fields) a channel of this provider needs, and why.
 REQUIRED_SETTINGS: dict[str, str] = {}
@@ -271,8 +270,10 @@ def provider_id(body: Any) -> str | None:
     return first.get("id") if isinstance(first, dict) else None
 
 
-def retryable(body: Any) -> bool:
-    """Meta's throttling and transient error codes, which it often answers with HTTP 400."""
-    if not isinstance(body, dict) or not isinstance(body.get("error"), dict):
-        return False
-    return body["error"].get("code") in RETRYABLE_CODES
+def error_code(body: Any) -> str | None:
+    """{"error": {"message", "type", "code": 131047, "error_subcode", "error_data": {"details"}, "fbtrace_id"}}:
+    Meta answers its throttling and its refusals alike, mostly with HTTP 400; the code says which
+    (provider_errors)."""
+    error = body.get("error") if isinstance(body, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return str(code) if isinstance(code, int) and not isinstance(code, bool) else None

@@ -348,5 +348,7 @@ def provider_id(body: Any) -> str | None:
     return body.get("sid") if isinstance(body, dict) else None
 
 
-def retryable(body: Any) -> bool:
-    return False  # Twilio's transient faults are its 429 and 5xx answers
+def error_code(body: Any) -> str | None:
+    """{"code": 63016, "message", "more_info", "status": 400}: Twilio's error code."""
+    code = body.get("code") if isinstance(body, dict) else None
+    return str(code) if isinstance(code, int) and not isinstance(code, bool) else None

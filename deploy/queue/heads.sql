@@ -1,8 +1,9 @@
 -- Deploy whatsapp_handler:queue/heads to pg
--- Reworked after v1.0.0: claims plan for 100 rows, not 1000 (ROWS 100). This is the whole
+-- Reworked after v1.0.0: claims plan for 100 rows, not 1000 (ROWS 100), and the outbound
+-- claim holds the channels' and pairs' pacing (delivery/pacing). This is the whole
 -- change as it is now, CREATE OR REPLACE over the released functions
 -- (deploy/queue/heads@v1.0.0.sql runs first).
--- requires: queue/outbox queue/outbound core/assert_function
+-- requires: queue/outbox queue/outbound core/assert_function delivery/pacing
 -- A group's messages go one at a time and in order (x-pgmq-group: one user's replies on
 -- outbound, one user's events on outbox): only the head of a group may be claimed, and
 -- the message after it waits, visible or not, until the head is settled. This change
@@ -59,27 +60,104 @@ $do$;
 -- A claim takes the heads and hides them for the reader's visibility timeout, in one
 -- statement (set-based: no call per message). The worker's state of an outbound message
 -- is in its headers: attempts counts the claims, in_flight marks one not yet settled.
+-- Pacing (delivery/pacing) is held here, where every worker claims: a head is claimed only
+-- with a token of its channel's bucket and of its (channel, person) bucket. The buckets are
+-- row-locked in channel order by the statement that takes their tokens, so that claims of
+-- any number of workers take them one after another. A head without a token is put back
+-- (its visibility moved) to when its token comes, so that the next claims reach the heads
+-- behind it: the person's, or the channel's next free step after those it already put back.
 CREATE OR REPLACE FUNCTION whatsapp_handler._claim_outbound(p_qty integer, p_vt_seconds integer, p_skip_channels bigint[] DEFAULT '{}')
 RETURNS TABLE (msg_id bigint, attempts integer, was_in_flight boolean, message jsonb)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
 AS $$
 #variable_conflict use_column
+DECLARE
+    v_now   timestamptz := clock_timestamp();
+    v_pace  record := _pacing();
+    v_ids   bigint[];
+    v_chan  bigint[];
+    v_user  bigint[];
+    v_otp   boolean[];
+    v_fly   boolean[];
 BEGIN
+    -- A channel whose bucket is empty is not even looked at.
+    SELECT array_agg(h.msg_id ORDER BY h.msg_id), array_agg((q.message ->> 'channel_id')::bigint ORDER BY h.msg_id),
+           array_agg((q.message ->> 'user_id')::bigint ORDER BY h.msg_id),
+           array_agg(q.message ->> 'kind' IS NOT DISTINCT FROM 'otp' ORDER BY h.msg_id),
+           array_agg(coalesce((h.headers ->> 'in_flight')::boolean, false) ORDER BY h.msg_id)
+    INTO v_ids, v_chan, v_user, v_otp, v_fly
+    FROM _heads_outbound(p_qty, coalesce(p_skip_channels, '{}')
+                                || ARRAY(SELECT b.channel_id FROM pacing_channels b WHERE b.tat > v_now + v_pace.channel_slack)) h
+    JOIN pgmq.q_outbound q ON q.msg_id = h.msg_id;
+    IF v_ids IS NULL THEN
+        RETURN;
+    END IF;
+    INSERT INTO pacing_channels (channel_id)
+    SELECT c.id FROM channels c WHERE c.id = ANY (v_chan) ORDER BY c.id
+    ON CONFLICT DO NOTHING;
+
     RETURN QUERY
-    WITH picked AS (
-        SELECT h.msg_id, coalesce((h.headers ->> 'in_flight')::boolean, false) AS was_in_flight
-        FROM _heads_outbound(p_qty, p_skip_channels) h
+    WITH bucket AS (
+        SELECT b.channel_id, greatest(b.tat, v_now) AS start, greatest(b.booked_until, v_now) AS booked
+        FROM pacing_channels b WHERE b.channel_id = ANY (v_chan) ORDER BY b.channel_id FOR UPDATE
+    ), head AS (
+        -- An OTP code is never held by the pair pace (the person asked for it and waits), but
+        -- it takes the pair's token like any message.
+        SELECT u.msg_id, u.channel_id, u.user_id, u.fly, p.tat AS pair_tat,
+               (u.otp OR p.tat IS NULL OR p.tat <= v_now + v_pace.pair_slack) AS pair_free
+        FROM unnest(v_ids, v_chan, v_user, v_otp, v_fly) u (msg_id, channel_id, user_id, otp, fly)
+        LEFT JOIN pacing_pairs p ON p.channel_id = u.channel_id AND p.user_id = u.user_id
+    ), ranked AS (
+        SELECT h.*, b.start, b.booked,
+               row_number() OVER (PARTITION BY h.channel_id, h.pair_free ORDER BY h.msg_id) AS n,
+               greatest(floor(extract(epoch FROM v_now + v_pace.channel_slack - b.start)
+                              / extract(epoch FROM v_pace.channel_step))::bigint + 1, 0) AS room
+        FROM head h LEFT JOIN bucket b ON b.channel_id = h.channel_id
+    ), decided AS (
+        -- A message of a channel the database does not know is not paced: the worker refuses it.
+        SELECT r.*, CASE WHEN r.start IS NULL THEN 'take'
+                         WHEN NOT r.pair_free THEN 'pair'
+                         WHEN r.n <= r.room THEN 'take'
+                         ELSE 'channel' END AS fate
+        FROM ranked r
+    ), per_channel AS (
+        SELECT d.channel_id, min(d.start) AS start, min(d.booked) AS booked, min(d.room) AS room,
+               count(*) FILTER (WHERE d.fate = 'take') AS taken, count(*) FILTER (WHERE d.fate = 'channel') AS held,
+               count(*) FILTER (WHERE d.fate = 'pair') AS held_pair
+        FROM decided d WHERE d.start IS NOT NULL GROUP BY d.channel_id
+    ), spent AS (
+        UPDATE pacing_channels b
+        SET tat = c.start + v_pace.channel_step * c.taken,
+            booked_until = CASE WHEN c.held = 0 THEN b.booked_until
+                                ELSE greatest(c.start + v_pace.channel_step * c.taken - v_pace.channel_slack, c.booked)
+                                     + v_pace.channel_step * c.held END,
+            held_channel = b.held_channel + c.held, held_pair = b.held_pair + c.held_pair
+        FROM per_channel c WHERE b.channel_id = c.channel_id
+    ), paired AS (
+        INSERT INTO pacing_pairs AS p (channel_id, user_id, tat)
+        SELECT d.channel_id, d.user_id, v_now + v_pace.pair_step FROM decided d
+        WHERE d.fate = 'take' AND d.start IS NOT NULL AND d.user_id IS NOT NULL
+        ON CONFLICT (channel_id, user_id) DO UPDATE SET tat = greatest(p.tat, v_now) + v_pace.pair_step
+    ), put_back AS (
+        -- Held heads are not claimed: no attempt counted, only their visibility moved.
+        UPDATE pgmq.q_outbound q
+        SET vt = CASE WHEN d.fate = 'pair' THEN d.pair_tat - v_pace.pair_slack
+                      ELSE greatest(d.start + v_pace.channel_step * d.room - v_pace.channel_slack, d.booked)
+                           + v_pace.channel_step * (d.n - d.room - 1) END
+        FROM decided d WHERE d.fate <> 'take' AND q.msg_id = d.msg_id
     )
     UPDATE pgmq.q_outbound q
     SET vt = clock_timestamp() + make_interval(secs => p_vt_seconds),
         read_ct = q.read_ct + 1,
-        last_read_at = clock_timestamp(),
+        -- The time the tokens were taken at: what the buckets' guarantees are about.
+        last_read_at = v_now,
         headers = q.headers || jsonb_build_object('in_flight', true,
                                                   'attempts', coalesce((q.headers ->> 'attempts')::integer, 0) + 1)
-    FROM picked p
-    WHERE q.msg_id = p.msg_id
-    RETURNING q.msg_id, (q.headers ->> 'attempts')::integer, p.was_in_flight, q.message;
+    FROM decided d
+    -- spent, paired and put_back run whole although nothing reads them (data-modifying WITH).
+    WHERE d.fate = 'take' AND q.msg_id = d.msg_id
+    RETURNING q.msg_id, (q.headers ->> 'attempts')::integer, d.fly, q.message;
 END
 $$;
 
@@ -105,7 +183,7 @@ $$;
 REVOKE ALL ON FUNCTION whatsapp_handler._claim_outbound(integer, integer, bigint[]),
     whatsapp_handler._claim_outbox(integer, integer) FROM PUBLIC;
 COMMENT ON FUNCTION whatsapp_handler._claim_outbound(integer, integer, bigint[]) IS
-    'Internal: claims the heads _heads_outbound(p_qty, p_skip_channels) returns for p_vt_seconds: counts the read and the attempt (header attempts) and marks them in flight. Returns (msg_id, attempts, was_in_flight: a previous claim was never settled, message). Raises nothing.';
+    'Internal: claims, of the heads _heads_outbound(p_qty, p_skip_channels) returns (none of a channel whose bucket is empty), those with a token of their channel''s and their (channel, person) bucket (delivery/pacing; an OTP code needs only the channel''s), for p_vt_seconds: counts the read and the attempt (header attempts) and marks them in flight. The others are put back untried to when their token comes, counted in pacing_channels. Returns (msg_id, attempts, was_in_flight: a previous claim was never settled, message). Raises WH011/WH020/WH075 for a bad pacing setting.';
 COMMENT ON FUNCTION whatsapp_handler._claim_outbox(integer, integer) IS
     'Internal: claims the heads _heads_outbox(p_qty) returns for p_vt_seconds and counts the read. Returns (msg_id, read_ct, enqueued_at, message). Raises nothing.';
 
