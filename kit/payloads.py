@@ -78,6 +78,65 @@ def meta_status(wamid: str, status: str, recipient: str, at: int | None = None, 
     return s
 
 
+META_ACCOUNT_ID = "102290129340398"  # the WhatsApp Business Account (entry.id) of meta_body's webhooks
+TEMPLATE_ID = 806312974732579  # Meta's id of a template (message_template_id)
+
+
+def meta_priced_status(
+    wamid: str,
+    status: str,
+    recipient: str,
+    category: str = "utility",
+    *,
+    billable: bool = True,
+    pricing_model: str = "PMP",
+    at: int | None = None,
+    conversation: bool = True,
+) -> dict:
+    """A sent or delivered status with Meta's pricing (billable, pricing_model, category, type)
+    and, as conversation-based pricing sent it, the conversation the message opened."""
+    s = meta_status(wamid, status, recipient, at)
+    s["pricing"] = {"billable": billable, "pricing_model": pricing_model, "category": category,
+                    "type": "regular" if billable else "free_customer_service"}  # fmt: skip
+    if conversation:
+        s["conversation"] = {"id": f"conv-{wamid}", "origin": {"type": category}}
+        if status == "sent":
+            s["conversation"]["expiration_timestamp"] = str(int(time.time()) + 86400)
+    return s
+
+
+def meta_status_error(code: int, title: str, details: str) -> dict[str, Any]:
+    """One error of a failed status as Meta reports it (code, title, message, error_data.details)."""
+    return {"code": code, "title": title, "message": title, "error_data": {"details": details},
+            "href": "https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes/"}  # fmt: skip
+
+
+def meta_account_body(field: str, value: dict[str, Any], account_id: str = META_ACCOUNT_ID) -> dict[str, Any]:
+    """An account-level webhook (no phone number): one change of `field` for the account."""
+    entry = {"id": account_id, "time": int(time.time()), "changes": [{"field": field, "value": value}]}
+    return {"object": "whatsapp_business_account", "entry": [entry]}
+
+
+def meta_template_status(
+    name: str, language: str, event: str, template_id: int = TEMPLATE_ID, reason: str | None = "NONE", **extra: Any
+) -> dict[str, Any]:
+    """The value of a message_template_status_update (APPROVED, REJECTED, PAUSED, DISABLED, ...)."""
+    return {"event": event, "message_template_id": template_id, "message_template_name": name,
+            "message_template_language": language, "reason": reason, **extra}  # fmt: skip
+
+
+def meta_template_category(name: str, language: str, new: str, previous: str, template_id: int = TEMPLATE_ID) -> dict:
+    """The value of a template_category_update."""
+    return {"message_template_id": template_id, "message_template_name": name, "message_template_language": language,
+            "previous_category": previous, "new_category": new}  # fmt: skip
+
+
+def meta_template_quality(name: str, language: str, new: str, previous: str, template_id: int = TEMPLATE_ID) -> dict:
+    """The value of a message_template_quality_update (GREEN, YELLOW, RED, UNKNOWN)."""
+    return {"previous_quality_score": previous, "new_quality_score": new, "message_template_id": template_id,
+            "message_template_name": name, "message_template_language": language}  # fmt: skip
+
+
 def twilio_inbound(sid: str, from_phone: str, to_phone: str, body: str = "hello", **extra: str) -> dict[str, str]:
     return {
         "SmsMessageSid": sid,

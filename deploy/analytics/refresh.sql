@@ -1,11 +1,12 @@
 -- Deploy whatsapp_handler:analytics/refresh to pg
--- requires: analytics/summaries_policy analytics/user_keys jobs/settings messages/messages messages/status_events otp/challenges conversation/conversations analytics/onboarded
+-- requires: analytics/summaries_policy analytics/user_keys jobs/settings messages/messages messages/status_events otp/challenges conversation/conversations analytics/onboarded messages/status_pricing analytics/delivery_costs
 -- job_analytics_refresh: recounts the analytics summaries (docs/analytics.md). Each run
 -- recounts the days since now() - analytics.refresh_lookback (messages, OTP codes,
 -- delivery, active users; and the weeks and months those days fall in), and the users
 -- and funnel in full; the first run, with empty summaries, recounts everything.
 -- Reworked after v1.0.0: counts onboarded users (users.onboarded_at) under the names
--- analytics/onboarded gave the summaries. Only the function: the setting
+-- analytics/onboarded gave the summaries, and recounts the cost and failures of delivery
+-- (analytics/delivery_costs). Only the function: the setting
 -- analytics.refresh_lookback the released script inserted is there, maybe set by a DBA.
 BEGIN;
 SET LOCAL ROLE whatsapp_handler_owner;
@@ -129,6 +130,18 @@ BEGIN
             delivered_to_read_p90 = EXCLUDED.delivered_to_read_p90, delivered_to_read_p99 = EXCLUDED.delivered_to_read_p99,
             sent_to_read_p50 = EXCLUDED.sent_to_read_p50
         WHERE EXCLUDED.sent >= t.sent;
+
+    -- Cost and failures: a day's rows are replaced by its recount (a message moves from a
+    -- failure's row to the delivered ones when a delivery outranks the failure), unless the
+    -- recount is smaller than what was counted (retention took statuses).
+    DELETE FROM analytics_delivery_costs_daily t
+    USING (SELECT r.day, r.channel_id, sum(r.messages) AS messages FROM _delivery_costs(v_day) r GROUP BY 1, 2) r
+    WHERE t.day = r.day AND t.channel_id = r.channel_id
+      AND r.messages >= (SELECT sum(c.messages) FROM analytics_delivery_costs_daily c
+                         WHERE c.day = r.day AND c.channel_id = r.channel_id);
+    INSERT INTO analytics_delivery_costs_daily (day, channel_id, category, error_code, messages, billable, failed)
+    SELECT r.day, r.channel_id, r.category, r.error_code, r.messages, r.billable, r.failed FROM _delivery_costs(v_day) r
+    WHERE NOT EXISTS (SELECT FROM analytics_delivery_costs_daily c WHERE c.day = r.day AND c.channel_id = r.channel_id);
 
     -- Active users: the days, and the weeks and months they fall in, recounted whole.
     INSERT INTO analytics_active_users AS t (period, period_start, channel_id, users)

@@ -1,33 +1,30 @@
 -- Deploy whatsapp_handler:providers/meta to pg
--- requires: messages/record_inbound messages/status core/channels
--- Meta Cloud API: {"object": "whatsapp_business_account", "entry": [{"changes":
--- [{"field": "messages", "value": {"metadata": {"phone_number_id"}, "contacts",
+-- requires: messages/record_inbound messages/status core/channels templates/status_updates
+-- Meta Cloud API: {"object": "whatsapp_business_account", "entry": [{"id": <WABA id>,
+-- "changes": [{"field": "messages", "value": {"metadata": {"phone_number_id"}, "contacts",
 -- "messages", "statuses"}}]}]}, several entries and changes per body.
+-- Reworked after v1.0.0 (only _normalise_meta; _meta_channel_ref is as released): a
+-- status keeps its pricing and conversation (messages/status_pricing); each "messages"
+-- change teaches which account (entry.id) its number belongs to, and the account's
+-- template webhooks (message_template_status_update, template_category_update,
+-- message_template_quality_update) move the registry of that account's channels
+-- (templates/status_updates). Other account-level fields are still kept raw only.
 BEGIN;
 SET LOCAL ROLE whatsapp_handler_owner;
 
--- Routing: each change of a body names its business number by phone_number_id (a body's
--- webhook event takes its first change's; _channel_ref in ingest/ingest). A SQL
--- expression without a search_path, so that it is inlined where it is called.
-CREATE FUNCTION whatsapp_handler._meta_channel_ref(p_value jsonb)
-RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-AS $$
-    SELECT p_value OPERATOR(pg_catalog.#>>) '{metadata,phone_number_id}'
-$$;
-REVOKE ALL ON FUNCTION whatsapp_handler._meta_channel_ref(jsonb) FROM PUBLIC;
-COMMENT ON FUNCTION whatsapp_handler._meta_channel_ref(jsonb) IS
-    'Internal: the channel reference (provider_ref) a Meta change''s value is for, its metadata.phone_number_id. Raises nothing.';
-
-CREATE FUNCTION whatsapp_handler._normalise_meta(p_payload jsonb, p_webhook_event_id bigint)
+CREATE OR REPLACE FUNCTION whatsapp_handler._normalise_meta(p_payload jsonb, p_webhook_event_id bigint)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
 AS $$
 DECLARE
     v_counts  jsonb := '{"messages": 0, "duplicates": 0, "statuses": 0, "registrations": 0}';
+    v_change  record;
     v_value   jsonb;
     v_channel bigint;
+    v_account text;
+    v_found   integer;
+    v_pricing jsonb;
     v_msg     jsonb;
     v_status  jsonb;
     v_type    text;
@@ -39,15 +36,33 @@ BEGIN
         RAISE EXCEPTION 'not a WhatsApp Business Account webhook' USING ERRCODE = 'WH012',
             HINT = 'Expected {"object": "whatsapp_business_account", "entry": [...]}.';
     END IF;
-    FOR v_value IN
-        SELECT c -> 'value' FROM jsonb_array_elements(p_payload -> 'entry') e, jsonb_array_elements(e -> 'changes') c
-        WHERE c ->> 'field' = 'messages'
+    FOR v_change IN
+        SELECT e ->> 'id' AS account_id, c ->> 'field' AS field, c -> 'value' AS value
+        FROM jsonb_array_elements(p_payload -> 'entry') e, jsonb_array_elements(e -> 'changes') c
+        WHERE c ->> 'field' IN ('messages', 'message_template_status_update', 'template_category_update',
+                                'message_template_quality_update')
     LOOP
+        v_value := v_change.value;
+        IF v_change.field <> 'messages' THEN
+            -- An account's template: its rows on the account's channels (templates/status_updates).
+            -- One that finds none leaves the body "stored" (kept raw) unless something else
+            -- in it was processed.
+            v_found := _meta_template_update(v_change.account_id, v_change.field, v_value);
+            v_counts := v_counts || jsonb_build_object('templates', coalesce((v_counts ->> 'templates')::int, 0) + v_found);
+            v_any := v_any OR v_found > 0;
+            CONTINUE;
+        END IF;
         v_any := true;
-        SELECT id INTO v_channel FROM channels WHERE provider = 'meta' AND provider_ref = _meta_channel_ref(v_value);
+        SELECT c.id, a.account_id INTO v_channel, v_account
+        FROM channels c LEFT JOIN meta_channel_accounts a ON a.channel_id = c.id
+        WHERE c.provider = 'meta' AND c.provider_ref = _meta_channel_ref(v_value);
         IF v_channel IS NULL THEN
             RAISE EXCEPTION 'no channel for Meta phone_number_id %', _meta_channel_ref(v_value)
                 USING ERRCODE = 'WH003', HINT = 'Add the channel (add_channel) and re-drive the dead letter.';
+        END IF;
+        -- Read above with the channel, written only when new or changed: the hot path stays a read.
+        IF v_account IS DISTINCT FROM v_change.account_id THEN
+            PERFORM _learn_meta_account(v_channel, v_change.account_id);
         END IF;
 
         FOR v_msg IN SELECT jsonb_array_elements(coalesce(v_value -> 'messages', '[]')) LOOP
@@ -79,18 +94,26 @@ BEGIN
 
         FOR v_status IN SELECT jsonb_array_elements(coalesce(v_value -> 'statuses', '[]')) LOOP
             CONTINUE WHEN v_status ->> 'status' NOT IN ('sent', 'delivered', 'read', 'failed');
+            -- Sent and delivered statuses say what the message costs: pricing (billable,
+            -- pricing_model, category, type) and, under conversation-based pricing, the
+            -- conversation it opened or fell in; kept together as its pricing.
+            v_pricing := CASE WHEN jsonb_typeof(v_status -> 'pricing') = 'object' OR jsonb_typeof(v_status -> 'conversation') = 'object'
+                THEN coalesce(CASE WHEN jsonb_typeof(v_status -> 'pricing') = 'object' THEN v_status -> 'pricing' END, '{}')
+                     || CASE WHEN jsonb_typeof(v_status -> 'conversation') = 'object'
+                             THEN jsonb_build_object('conversation', v_status -> 'conversation') ELSE '{}' END
+            END;
             PERFORM _record_status(v_channel, v_status ->> 'id', v_status ->> 'status',
                                    to_timestamp((v_status ->> 'timestamp')::double precision),
-                                   v_status -> 'errors', p_webhook_event_id);
+                                   v_status -> 'errors', p_webhook_event_id, v_pricing);
             v_counts := _tally(v_counts, 'status');
         END LOOP;
     END LOOP;
-    -- Account-level fields (template status, account updates) are kept raw only.
+    -- Other account-level fields (account updates, quality of the number) are kept raw only.
     RETURN CASE WHEN v_any THEN v_counts ELSE v_counts || '{"outcome": "stored"}' END;
 END
 $$;
 REVOKE ALL ON FUNCTION whatsapp_handler._normalise_meta(jsonb, bigint) FROM PUBLIC;
 COMMENT ON FUNCTION whatsapp_handler._normalise_meta(jsonb, bigint) IS
-    'Internal: records the messages and statuses of a Meta webhook body; returns counts, with outcome stored when no change is of field messages (account-level events are kept raw only). Raises WH012 for a body of another shape, WH003 for an unknown phone_number_id, and what _record_inbound raises.';
+    'Internal: records the messages and statuses (with their errors and pricing) of a Meta webhook body, learns the account (entry.id) of each number, and applies the account''s template status, category and quality updates to the registry (_meta_template_update); returns counts (templates: the registry rows a template update found, when the body had one), with outcome stored when nothing was processed (other account-level events, a template update that found no row: kept raw only). Raises WH012 for a body of another shape, WH003 for an unknown phone_number_id, and what _record_inbound raises.';
 
 COMMIT;

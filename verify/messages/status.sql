@@ -2,5 +2,6 @@
 BEGIN;
 
 SELECT whatsapp_handler._assert_function('whatsapp_handler._record_status(bigint, text, text, timestamptz, jsonb, bigint)', '{}');
+SELECT whatsapp_handler._assert_function('whatsapp_handler._record_status(bigint, text, text, timestamptz, jsonb, bigint, jsonb)', '{}');
 
 ROLLBACK;

@@ -3,5 +3,8 @@ BEGIN;
 
 SELECT whatsapp_handler._assert_function('whatsapp_handler._normalise_meta(jsonb, bigint)', '{}');
 SELECT whatsapp_handler._assert_function('whatsapp_handler._meta_channel_ref(jsonb)', '{}');
+-- The reworked body: template webhooks and pricing.
+SELECT 1 / (pg_catalog.pg_get_functiondef('whatsapp_handler._normalise_meta(jsonb, bigint)'::regprocedure)
+            LIKE '%_meta_template_update%')::int;
 
 ROLLBACK;
