@@ -14,7 +14,7 @@ import psycopg
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
-from app import channels, database, dlq, doctor, logs, sandbox, smoke, sqitch, supervise
+from app import api_keys, channels, database, dlq, doctor, logs, sandbox, smoke, sqitch, supervise, templates
 from app.cluster import ClusterError
 from app.settings import Settings, get_settings
 
@@ -88,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_parser(commands)
     smoke.add_parser(commands)
     sandbox.add_parser(commands)
+    api_keys.add_parser(commands)
+    templates.add_parser(commands)
     return parser
 
 
@@ -258,8 +260,18 @@ def main(argv: list[str] | None = None) -> int:
             return smoke.command(settings, args)
         if args.command == "sandbox":
             return sandbox.command(settings, args)
+        if args.command == "api-key":
+            return api_keys.command(database.resolve_conninfo(settings), args)
+        if args.command == "templates":
+            return templates.command(settings, database.resolve_conninfo(settings), args)
         return serve(settings)
-    except (UsageError, dlq.DlqUsageError, sandbox.SandboxError) as exc:
+    except (
+        UsageError,
+        dlq.DlqUsageError,
+        sandbox.SandboxError,
+        api_keys.ApiKeyUsageError,
+        templates.TemplatesUsageError,
+    ) as exc:
         sys.stderr.write(f"{PROG}: error: {exc}\n")
         return EXIT_USAGE
     except ValidationError as exc:

@@ -48,6 +48,8 @@ class ChannelConfig(BaseModel):
     # Meta: the system user's access token. Twilio: the account SID (the secret above is its auth token).
     access_token: SecretStr | None = Field(default=None, min_length=1)
     account_sid: str | None = Field(default=None, pattern=r"^AC[0-9a-fA-F]{32}$")
+    # Meta: the WhatsApp Business Account the number belongs to, whose templates `templates sync` lists.
+    waba_id: str | None = Field(default=None, pattern=r"^[0-9]{1,32}$")
     # OTP codes: Meta's authentication template (and its language), or Twilio's ContentSid;
     # Twilio without one and Evolution send the code as text.
     otp_template: str = Field(default="otp_code", min_length=1, max_length=512)
@@ -91,7 +93,7 @@ class ChannelConfig(BaseModel):
 
 
 # The channel settings that belong to some providers only (each provider's CHANNEL_FIELDS names its own).
-PROVIDER_FIELDS = ("verify_token", "access_token", "account_sid")
+PROVIDER_FIELDS = ("verify_token", "access_token", "account_sid", "waba_id")
 
 
 def _providers() -> dict[str, Provider]:

@@ -31,7 +31,7 @@ def _needs_subcommand(path: tuple[str, ...]) -> bool:
 
 def test_the_walk_finds_every_command() -> None:
     top = {path[0] for path in COMMANDS if path}
-    assert top == {"db", "cluster", "serve", "worker", "dlq", "doctor", "smoke", "sandbox"}
+    assert top == {"db", "cluster", "serve", "worker", "dlq", "doctor", "smoke", "sandbox", "api-key", "templates"}
     assert ("dlq", "replay") in COMMANDS and ("db", "revert") in COMMANDS
 
 
