@@ -334,7 +334,11 @@ SERVICE_FUNCTIONS = {
         "cron_job_failures()", "ingest_batch(text,jsonb[],text[])", "ingest_evolution(jsonb,text)",
         "ingest_meta(jsonb,text)", "ingest_raw(text,bytea,text,text,text)", "ingest_twilio(jsonb,text)",
         "queue_metrics()", "readiness(text,timestamp with time zone)", "request_otp(text,bigint,text,text)",
-        "verify_otp(text,text,text)"),
+        "verify_otp(text,text,text)",
+        "message_view(bytea,bigint,text)", "people_block(bytea,jsonb,text)", "people_consent(bytea,jsonb,text)",
+        "people_erase(bytea,jsonb,text)", "people_export(bytea,jsonb,text)", "people_preferences(bytea,jsonb,text)",
+        "people_set_preferences(bytea,jsonb,text)", "people_unblock(bytea,jsonb,text)",
+        "send_message(bytea,jsonb,text,text)", "send_messages(bytea,bigint,jsonb,text)"),
     "whatsapp_handler_worker": (
         "queue_metrics()", "readiness(text,timestamp with time zone)", "worker_channels()",
         "worker_claim(integer,integer,bigint[])", "worker_dead_letter(bigint,text,jsonb)",

@@ -32,7 +32,12 @@ ALLOWED: dict[str, set[tuple[str, str, str]]] = {
             "cron_job_failures()", "ingest_batch(text,jsonb[],text[])", "ingest_evolution(jsonb,text)",
             "ingest_meta(jsonb,text)", "ingest_raw(text,bytea,text,text,text)", "ingest_twilio(jsonb,text)",
             "queue_metrics()", "readiness(text,timestamp with time zone)",
-            "request_otp(text,bigint,text,text)", "verify_otp(text,text,text)")),
+            "request_otp(text,bigint,text,text)", "verify_otp(text,text,text)",
+            # The business API (sending/send, people/api).
+            "message_view(bytea,bigint,text)", "people_block(bytea,jsonb,text)", "people_consent(bytea,jsonb,text)",
+            "people_erase(bytea,jsonb,text)", "people_export(bytea,jsonb,text)", "people_preferences(bytea,jsonb,text)",
+            "people_set_preferences(bytea,jsonb,text)", "people_unblock(bytea,jsonb,text)",
+            "send_message(bytea,jsonb,text,text)", "send_messages(bytea,bigint,jsonb,text)")),
     },
     "worker": {
         ("schema", WH, "USAGE"),
