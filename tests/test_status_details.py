@@ -179,3 +179,17 @@ def test_other_failures_record_no_consent(db, channel):
         db.execute("SELECT count(*) AS n FROM whatsapp_handler.consents WHERE user_id = %s", (uid,)).fetchone()["n"]
         == 0
     )
+
+
+def test_the_workers_catch_up_takes_the_status_that_outranks_the_others(db, channel, connect_as):
+    """Statuses that came before the worker recorded the provider's id (a fast provider): the
+    worker's catch-up moves the message by the same order, so a delivery reported before a
+    failure still wins (the enum's last, failed, would not)."""
+    worker = connect_as("worker")
+    db.execute("SELECT whatsapp_handler.ingest_meta(%s, NULL)", (Jsonb(p.meta_text(WA_ID, "wamid.in-1")),))
+    [welcome] = worker.execute("SELECT * FROM whatsapp_handler.worker_claim(1, 30)").fetchall()
+    post(db, p.meta_priced_status("wamid.W1", "delivered", WA_ID, "service", billable=False, at=1_700_000_010))
+    post(db, p.meta_status("wamid.W1", "failed", WA_ID, 1_700_000_020, errors=[UNDELIVERABLE]))
+    worker.execute("SELECT whatsapp_handler.worker_sent(%s, 'wamid.W1')", (welcome["msg_id"],))
+    assert status_of(db, welcome["message"]["message_id"]) == "delivered"
+    assert moves(db) == [("queued", "delivered")]

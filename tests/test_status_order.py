@@ -1,4 +1,5 @@
-"""A message's status only moves forward (queued < sent < delivered < read < failed):
+"""A message's status only moves forward (queued < sent < failed < delivered < read; issue 14: a
+failure no longer overrides a delivery or a read, tests/test_status_details.py):
 an equal or earlier status changes nothing and emits no second message.status_changed,
 whether a provider's webhook reports it or the worker settles the message. Each test
 repeats a status, so each fails if the comparison lets an equal status through."""
@@ -109,10 +110,15 @@ def test_a_twilio_failure_reported_twice_fails_the_message_once(db, channels):
         "INSERT INTO whatsapp_handler.message_keys VALUES (%s, 'SM0002', %s, %s)",
         (channels["twilio"], row["id"], row["created_at"]),
     )
-    for status in ("undelivered", "undelivered", "delivered"):
+    for status in ("undelivered", "undelivered"):
         ingest(db, "twilio", p.twilio_status("SM0002", status, TWILIO_PHONE, USER, ErrorCode="63016"))
     assert status_of(db, row["id"]) == "failed"
     assert changes(db) == [("queued", "failed")]
+    # A delivery after it outranks the failure (another device had it): one more move, once.
+    for _ in range(2):
+        ingest(db, "twilio", p.twilio_status("SM0002", "delivered", TWILIO_PHONE, USER))
+    assert status_of(db, row["id"]) == "delivered"
+    assert changes(db) == [("queued", "failed"), ("failed", "delivered")]
 
 
 def test_the_worker_catch_up_with_an_equal_or_earlier_status_changes_nothing(db, channels, worker):
@@ -135,12 +141,13 @@ def test_the_worker_catch_up_with_an_earlier_status_keeps_a_later_one(db, channe
     again = replay_and_claim(db, worker)
     meta_status(db, "wamid.retry", "read", 100)
     worker.execute("SELECT whatsapp_handler.worker_sent(%s, 'wamid.retry')", (again["msg_id"],))
-    # read < failed: the message stays failed.
-    assert status_of(db, welcome["message"]["message_id"]) == "failed"
-    assert changes(db) == [("queued", "failed")]
-    # And the same report again on the webhook path, now that the key exists.
+    # failed < read: the retry was read, and the message says so.
+    assert status_of(db, welcome["message"]["message_id"]) == "read"
+    assert changes(db) == [("queued", "failed"), ("failed", "read")]
+    # A failure reported now, on the webhook path (the key exists), changes nothing.
     meta_status(db, "wamid.retry", "failed", 200)
-    assert changes(db) == [("queued", "failed")]
+    assert status_of(db, welcome["message"]["message_id"]) == "read"
+    assert changes(db) == [("queued", "failed"), ("failed", "read")]
 
 
 def test_a_rejected_message_replayed_and_rejected_again_fails_once(db, channels, worker):

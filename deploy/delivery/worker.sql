@@ -89,8 +89,11 @@ BEGIN
         ON CONFLICT DO NOTHING;
         UPDATE message_status_events SET message_id = v_id
         WHERE channel_id = v_channel AND provider_message_id = v_row.provider_message_id AND message_id IS NULL;
-        SELECT max(status) INTO v_latest FROM message_status_events
-        WHERE channel_id = v_channel AND provider_message_id = v_row.provider_message_id;
+        -- The one that ranks last in the status order (messages/status_order's _status_rank:
+        -- a failure does not outrank a delivery), not the enum's last.
+        SELECT status INTO v_latest FROM message_status_events
+        WHERE channel_id = v_channel AND provider_message_id = v_row.provider_message_id
+        ORDER BY _status_rank(status) DESC LIMIT 1;
         IF v_latest IS NOT NULL THEN
             PERFORM _advance_status(v_id, v_at, v_latest, now(), v_row.provider_message_id, NULL, v_channel);
         END IF;
