@@ -35,6 +35,9 @@ OTP_OUTCOMES = ("verified", "invalid", "expired", "locked", "no_challenge")
 # issued, or why request_otp refused (app/otp.py's REFUSALS, and "other").
 OTP_REQUEST_RESULTS = ("issued", "country", "not_configured", "key_rate", "overall_rate", "cooldown", "hourly",
                        "locked", "malformed_phone", "unknown_channel", "other")  # fmt: skip
+# The people API's calls (app/people.py), by action and result: ok, or why SQL refused it (its RESULTS).
+PEOPLE_ACTIONS = ("consent", "preferences", "set_preferences", "block", "unblock", "export", "erase")
+PEOPLE_RESULTS = ("ok", "unknown_key", "not_covered", "unknown_person", "invalid", "not_own_block", "other")
 
 
 class Metrics:
@@ -92,6 +95,15 @@ class Metrics:
         )
         for result in OTP_REQUEST_RESULTS:
             self.otp_requests.labels(result)
+        self.people_requests = Counter(
+            "whatsapp_people_requests",
+            "People API calls (scope manage), by action and result: ok, or why they were refused",
+            ["action", "result"],
+            registry=r,
+        )
+        for action in PEOPLE_ACTIONS:
+            for result in PEOPLE_RESULTS:
+                self.people_requests.labels(action, result)
 
 
 class WorkerMetrics:

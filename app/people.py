@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
 from litestar import Request, Router, get, patch, post
 from litestar.di import NamedDependency
 from litestar.exceptions import ValidationException
@@ -32,6 +33,19 @@ UNBLOCK = "SELECT blocked, changed FROM whatsapp_handler.people_unblock(%s, %s, 
 EXPORT = "SELECT whatsapp_handler.people_export(%s, %s, %s)"
 ERASE = "SELECT whatsapp_handler.people_erase(%s, %s, %s)"
 REFUSALS = problems(400, 401, 403, 404, 413, 422, 503)
+# Why SQL refused a call, as whatsapp_people_requests_total{result} counts it (app/metrics.py's PEOPLE_RESULTS).
+# A key refused on a channel is the one to watch: a backend with the wrong key, or someone trying keys
+# or other brands' channels (alert WhatsappPeopleApiKeyRefusals).
+RESULTS = {
+    "WH060": "unknown_key",
+    "WH061": "not_covered",
+    "WH071": "unknown_person",
+    "WH001": "invalid",
+    "WH008": "invalid",
+    "WH072": "invalid",
+    "WH073": "invalid",
+    "WH074": "not_own_block",
+}
 # A body of any JSON: its shape is SQL's to check, with a project SQLSTATE naming what is wrong.
 Body = JSONBody[Any]
 Pool = NamedDependency[AsyncConnectionPool]
@@ -57,9 +71,16 @@ def _object(data: Any) -> Jsonb:
     return Jsonb(data)
 
 
-async def _one(pool: AsyncConnectionPool, query: str, request: Request, body: Jsonb) -> tuple[Any, ...]:
-    async with pool.connection() as conn:
-        row = await (await conn.execute(query, (key_hash(request), body, CORRELATION_ID.get()))).fetchone()
+async def _one(pool: AsyncConnectionPool, query: str, request: Request, body: Jsonb, action: str) -> tuple[Any, ...]:
+    metrics = request.app.state.metrics
+    try:
+        async with pool.connection() as conn:
+            row = await (await conn.execute(query, (key_hash(request), body, CORRELATION_ID.get()))).fetchone()
+    except psycopg.Error as exc:
+        # Counted, then answered by the one exception handler like any other database error.
+        metrics.people_requests.labels(action, RESULTS.get(exc.sqlstate or "", "other")).inc()
+        raise
+    metrics.people_requests.labels(action, "ok").inc()
     return row  # type: ignore[return-value]
 
 
@@ -68,7 +89,7 @@ async def consent(request: Request, data: Body, pool: Pool) -> Consent:
     """Record a person's consent on a channel: `{"channel_id", "phone", "opt_in": true|false, "source"}`, the
     source naming where it was given or withdrawn (kept as `api:<source>`). A phone the channel never met is
     registered on it."""
-    row = await _one(pool, CONSENT, request, _object(data))
+    row = await _one(pool, CONSENT, request, _object(data), "consent")
     return Consent(status=row[0], changed=row[1])
 
 
@@ -80,7 +101,7 @@ async def preferences(
     phone: str = Parameter(query="phone", max_length=32),
 ) -> dict[str, Any]:
     """A person's preferences (one set for every brand that knows them)."""
-    row = await _one(pool, PREFERENCES, request, Jsonb({"channel_id": channel_id, "phone": phone}))
+    row = await _one(pool, PREFERENCES, request, Jsonb({"channel_id": channel_id, "phone": phone}), "preferences")
     return row[0]  # type: ignore[no-any-return]
 
 
@@ -89,7 +110,7 @@ async def set_preferences(request: Request, data: Body, pool: Pool) -> dict[str,
     """Change some of a person's preferences: `{"channel_id", "phone", "preferences": {"language": "pt-BR"}}`
     (language, timezone, delay_threshold_minutes, auto_claim); answers them all. They are the person's, for
     every brand; `notifications_enabled` is theirs alone to set (STOP, START)."""
-    row = await _one(pool, SET_PREFERENCES, request, _object(data))
+    row = await _one(pool, SET_PREFERENCES, request, _object(data), "set_preferences")
     return row[0]  # type: ignore[no-any-return]
 
 
@@ -97,21 +118,21 @@ async def set_preferences(request: Request, data: Body, pool: Pool) -> dict[str,
 async def block(request: Request, data: Body, pool: Pool) -> Blocked:
     """Block a person: `{"channel_id", "phone", "reason"}`. A block is the person's, for every brand: they
     get nothing from any channel until it is lifted."""
-    row = await _one(pool, BLOCK, request, _object(data))
+    row = await _one(pool, BLOCK, request, _object(data), "block")
     return Blocked(blocked=row[0], changed=row[1])
 
 
 @post("/v1/people/unblock", status_code=200, responses=problems(400, 401, 403, 404, 409, 413, 422, 503))
 async def unblock(request: Request, data: Body, pool: Pool) -> Blocked:
     """Lift a block this key's brand set: `{"channel_id", "phone"}`."""
-    row = await _one(pool, UNBLOCK, request, _object(data))
+    row = await _one(pool, UNBLOCK, request, _object(data), "unblock")
     return Blocked(blocked=row[0], changed=row[1])
 
 
 @post("/v1/people/export", status_code=200, responses=REFUSALS)
 async def export(request: Request, data: Body, pool: Pool) -> dict[str, Any]:
     """What this key's brand holds about a person (GDPR access): `{"channel_id", "phone"}`."""
-    row = await _one(pool, EXPORT, request, _object(data))
+    row = await _one(pool, EXPORT, request, _object(data), "export")
     return row[0]  # type: ignore[no-any-return]
 
 
@@ -119,7 +140,7 @@ async def export(request: Request, data: Body, pool: Pool) -> dict[str, Any]:
 async def erase(request: Request, data: Body, pool: Pool) -> Erased:
     """Erase what this key's brand holds about a person (GDPR erasure): `{"channel_id", "phone"}`. The person
     is then unknown to the brand: a retry answers 404."""
-    row = await _one(pool, ERASE, request, _object(data))
+    row = await _one(pool, ERASE, request, _object(data), "erase")
     return Erased(erased=row[0])
 
 

@@ -13,7 +13,7 @@ from psycopg.types.json import Jsonb
 
 from kit import payloads as p
 from tests.helpers import outbox_events
-from tests.relay import META_SAME_APP_REF, assert_problem
+from tests.relay import META_SAME_APP_REF, assert_problem, scrape
 
 PHONE = "+447700900123"
 STRANGER = "+447700900999"
@@ -163,3 +163,20 @@ def test_the_preferences_query_is_checked(api: dict) -> None:
     assert_problem(call(api, "GET", "/v1/people/preferences", channel_id=api["meta"]), 400)
     problem = assert_problem(call(api, "GET", "/v1/people/preferences", channel_id=api["meta"], phone=STRANGER), 404)
     assert problem["code"] == "WH071"
+
+
+def test_calls_are_counted_by_action_and_result(api: dict) -> None:
+    assert call(api, "POST", "/v1/people/export", person(api)).status_code == 200
+    for key in (api["other_key"], api["sender"]):
+        assert call(api, "POST", "/v1/people/erase", person(api), key=key).status_code == 403
+    assert call(api, "POST", "/v1/people/erase", person(api), key="whk_gone").status_code == 401
+    assert call(api, "POST", "/v1/people/block", person(api, STRANGER, reason="x")).status_code == 404
+    metrics = scrape(api["base"])
+
+    def counted(action: str, result: str) -> float:
+        return metrics[("whatsapp_people_requests_total", (("action", action), ("result", result)))]
+
+    assert counted("export", "ok") == 1
+    assert counted("erase", "not_covered") == 2 and counted("erase", "unknown_key") == 1
+    assert counted("block", "unknown_person") == 1
+    assert counted("erase", "ok") == 0
