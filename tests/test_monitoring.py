@@ -40,7 +40,7 @@ def declared_metrics() -> set[str]:
     names: set[str] = set()
     for source in (PROJECT_DIR / "app").glob("*.py"):
         for name in re.findall(
-            r'(?:Counter|Histogram|Gauge|GaugeMetricFamily)\(\s*"(whatsapp_[a-z_]+)"', source.read_text()
+            r'(?:Counter|Histogram|Gauge|GaugeMetricFamily|CounterMetricFamily)\(\s*"(whatsapp_[a-z_]+)"', source.read_text()
         ):
             names.add(name.removesuffix("_total"))
     return names

@@ -146,6 +146,8 @@ AS $$
 DECLARE
     v_now timestamptz := clock_timestamp();
 BEGIN
+    -- A setting every claim would refuse fails this read too: the worker's gauge shows it.
+    PERFORM _pacing();
     DELETE FROM pacing_pairs WHERE tat < v_now - interval '1 hour';
     RETURN QUERY
     SELECT b.channel_id, b.held_channel, b.held_pair, b.throttled,
@@ -156,6 +158,6 @@ $$;
 REVOKE ALL ON FUNCTION whatsapp_handler.worker_pacing() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION whatsapp_handler.worker_pacing() TO whatsapp_handler_worker;
 COMMENT ON FUNCTION whatsapp_handler.worker_pacing() IS
-    'Each paced channel''s counters: messages held back by its throughput cap (held_channel) and by the pair rate (held_pair) since it first sent, the provider''s throttling answers (throttled), and backlog_seconds, how far ahead its held messages (or a throttle) reach. Forgets the pair buckets idle for an hour. Raises nothing.';
+    'Each paced channel''s counters: messages held back by its throughput cap (held_channel) and by the pair rate (held_pair) since it first sent, the provider''s throttling answers (throttled), and backlog_seconds, how far ahead its held messages (or a throttle) reach. Forgets the pair buckets idle for an hour. Raises WH011/WH020/WH075 for a bad pacing setting (which stops every claim too).';
 
 COMMIT;
