@@ -120,6 +120,7 @@ def run_checks(conn: psycopg.Connection, settings: Settings, max_queue_age: floa
         ("logins", lambda: _logins(settings)),
         ("channels", lambda: _channels(conn, settings)),
         ("otp destinations", lambda: _otp(conn)),
+        ("api keys", lambda: _api_keys(conn)),
         ("pacing", lambda: _pacing(conn, max_queue_age)),
         ("slow clients", lambda: _slow_clients(settings)),
     ]
@@ -587,6 +588,27 @@ FROM whatsapp_handler._pacing() p"""
 PACING_CHANNELS = """SELECT b.channel_id, c.name, b.held_channel, b.held_pair, b.throttled,
        extract(epoch FROM greatest(b.booked_until, b.throttled_until, now()) - now())::float8 AS backlog
 FROM whatsapp_handler.pacing_channels b JOIN whatsapp_handler.channels c ON c.id = b.channel_id ORDER BY b.channel_id"""
+
+
+def _api_keys(conn: psycopg.Connection) -> Iterator[Check]:
+    """The business API's keys (docs/sending.md): how many, what they may do, and live ones naming a channel
+    that no longer answers (refused there: WH003)."""
+    rows = conn.execute(
+        """SELECT k.name, k.scopes, k.revoked_at IS NOT NULL AS revoked,
+                  ARRAY(SELECT c FROM unnest(k.channel_ids) c WHERE NOT EXISTS (
+                            SELECT FROM whatsapp_handler.channels ch WHERE ch.id = c AND ch.active)) AS idle
+           FROM whatsapp_handler.api_keys k ORDER BY k.name"""
+    ).fetchall()
+    live = [r for r in rows if not r["revoked"]]
+    scopes = ", ".join(f"{s} {sum(s in r['scopes'] for r in live)}" for s in ("send", "read", "manage"))
+    found = f"{len(live)} live ({scopes}), {len(rows) - len(live)} revoked"
+    idle = [f"{r['name']} (channel {', '.join(map(str, r['idle']))})" for r in live if r["idle"]]
+    if idle:
+        yield Check("api keys", "warn", f"{found}; live keys naming an inactive or unknown channel: {', '.join(idle)}",
+                    "SELECT whatsapp_handler.api_key_revoke('<name>'), then api_key_create with the channels it "
+                    "serves")  # fmt: skip
+    else:
+        yield Check("api keys", "ok", found)
 
 
 def _pacing(conn: psycopg.Connection, max_queue_age: float) -> Iterator[Check]:

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
+from app.doctor import _api_keys
 from kit import payloads as p
 from tests.helpers import outbox_events, raises_sqlstate
 
@@ -342,3 +343,17 @@ def test_only_the_relay_may_call_the_people_api(world: World, connect_as: Callab
         world.db.execute("RESET ROLE")
         world.db.execute("REVOKE USAGE ON SCHEMA whatsapp_handler FROM wh_people_nobody")
         world.db.execute("DROP ROLE wh_people_nobody")
+
+
+# --- doctor --------------------------------------------------------------------------------------------------------
+
+
+def test_doctor_lists_the_keys_and_warns_of_one_naming_an_inactive_channel(world: World) -> None:
+    (check,) = _api_keys(world.db)
+    assert check.status == "ok" and check.found == "3 live (send 1, read 1, manage 2), 0 revoked"
+    world.db.execute("SELECT whatsapp_handler.api_key_revoke('acme-sender')")
+    world.db.execute("UPDATE whatsapp_handler.channels SET active = false WHERE id = %s", (world.twilio,))
+    (check,) = _api_keys(world.db)
+    assert check.status == "warn" and check.found.startswith("2 live (send 0, read 0, manage 2), 1 revoked")
+    assert f"acme (channel {world.twilio})" in check.found and "globex" not in check.found
+    assert "api_key_revoke" in check.fix
