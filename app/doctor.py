@@ -122,6 +122,7 @@ def run_checks(conn: psycopg.Connection, settings: Settings, max_queue_age: floa
         ("otp destinations", lambda: _otp(conn)),
         ("api keys", lambda: _api_keys(conn)),
         ("pacing", lambda: _pacing(conn, max_queue_age)),
+        ("meta templates", lambda: _meta_templates(conn)),
         ("slow clients", lambda: _slow_clients(settings)),
     ]
     for name, step in steps:
@@ -635,6 +636,33 @@ def _pacing(conn: psycopg.Connection, max_queue_age: float) -> Iterator[Check]:
                         f"cap, {r['held_pair']} by a person's pace; {r['throttled']} throttles)",
                         "more than the channel's pacing.channel.per_second can send: spread the sends, raise the "
                         "provider's throughput and the setting, or add a channel")  # fmt: skip
+
+
+# The Meta channels whose registry a template webhook cannot reach by name: no webhook of the number
+# has named its account yet (templates/status_updates learns it), and only the templates holding
+# Meta's template id are found.
+META_TEMPLATES = """SELECT c.id, c.name, count(*) AS templates,
+       count(*) FILTER (WHERE t.provider_template_id IS NULL) AS unreachable
+FROM whatsapp_handler.channels c
+JOIN whatsapp_handler.message_templates t ON t.channel_id = c.id
+WHERE c.provider = 'meta'
+  AND NOT EXISTS (SELECT FROM whatsapp_handler.meta_channel_accounts a WHERE a.channel_id = c.id)
+GROUP BY c.id, c.name ORDER BY c.id"""
+
+
+def _meta_templates(conn: psycopg.Connection) -> Iterator[Check]:
+    """Whether Meta's template webhooks reach each Meta channel's registry (docs/sending.md, Templates)."""
+    if conn.execute("SELECT to_regclass('whatsapp_handler.meta_channel_accounts') IS NULL AS none").fetchone()["none"]:
+        return  # a database deployed before templates/status_updates: the plan check says so
+    unreachable = [r for r in conn.execute(META_TEMPLATES).fetchall() if r["unreachable"]]
+    for r in unreachable:
+        yield Check(f"meta templates channel {r['id']}", "warn",
+                    f"{r['name']}: Meta's template webhooks cannot reach {r['unreachable']} of its {r['templates']} "
+                    "templates (no webhook of the number has named its WhatsApp Business Account yet)",
+                    "`whatsapp-handler templates sync`, or wait for the number's first message or status webhook "
+                    "(docs/runbook.md#template-updates-unmatched)")  # fmt: skip
+    if not unreachable:
+        yield Check("meta templates", "ok", "Meta's template webhooks reach every Meta channel's templates")
 
 
 # Twilio waits 15 s for an answer and Meta counts an answer over 1 s against the app: a body

@@ -78,6 +78,11 @@ class Metrics:
             registry=r,
         )
         self.registrations = Counter("whatsapp_user_registrations", "Users registered on first contact", registry=r)
+        self.template_updates_unmatched = Counter(
+            "whatsapp_template_updates_unmatched",
+            "Meta template webhooks (status, category, quality) that found no template of the registry: kept raw only",
+            registry=r,
+        )
         self.otp_sent = Counter("whatsapp_otp_sent", "OTP codes issued through the API", registry=r)
         self.rights_failures = Counter(
             "whatsapp_relay_rights_failures",

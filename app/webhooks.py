@@ -51,6 +51,9 @@ class Relay:
         request.scope["state"][OUTCOME_KEY] = result.get("outcome")
         if registrations := result.get("registrations"):
             self.metrics.registrations.inc(registrations)
+        if unmatched := result.get("templates_unmatched"):
+            # The registry stays stale until the sync: a paused template would still be sent (docs/runbook.md).
+            self.metrics.template_updates_unmatched.inc(unmatched)
         return result
 
     async def keep_unread(self, request: Request, provider: str, body: Body, why: str) -> dict[str, Any]:

@@ -99,7 +99,7 @@ def test_a_pause_moves_the_accounts_registry_emits_events_and_refuses_the_send(r
         p.meta_account_body("message_template_status_update", p.meta_template_status(NAME, LANGUAGE, "PAUSED",
                                                                                       reason="LOW_QUALITY"))
     )  # fmt: skip
-    assert (result["outcome"], result["templates"]) == ("processed", 2)
+    assert (result["outcome"], result["templates"], result["templates_unmatched"]) == ("processed", 2, 0)
     for ch in (registry.first, registry.second):
         row = registry.template(ch)
         assert (row["status"], row["status_reason"]) == ("paused", "LOW_QUALITY")
@@ -154,7 +154,7 @@ def test_an_update_that_finds_no_template_is_kept_raw(registry: Registry) -> Non
     result = registry.ingest(p.meta_account_body(
         "message_template_status_update", p.meta_template_status("no_such_template", LANGUAGE, "PAUSED", template_id=7)
     ))  # fmt: skip
-    assert (result["outcome"], result["templates"]) == ("stored", 0)
+    assert (result["outcome"], result["templates"], result["templates_unmatched"]) == ("stored", 0, 1)
     raw = registry.db.execute(
         "SELECT outcome FROM whatsapp_handler.webhook_events WHERE id = %s", (result["webhook_event_id"],)
     ).fetchone()
@@ -191,5 +191,43 @@ def test_an_unknown_event_is_kept_raw(registry: Registry) -> None:
     result = registry.ingest(
         p.meta_account_body("message_template_status_update", p.meta_template_status(NAME, LANGUAGE, "LOCKED"))
     )
-    assert (result["outcome"], result["templates"]) == ("stored", 0)
+    # Not a failure: LOCKED says whether it may be edited, not whether it may be sent.
+    assert (result["outcome"], result["templates"], result["templates_unmatched"]) == ("stored", 0, 0)
     assert registry.template(registry.first)["status"] == "approved"
+
+
+def test_through_the_relay_a_pause_moves_the_registry_and_a_miss_is_counted(registry: Registry, relay) -> None:
+    """Posted as Meta posts it: signed with the app's secret, no phone number in the body."""
+    from tests.relay import post_meta, scrape
+
+    base = relay()
+    paused = p.meta_account_body("message_template_status_update", p.meta_template_status(NAME, LANGUAGE, "PAUSED"))
+    response = post_meta(base, paused)
+    assert response.status_code == 200, response.text
+    assert (response.json()["outcome"], response.json()["templates"]) == ("processed", 2)
+    assert registry.template(registry.first)["status"] == "paused"
+    with raises_sqlstate("WH066"):
+        registry.send(registry.first, "through-the-relay")
+    assert scrape(base).get(("whatsapp_template_updates_unmatched_total", ()), 0) == 0
+    missed = p.meta_account_body("message_template_status_update",
+                                 p.meta_template_status("not_listed", LANGUAGE, "DISABLED", template_id=9))  # fmt: skip
+    assert post_meta(base, missed).json()["outcome"] == "stored"
+    assert scrape(base)[("whatsapp_template_updates_unmatched_total", ())] == 1
+
+
+def test_doctor_names_a_meta_channel_its_template_webhooks_cannot_reach(registry: Registry) -> None:
+    from app.doctor import _meta_templates
+
+    assert [(c.name, c.status) for c in _meta_templates(registry.db)] == [("meta templates", "ok")]
+    fourth = registry.db.execute(
+        "SELECT whatsapp_handler.add_channel('meta', '4444444444', '+15550004444', 'new number', 'acme') AS id"
+    ).fetchone()["id"]
+    registry.db.execute(
+        "SELECT whatsapp_handler.template_upsert(%s, %s, %s, 'utility', 'approved', %s)",
+        (fourth, NAME, LANGUAGE, Jsonb([{"type": "BODY", "text": "Hi {{1}}"}])),
+    )
+    [check] = _meta_templates(registry.db)
+    assert (check.name, check.status) == (f"meta templates channel {fourth}", "warn")
+    assert "cannot reach 1 of its 1" in check.found
+    registry.ingest(text_from("4444444444", ACCOUNT, "wamid.IN4"))  # its first webhook names the account
+    assert [(c.name, c.status) for c in _meta_templates(registry.db)] == [("meta templates", "ok")]

@@ -48,7 +48,9 @@ BEGIN
             -- One that finds none leaves the body "stored" (kept raw) unless something else
             -- in it was processed.
             v_found := _meta_template_update(v_change.account_id, v_change.field, v_value);
-            v_counts := v_counts || jsonb_build_object('templates', coalesce((v_counts ->> 'templates')::int, 0) + v_found);
+            v_counts := v_counts || jsonb_build_object(
+                'templates', coalesce((v_counts ->> 'templates')::int, 0) + coalesce(v_found, 0),
+                'templates_unmatched', coalesce((v_counts ->> 'templates_unmatched')::int, 0) + (v_found IS NOT DISTINCT FROM 0)::int);
             v_any := v_any OR v_found > 0;
             CONTINUE;
         END IF;
@@ -114,6 +116,6 @@ END
 $$;
 REVOKE ALL ON FUNCTION whatsapp_handler._normalise_meta(jsonb, bigint) FROM PUBLIC;
 COMMENT ON FUNCTION whatsapp_handler._normalise_meta(jsonb, bigint) IS
-    'Internal: records the messages and statuses (with their errors and pricing) of a Meta webhook body, learns the account (entry.id) of each number, and applies the account''s template status, category and quality updates to the registry (_meta_template_update); returns counts (templates: the registry rows a template update found, when the body had one), with outcome stored when nothing was processed (other account-level events, a template update that found no row: kept raw only). Raises WH012 for a body of another shape, WH003 for an unknown phone_number_id, and what _record_inbound raises.';
+    'Internal: records the messages and statuses (with their errors and pricing) of a Meta webhook body, learns the account (entry.id) of each number, and applies the account''s template status, category and quality updates to the registry (_meta_template_update); returns counts (templates: the registry rows the template updates found; templates_unmatched: the updates that found none, when the body had one), with outcome stored when nothing was processed (other account-level events, a template update that found no row: kept raw only). Raises WH012 for a body of another shape, WH003 for an unknown phone_number_id, and what _record_inbound raises.';
 
 COMMIT;

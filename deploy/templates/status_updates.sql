@@ -14,7 +14,9 @@
 --    in an entry whose id is the account (providers/meta records it per phone_number_id
 --    in meta_channel_accounts). A template of one account never moves another account's
 --    registry, even of the same name (two brands on two accounts).
--- An update that finds no row is kept raw only (the webhook's outcome stays "stored").
+-- An update that finds no row is kept raw only (the webhook's outcome stays "stored") and
+-- counted (templates_unmatched: the relay's whatsapp_template_updates_unmatched_total): the
+-- registry is then stale until the sync, and Meta refuses what it still lets through.
 BEGIN;
 SET LOCAL ROLE whatsapp_handler_owner;
 
@@ -81,21 +83,21 @@ BEGIN
             WHEN 'LIMIT_EXCEEDED' THEN 'limit_exceeded' WHEN 'ARCHIVED' THEN 'archived'
         END;
         IF v_status IS NULL THEN
-            RETURN 0;
+            RETURN NULL;
         END IF;
         v_reason := left(nullif(nullif(coalesce(p_value #>> '{rejection_info,reason}', p_value ->> 'reason'), 'NONE'), ''), 512);
     ELSIF p_field = 'template_category_update' THEN
         v_category := lower(coalesce(p_value ->> 'new_category', p_value ->> 'correct_category'));
         IF v_category IS NULL OR v_category NOT IN ('marketing', 'utility', 'authentication') THEN
-            RETURN 0;
+            RETURN NULL;
         END IF;
     ELSIF p_field = 'message_template_quality_update' THEN
         v_quality := lower(p_value ->> 'new_quality_score');
         IF v_quality IS NULL OR v_quality NOT IN ('green', 'yellow', 'red', 'unknown') THEN
-            RETURN 0;
+            RETURN NULL;
         END IF;
     ELSE
-        RETURN 0;
+        RETURN NULL;
     END IF;
 
     FOR v_row IN
@@ -134,6 +136,6 @@ END
 $$;
 REVOKE ALL ON FUNCTION whatsapp_handler._meta_template_update(text, text, jsonb) FROM PUBLIC;
 COMMENT ON FUNCTION whatsapp_handler._meta_template_update(text, text, jsonb) IS
-    'Internal: applies one of Meta''s account-level template webhooks (p_field message_template_status_update, template_category_update or message_template_quality_update; p_value its value) to the registry rows it is about: those holding its template id, and those of its name and language on the Meta channels of account p_account_id (meta_channel_accounts). Emits template.status_changed or template.category_changed per channel whose value changed. Returns the rows found (0 for an event it does not map). Raises nothing.';
+    'Internal: applies one of Meta''s account-level template webhooks (p_field message_template_status_update, template_category_update or message_template_quality_update; p_value its value) to the registry rows it is about: those holding its template id, and those of its name and language on the Meta channels of account p_account_id (meta_channel_accounts). Emits template.status_changed or template.category_changed per channel whose value changed. Returns the rows found, or NULL for a field or event it does not map (LOCKED, UNLOCKED, one Meta adds later). Raises nothing.';
 
 COMMIT;
