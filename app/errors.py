@@ -288,9 +288,12 @@ ERRORS: tuple[ErrorCode, ...] = (
     ),
     ErrorCode(
         "WH063",
-        "the channel's provider cannot carry this message (Twilio: interactive, reaction, context; Evolution: template)",
+        (
+            "the channel's provider cannot carry this message (Twilio: interactive, reaction, context, read receipts; "
+            "Evolution: template)"
+        ),
         422,
-        "send_message, send_messages",
+        "send_message, send_messages, mark_read",
     ),
     ErrorCode(
         "WH064",
@@ -323,7 +326,7 @@ ERRORS: tuple[ErrorCode, ...] = (
         422,
         "send_message, send_messages",
     ),
-    ErrorCode("WH070", "unknown message, or one on a channel the API key may not read", 404, "message_view"),
+    ErrorCode("WH070", "unknown message, or one on a channel the API key may not read", 404, "message_view, mark_read"),
     # The people API (people/api, docs/sending.md "People").
     ErrorCode(
         "WH071",

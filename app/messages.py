@@ -20,7 +20,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.params import Parameter
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.logs import CORRELATION_ID
 from app.openapi import problems
@@ -30,6 +30,7 @@ SEND_BATCH = (
     "SELECT index, message_id, duplicate, error_code, error FROM whatsapp_handler.send_messages(%s, %s, %s, %s)"
 )
 VIEW = "SELECT whatsapp_handler.message_view(%s, %s, %s)"
+MARK_READ = "SELECT whatsapp_handler.mark_read(%s, %s, %s, %s, %s)"
 BIGINT_MAX = 2**63 - 1
 
 
@@ -37,6 +38,14 @@ class Queued(BaseModel):
     id: int = Field(description="the message's id, for GET /v1/messages/{id}")
     status: str = Field(description="queued")
     duplicate: bool = Field(description="true when the Idempotency-Key named a message already queued: no second send")
+
+
+class ReadReceipt(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    channel_id: int = Field(gt=0, le=BIGINT_MAX, description="the channel the person wrote to")
+    message_id: str = Field(min_length=1, max_length=256, description="the provider's id of the person's message")
+    typing: bool = Field(default=False, description="show the typing indicator too, until the answer comes")
 
 
 class BatchResult(BaseModel):
@@ -110,6 +119,17 @@ async def send_batch(request: Request, data: Any, pool: NamedDependency[AsyncCon
     return BatchQueued(results=[BatchResult(index=r[0], id=r[1], duplicate=r[2], code=r[3], detail=r[4]) for r in rows])
 
 
+@post("/v1/messages/read", status_code=202, responses=problems(400, 401, 403, 404, 422, 503))
+async def mark_read(request: Request, data: ReadReceipt, pool: NamedDependency[AsyncConnectionPool]) -> dict[str, str]:
+    """Mark a person's message as read (blue ticks), with the typing indicator when `typing` is true:
+    queued in line with the messages waiting for them. Meta and Evolution channels; a Twilio channel
+    answers 422 (WH063)."""
+    params = (key_hash(request), data.channel_id, data.message_id, data.typing, CORRELATION_ID.get())
+    async with pool.connection() as conn:
+        await conn.execute(MARK_READ, params)
+    return {"status": "queued"}
+
+
 @get("/v1/messages/{message_id:int}", responses=problems(401, 404, 503))
 async def view_message(request: Request, message_id: int, pool: NamedDependency[AsyncConnectionPool]) -> dict[str, Any]:
     """A message this key may read: its type, status, the provider's id and every status the provider
@@ -122,4 +142,4 @@ async def view_message(request: Request, message_id: int, pool: NamedDependency[
 
 
 def router() -> Router:
-    return Router(path="/", route_handlers=[send_message, send_batch, view_message], guards=[bearer_guard])
+    return Router(path="/", route_handlers=[send_message, send_batch, mark_read, view_message], guards=[bearer_guard])

@@ -405,3 +405,27 @@ def test_the_worker_dead_letters_what_a_provider_cannot_carry_without_calling_it
     status = db.execute("SELECT status FROM whatsapp_handler.messages WHERE id = %s", (message["message_id"],))
     assert status.fetchone()["status"] == "failed"
     assert double.received == [] and "Traceback" not in workers.log()
+
+
+def test_read_receipts_and_typing_per_provider() -> None:
+    receipt = {
+        "kind": "read",
+        "to": TO,
+        "provider_message_id": "wamid.IN",
+        "typing": True,
+        "user_id": 1,
+        "channel_id": 1,
+    }
+    url, kwargs = meta.send_request(META, receipt)
+    read = {"messaging_product": "whatsapp", "status": "read", "message_id": "wamid.IN"}
+    assert url.endswith("/messages") and kwargs["json"] == {**read, "typing_indicator": {"type": "text"}}
+    url, kwargs = evolution.send_request(EVOLUTION, receipt)
+    assert url.endswith(f"/chat/markMessageAsRead/{EVOLUTION.ref}")
+    assert kwargs["json"] == {
+        "readMessages": [{"remoteJid": f"{TO.lstrip('+')}@s.whatsapp.net", "fromMe": False, "id": "wamid.IN"}]
+    }
+    url, kwargs = evolution.send_request(EVOLUTION, {**receipt, "kind": "typing"})
+    assert url.endswith(f"/chat/sendPresence/{EVOLUTION.ref}") and kwargs["json"]["presence"] == "composing"
+    with pytest.raises(base.Unsupported):
+        twilio.send_request(TWILIO, receipt)
+    assert base.idempotency_key(receipt) == "whatsapp-handler-read-wamid.IN"

@@ -75,3 +75,31 @@ def test_a_message_goes_out_once_and_reads_back_delivered(
     view = httpx.get(f"{base}/v1/messages/{message_id}", headers={"Authorization": auth["Authorization"]}).json()
     assert (view["status"], [s["status"] for s in view["statuses"]]) == ("delivered", ["delivered"])
     assert len(business_requests(double)) == 1
+
+
+def test_blue_ticks_and_typing_reach_meta_in_one_request(
+    relay: Callable[..., str], db: psycopg.Connection, double: ProviderDouble, workers: Workers
+) -> None:
+    base = relay()
+    channel = db.execute(
+        "SELECT id FROM whatsapp_handler.channels WHERE provider_ref = %s", (p.META_PHONE_NUMBER_ID,)
+    ).fetchone()["id"]
+    key = db.execute("SELECT api_key FROM whatsapp_handler.api_key_create('desk', %s)", ([channel],)).fetchone()
+    db.execute("SELECT whatsapp_handler.ingest_meta(%s, NULL)", (Jsonb(p.meta_text(WA_ID, "wamid.ASK")),))
+    auth = {"Authorization": f"Bearer {key['api_key']}"}
+    read = {"channel_id": channel, "message_id": "wamid.ASK", "typing": True}
+    answer = httpx.post(f"{base}/v1/messages/read", json=read, headers=auth)
+    assert (answer.status_code, answer.json()) == (202, {"status": "queued"})
+    unknown = httpx.post(f"{base}/v1/messages/read", json={**read, "message_id": "wamid.NONE"}, headers=auth)
+    assert unknown.status_code == 404 and unknown.json()["code"] == "WH070"
+
+    workers.start(worker_concurrency=1)
+    [receipt] = wait_for(lambda: [d for d in double.deliveries() if d.body.get("status") == "read"], "the receipt")
+    assert receipt.body == {"messaging_product": "whatsapp", "status": "read", "message_id": "wamid.ASK",
+                            "typing_indicator": {"type": "text"}}  # fmt: skip
+    # Settled without a message row of its own, and not kept in the archive.
+    wait_for(
+        lambda: not db.execute("SELECT 1 FROM pgmq.q_outbound WHERE message ->> 'kind' = 'read'").fetchone(), "settled"
+    )
+    assert not db.execute("SELECT 1 FROM pgmq.a_outbound WHERE message ->> 'kind' = 'read'").fetchone()
+    assert not db.execute("SELECT 1 FROM pgmq.q_outbound_dlq").fetchone()

@@ -518,3 +518,35 @@ def test_the_retention_job_forgets_old_idempotency_keys(world: World) -> None:
     assert world.db.execute("SELECT whatsapp_handler.job_retention() -> 'send_requests' AS n").fetchone()["n"] == 1
     again = world.send(TEXT, "old")
     assert again["duplicate"] is False and again["message_id"] != first
+
+
+# --- read receipts and the typing indicator ------------------------------------------------------------------------
+
+
+def test_a_read_receipt_is_queued_for_the_persons_message(world: World) -> None:
+    world.inbound("wamid.READ1")
+    assert world.db.execute("SELECT whatsapp_handler.mark_read(%s, %s, 'wamid.READ1', true) AS n",
+                            (digest(world.key), world.meta)).fetchone()["n"] == 1  # fmt: skip
+    [receipt] = [m for m in outbound_messages(world.db) if m["kind"] == "read"]
+    assert receipt["provider_message_id"] == "wamid.READ1" and receipt["typing"] is True and receipt["to"] == PHONE
+    with raises_sqlstate("WH070"):
+        world.db.execute("SELECT whatsapp_handler.mark_read(%s, %s, 'wamid.NOPE')", (digest(world.key), world.meta))
+    with raises_sqlstate("WH061"):
+        world.db.execute(
+            "SELECT whatsapp_handler.mark_read(%s, %s, 'wamid.READ1')", (digest(world.other_key), world.meta)
+        )
+
+
+def test_read_receipts_where_the_provider_has_them(world: World) -> None:
+    twilio = p.twilio_inbound("SM" + "a" * 32, PHONE, "+15550002222")
+    world.db.execute("SELECT whatsapp_handler.ingest_twilio(%s, NULL)", (Jsonb(twilio),))
+    with raises_sqlstate("WH063"):
+        world.db.execute(
+            "SELECT whatsapp_handler.mark_read(%s, %s, %s)", (digest(world.key), world.twilio, "SM" + "a" * 32)
+        )
+    upsert = p.evolution_upsert("acme-shop", PHONE.lstrip("+"), "EVO1")
+    world.db.execute("SELECT whatsapp_handler.ingest_evolution(%s, NULL)", (Jsonb(upsert),))
+    queued = world.db.execute("SELECT whatsapp_handler.mark_read(%s, %s, 'EVO1', true) AS n",
+                              (digest(world.key), world.evolution)).fetchone()["n"]  # fmt: skip
+    assert queued == 2
+    assert [m["kind"] for m in outbound_messages(world.db) if m["kind"] in ("read", "typing")] == ["read", "typing"]

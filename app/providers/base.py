@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from app.settings import ChannelConfig
 
 MAX_ERROR_BODY = 2000
+# Queue kinds that answer no message (sending/read_receipts): a 2xx is their success.
+RECEIPTS = ("read", "typing")
 # Any answer a provider gives to a request it could take later: too early, too many, or down.
 RETRYABLE_STATUSES = (408, 425, 429)
 
@@ -161,6 +163,8 @@ def idempotency_key(message: dict[str, Any]) -> str:
     message: both name their message_id), or its OTP challenge."""
     if message.get("kind") == "otp":
         return f"whatsapp-handler-otp-{message['challenge_id']}"
+    if message.get("kind") in RECEIPTS:
+        return f"whatsapp-handler-{message['kind']}-{message['provider_message_id']}"
     return f"whatsapp-handler-message-{message['message_id']}"
 
 
@@ -187,11 +191,15 @@ async def send(provider: Provider, session: aiohttp.ClientSession, channel: Chan
             text = (await response.text(errors="replace"))[:MAX_ERROR_BODY]
             if not 200 <= response.status < 300:
                 text = redact(text, channel, message)
-            return classify(provider, response.status, text, response.headers.get("Retry-After"))
+            outcome = classify(provider, response.status, text, response.headers.get("Retry-After"))
     except TimeoutError:
         return Retry({"error": "timeout"})
     except aiohttp.ClientError as exc:
         return Retry({"error": type(exc).__name__, "detail": str(exc)[:200]})
+    if isinstance(outcome, Unknown) and message.get("kind") in RECEIPTS:
+        # A receipt's answer names no message ({"success": true}): its 2xx is the whole answer.
+        return Sent(f"{message['kind']}:{message['provider_message_id']}"[:256])
+    return outcome
 
 
 def redact(text: str, channel: ChannelConfig, message: dict[str, Any]) -> str:

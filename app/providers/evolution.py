@@ -198,7 +198,23 @@ def missing_credentials(config: ChannelConfig) -> str | None:
 # --- Sending, and reading the answer -------------------------------------------------------------------------
 
 
+# How long Evolution shows the typing indicator for.
+TYPING_MS = 3000
+
+
 def send_request(config: ChannelConfig, message: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    if message.get("kind") == "read":
+        # Evolution API v2's chat controller: markMessageAsRead takes the message's key.
+        key = {
+            "remoteJid": f"{digits(message['to'])}@s.whatsapp.net",
+            "fromMe": False,
+            "id": message["provider_message_id"],
+        }
+        return f"{config.api_base_url}/chat/markMessageAsRead/{config.ref}", {"json": {"readMessages": [key]}}
+    if message.get("kind") == "typing":
+        # sendPresence shows "typing..." for delay milliseconds (the answer follows in the queue).
+        body = {"number": digits(message["to"]), "presence": "composing", "delay": TYPING_MS}
+        return f"{config.api_base_url}/chat/sendPresence/{config.ref}", {"json": body}
     if message.get("kind") == "business":
         endpoint, body = business_request(message)
         return f"{config.api_base_url}/message/{endpoint}/{config.ref}", {"json": body}

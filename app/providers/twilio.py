@@ -285,6 +285,8 @@ def missing_credentials(config: ChannelConfig) -> str | None:
 
 
 def send_request(config: ChannelConfig, message: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    if message.get("kind") in ("read", "typing"):
+        raise Unsupported("read receipts and typing indicators (SQL refuses them first: providers/carries)")
     base = config.api_base_url or DEFAULT_BASE_URL
     form = {"From": config.ref, "To": f"whatsapp:{message['to']}"}
     if message.get("kind") == "otp" and config.otp_template:

@@ -72,8 +72,9 @@ BEGIN
                 HINT = 'Pass the id from the provider''s answer (Meta messages[0].id, Twilio sid, Evolution key.id).';
         END IF;
         v_settled := v_settled + 1;
-        IF v_row.message ->> 'kind' = 'otp' THEN
-            -- The code exists only in this row: deleted, never archived.
+        IF v_row.message ->> 'kind' IN ('otp', 'read', 'typing') THEN
+            -- An OTP code exists only in this row: deleted, never archived. A read receipt or a
+            -- typing indicator (sending/read_receipts) has no message row to record against.
             v_otp := v_otp || v_row.msg_id;
             CONTINUE;
         END IF;

@@ -21,6 +21,7 @@ BEGIN
         -- Twilio carries text, its Content templates, media by URL and a location; buttons,
         -- lists and reactions only through Content templates, and no quoted reply.
         WHEN p_provider = 'twilio' AND v_type IN ('interactive', 'reaction') THEN v_type || ' messages (send a Content template instead)'
+        WHEN p_provider = 'twilio' AND v_type IN ('read', 'typing') THEN 'read receipts or typing indicators'
         WHEN p_provider = 'twilio' AND p_content ? 'context' THEN 'replies to a message (context)'
         WHEN p_provider = 'twilio' AND v_type = 'template' AND p_template.provider_template_id IS NULL
             THEN 'a template without its Content SID (template_upsert''s provider_template_id)'
@@ -40,6 +41,6 @@ END
 $$;
 REVOKE ALL ON FUNCTION whatsapp_handler._check_carries(whatsapp_handler.provider, jsonb, whatsapp_handler.message_templates) FROM PUBLIC;
 COMMENT ON FUNCTION whatsapp_handler._check_carries(whatsapp_handler.provider, jsonb, whatsapp_handler.message_templates) IS
-    'Internal: raises WH063 when a channel of provider p_provider cannot carry a business message of this content (_message_shape): Twilio no interactive, reaction or context, and a template only with its Content SID (p_template); Evolution no template and no context on audio, reaction or location; neither a medium by id.';
+    'Internal: raises WH063 when a channel of provider p_provider cannot carry a business message of this content (_message_shape): Twilio no interactive, reaction, context, read receipt or typing indicator (content {"type": "read"}), and a template only with its Content SID (p_template); Evolution no template and no context on audio, reaction or location; neither a medium by id.';
 
 COMMIT;
