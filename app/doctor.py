@@ -123,6 +123,7 @@ def run_checks(conn: psycopg.Connection, settings: Settings, max_queue_age: floa
         ("api keys", lambda: _api_keys(conn)),
         ("pacing", lambda: _pacing(conn, max_queue_age)),
         ("meta templates", lambda: _meta_templates(conn)),
+        ("templates", lambda: _templates(conn)),
         ("slow clients", lambda: _slow_clients(settings)),
     ]
     for name, step in steps:
@@ -663,6 +664,37 @@ def _meta_templates(conn: psycopg.Connection) -> Iterator[Check]:
                     "(docs/runbook.md#template-updates-unmatched)")  # fmt: skip
     if not unreachable:
         yield Check("meta templates", "ok", "Meta's template webhooks reach every Meta channel's templates")
+
+
+# A registry older than this was not synced for a week: a template paused or disabled since goes on
+# being accepted (and refused by the provider) until the next sync.
+STALE_TEMPLATES_DAYS = 7
+TEMPLATES = """
+SELECT c.id, c.name, count(t.name) AS templates, count(*) FILTER (WHERE t.status = 'approved') AS approved,
+       extract(epoch FROM now() - max(t.updated_at)) / 86400 AS age_days,
+       EXISTS (SELECT FROM whatsapp_handler.api_keys k
+               WHERE k.revoked_at IS NULL AND 'send' = ANY (k.scopes) AND c.id = ANY (k.channel_ids)) AS sends
+FROM whatsapp_handler.channels c LEFT JOIN whatsapp_handler.message_templates t ON t.channel_id = c.id
+WHERE c.active AND c.provider IN ('meta', 'twilio')
+GROUP BY c.id, c.name ORDER BY c.id
+"""
+
+
+def _templates(conn: psycopg.Connection) -> Iterator[Check]:
+    """Each Meta and Twilio channel's template registry (docs/sending.md, Templates): outside a person's window
+    only an approved template may be sent, and the registry is only as current as its last sync."""
+    fix = "`whatsapp-handler templates sync` (from cron, daily), then `templates list`"
+    for r in conn.execute(TEMPLATES).fetchall():
+        name = f"templates channel {r['id']}"
+        found = f"{r['name']}: {r['approved']} approved of {r['templates']}"
+        if r["sends"] and not r["approved"]:
+            yield Check(
+                name, "warn", f"{found}, and an API key sends on it: outside the window it can send nothing", fix
+            )
+        elif r["templates"] and r["age_days"] > STALE_TEMPLATES_DAYS:
+            yield Check(name, "warn", f"{found}, none updated for {r['age_days']:.0f} days", fix)
+        else:
+            yield Check(name, "ok", found)
 
 
 # Twilio waits 15 s for an answer and Meta counts an answer over 1 s against the app: a body

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+import psycopg
 from litestar import Request, Response, Router, get, post
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
@@ -32,6 +33,11 @@ SEND_BATCH = (
 VIEW = "SELECT whatsapp_handler.message_view(%s, %s, %s)"
 MARK_READ = "SELECT whatsapp_handler.mark_read(%s, %s, %s, %s, %s)"
 BIGINT_MAX = 2**63 - 1
+# The SQLSTATEs of a refused send, as whatsapp_send_requests_total{result} counts them (docs/sending.md, the rules).
+RESULTS = {"WH060": "unknown_key", "WH061": "not_covered", "WH003": "unknown_channel", "WH062": "malformed",
+           "WH001": "malformed", "WH063": "not_carried", "WH069": "key_reused", "WH004": "blocked",
+           "WH064": "outside_window", "WH065": "template", "WH066": "template", "WH067": "template",
+           "WH068": "no_consent"}  # fmt: skip
 
 
 class Queued(BaseModel):
@@ -98,8 +104,15 @@ async def send_message(
             "the Idempotency-Key header is required: a key unique to this message, repeated on a retry"
         )
     params = (key_hash(request), Jsonb(_object(data)), idempotency_key, CORRELATION_ID.get())
-    async with pool.connection() as conn:
-        row = await (await conn.execute(SEND, params)).fetchone()
+    sends = request.app.state.metrics.send_requests
+    try:
+        async with pool.connection() as conn:
+            row = await (await conn.execute(SEND, params)).fetchone()
+    except psycopg.Error as exc:
+        # Counted, then answered by the one exception handler like any other database error.
+        sends.labels(RESULTS.get(exc.sqlstate or "", "other")).inc()
+        raise
+    sends.labels("duplicate" if row[1] else "queued").inc()
     headers = {"Idempotent-Replayed": "true"} if row[1] else {}
     return Response(Queued(id=row[0], status="queued", duplicate=row[1]), status_code=202, headers=headers)
 
@@ -116,6 +129,9 @@ async def send_batch(request: Request, data: Any, pool: NamedDependency[AsyncCon
     params = (key_hash(request), channel_id, Jsonb(messages), CORRELATION_ID.get())
     async with pool.connection() as conn:
         rows = await (await conn.execute(SEND_BATCH, params)).fetchall()
+    sends = request.app.state.metrics.send_requests
+    for r in rows:
+        sends.labels(RESULTS.get(r[3], "other") if r[3] else "duplicate" if r[2] else "queued").inc()
     return BatchQueued(results=[BatchResult(index=r[0], id=r[1], duplicate=r[2], code=r[3], detail=r[4]) for r in rows])
 
 

@@ -37,6 +37,9 @@ OTP_REQUEST_RESULTS = ("issued", "country", "not_configured", "key_rate", "overa
                        "locked", "malformed_phone", "unknown_channel", "other")  # fmt: skip
 # The people API's calls (app/people.py), by action and result: ok, or why SQL refused it (its RESULTS).
 PEOPLE_ACTIONS = ("consent", "preferences", "set_preferences", "block", "unblock", "export", "erase")
+# What whatsapp_send_requests_total{result} counts: queued, a retry of a queued one, or why SQL refused it.
+SEND_RESULTS = ("queued", "duplicate", "unknown_key", "not_covered", "unknown_channel", "malformed", "not_carried",
+                "key_reused", "blocked", "outside_window", "template", "no_consent", "other")  # fmt: skip
 PEOPLE_RESULTS = ("ok", "unknown_key", "not_covered", "unknown_person", "invalid", "not_own_block", "other")
 
 
@@ -100,6 +103,15 @@ class Metrics:
         )
         for result in OTP_REQUEST_RESULTS:
             self.otp_requests.labels(result)
+        self.send_requests = Counter(
+            "whatsapp_send_requests",
+            "Business messages asked of the send API (one per batch element), by result: queued, duplicate, or the "
+            "rule that refused it",
+            ["result"],
+            registry=r,
+        )
+        for result in SEND_RESULTS:
+            self.send_requests.labels(result)
         self.people_requests = Counter(
             "whatsapp_people_requests",
             "People API calls (scope manage), by action and result: ok, or why they were refused",

@@ -61,6 +61,7 @@ RELAY_METRICS = (
     "whatsapp_otp_sent_total",
     "whatsapp_otp_verified_total",
     "whatsapp_otp_requests_total",
+    "whatsapp_send_requests_total",
     "whatsapp_queue_metrics_up",
     "whatsapp_queue_depth",
     "whatsapp_queue_oldest_message_age_seconds",

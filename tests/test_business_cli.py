@@ -162,3 +162,24 @@ def test_api_keys_are_made_listed_and_revoked(db, db_url, tmp_path) -> None:
         run_cli("api-key", "create", "other", "--channel", "999", url=db_url, cwd=tmp_path), 1)  # fmt: skip
     bad_name = run_cli("api-key", "create", "Bad Name", "--channel", str(channel_id), url=db_url, cwd=tmp_path)
     assert "malformed API key name" in assert_one_line_error(bad_name, 1)
+
+
+def test_doctor_says_when_a_channel_can_send_no_template(db, db_url, tmp_path) -> None:
+    channel_id = db.execute(
+        "SELECT whatsapp_handler.add_channel('meta', '1234567890', '+15550001111', 'Support') AS id"
+    ).fetchone()["id"]
+
+    def templates_line() -> str:
+        out = run_cli("doctor", url=db_url, cwd=tmp_path).stdout
+        return next(line for line in out.splitlines() if line.split()[1:3] == ["templates", "channel"])
+
+    assert templates_line().startswith("ok") and "0 approved of 0" in templates_line()
+    db.execute("SELECT whatsapp_handler.api_key_create('shop', %s)", ([channel_id],))
+    line = templates_line()
+    assert line.startswith("warn") and "it can send nothing" in line and "templates sync" in line
+    db.execute(
+        "SELECT whatsapp_handler.template_upsert(%s, 'parcel', 'en', 'utility', 'approved', '[]')", (channel_id,)
+    )
+    assert templates_line().startswith("ok")
+    db.execute("UPDATE whatsapp_handler.message_templates SET updated_at = now() - interval '9 days'")
+    assert "none updated for 9 days" in templates_line()

@@ -12,7 +12,7 @@ from psycopg.types.json import Jsonb
 
 from kit import payloads as p
 from tests.helpers import outbound_messages
-from tests.relay import assert_problem
+from tests.relay import assert_problem, scrape
 
 PHONE = "+447700900123"
 TEXT = {"type": "text", "text": {"body": "Your refund was sent"}}
@@ -145,3 +145,14 @@ def test_a_batch_answers_each_element(api: dict) -> None:
     assert_problem(
         post(api, {"channel_id": api["meta"], "messages": [], "extra": 1}, idem=None, path="/v1/messages/batch"), 400
     )
+
+
+def test_each_send_is_counted_by_its_result(api: dict) -> None:
+    post(api, message(api), "c-1")
+    post(api, message(api), "c-1")
+    post(api, {**message(api), "to": "+447700900999"}, "c-2")
+    post(api, message(api), "c-3", key="whk_not_a_key")
+    counted = {labels[0][1]: value for (name, labels), value in scrape(api["base"]).items()
+               if name == "whatsapp_send_requests_total"}  # fmt: skip
+    assert (counted["queued"], counted["duplicate"], counted["outside_window"], counted["unknown_key"]) == (1, 1, 1, 1)
+    assert counted["no_consent"] == 0
