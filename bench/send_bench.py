@@ -87,7 +87,8 @@ def main() -> None:
             "name": "Bench",
             "secret": SECRET,
         }
-        relay, port = services.start_relay(relay_url, [channel], home.parent / f"{home.name}-relay.log", 1, pool_max_size="16")
+        log = home.parent / f"{home.name}-relay.log"
+        relay, port = services.start_relay(relay_url, [channel], log, 1, pool_max_size="16")
         pgbench(pg, 5, "send_message.pgbench")  # warm-up: plans, caches, the first partitions' pages
         results: dict[str, list[float]] = {"insert": [], "send_message": [], "send_messages": [], "http": []}
         for round_ in range(1, args.rounds + 1):

@@ -39,9 +39,8 @@ def declared_metrics() -> set[str]:
     """The metric names declared in app/ (Counter("..."), Histogram("..."), GaugeMetricFamily("..."))."""
     names: set[str] = set()
     for source in (PROJECT_DIR / "app").glob("*.py"):
-        for name in re.findall(
-            r'(?:Counter|Histogram|Gauge|GaugeMetricFamily|CounterMetricFamily)\(\s*"(whatsapp_[a-z_]+)"', source.read_text()
-        ):
+        pattern = r'(?:Counter|Histogram|Gauge|GaugeMetricFamily|CounterMetricFamily)\(\s*"(whatsapp_[a-z_]+)"'
+        for name in re.findall(pattern, source.read_text()):
             names.add(name.removesuffix("_total"))
     return names
 
