@@ -5,16 +5,21 @@ brand holds."""
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from psycopg.types.json import Jsonb
 
 from app.doctor import _api_keys
 from kit import payloads as p
+from tests.fuzz_strategies import RawJson, any_json, budget, json_values, mutated, wrong_types
 from tests.helpers import outbox_events, raises_sqlstate
 
 PHONE = "+447700900123"
@@ -357,3 +362,47 @@ def test_doctor_lists_the_keys_and_warns_of_one_naming_an_inactive_channel(world
     assert check.status == "warn" and check.found.startswith("2 live (send 0, read 0, manage 2), 1 revoked")
     assert f"acme (channel {world.twilio})" in check.found and "globex" not in check.found
     assert "api_key_revoke" in check.fix
+
+
+# --- hostile requests ----------------------------------------------------------------------------------------------
+
+DOCUMENTED = set(re.findall(r"`(WH\d{3})`", (Path(__file__).parents[1] / "docs" / "errors.md").read_text()))
+# A function body's error names the function in its context; a refusal of the argument itself does not.
+INSIDE_A_FUNCTION = re.compile(r"(PL/pgSQL|SQL) function")
+
+
+def people_bodies(world: World, fn: str) -> st.SearchStrategy[Any]:
+    fields = {"opt_in": True, "source": "form"} if fn == "people_consent" else EXTRA.get(fn, {})
+    base = st.fixed_dictionaries({
+        "channel_id": st.sampled_from([world.meta, world.twilio, world.other]) | wrong_types(),
+        "phone": st.sampled_from([PHONE, "+447700900999"]) | wrong_types(),
+        **{k: st.just(v) | json_values(4) for k, v in fields.items()},
+    })  # fmt: skip
+    extra = st.dictionaries(st.text(max_size=8), json_values(3), max_size=2)
+    return st.one_of(mutated(base), st.tuples(base, extra).map(lambda be: {**be[1], **be[0]}), any_json())
+
+
+@pytest.mark.parametrize("fn", [*CALLS, "people_consent"])
+def test_hostile_requests_are_refused_with_a_documented_code(world: World, fn: str) -> None:
+    world.inbound()
+    keys = [world.key, world.other_key, world.sender, "whk_nobody"]
+
+    @budget(ci=40, long=500)
+    @given(body=people_bodies(world, fn), key=st.sampled_from(keys))
+    def run(body: Any, key: str) -> None:
+        sent = Jsonb(body, dumps=str) if isinstance(body, RawJson) else Jsonb(body)
+        with world.db.transaction(force_rollback=True):
+            try:
+                with world.db.transaction():
+                    world.db.execute("SET LOCAL ROLE whatsapp_handler_relay")
+                    world.db.execute(f"SELECT * FROM whatsapp_handler.{fn}(%s, %s)", (digest(key), sent)).fetchall()
+            except psycopg.DataError as exc:
+                assert exc.sqlstate is None or not INSIDE_A_FUNCTION.search(exc.diag.context or ""), exc
+            except psycopg.Error as exc:
+                diag = exc.diag
+                inside = INSIDE_A_FUNCTION.search(diag.context or "")
+                assert not inside or (exc.sqlstate in DOCUMENTED and diag.message_hint), (
+                    f"{exc.sqlstate} {diag.message_primary} [{diag.context}]"
+                )
+
+    run()
