@@ -150,3 +150,17 @@ def test_settings_that_do_not_fit_stop_the_claim_with_their_fix(db, connect_as, 
     setting(db, "pacing.pair.interval", '"soon"')
     with raises_sqlstate("WH020"):
         claim(connect_as("worker"))
+
+
+def test_doctor_names_a_bad_setting_and_a_channel_paced_far_ahead(db, channel):
+    from app.doctor import _pacing
+
+    [ok] = list(_pacing(db, 60))
+    assert ok.status == "ok" and ok.found == "80/s a channel (burst 5), one every 6 seconds a person (burst 3)"
+    db.execute("INSERT INTO whatsapp_handler.pacing_channels (channel_id, booked_until, held_channel) "
+               "VALUES (%s, now() + interval '10 minutes', 4000)", (channel,))  # fmt: skip
+    [_, far] = list(_pacing(db, 60))
+    assert far.status == "warn" and far.name == f"pacing channel {channel}" and "held 4000 by its cap" in far.found
+    setting(db, "pacing.channel.burst", "100")
+    [bad] = list(_pacing(db, 60))
+    assert bad.status == "FAIL" and "(WH075)" in bad.found and "pacing.channel.burst" in bad.fix
