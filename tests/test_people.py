@@ -319,6 +319,15 @@ def test_erasure_by_the_last_brand_that_knows_the_person_erases_them(world: Worl
         world.call("people_preferences")
 
 
+def test_the_people_of_an_inactive_channel_are_still_managed_but_not_registered(world: World) -> None:
+    world.inbound()
+    world.db.execute("UPDATE whatsapp_handler.channels SET active = false WHERE id = %s", (world.meta,))
+    assert world.call("people_export")["people_export"]["person"]["phone"] == PHONE
+    with raises_sqlstate("WH003"):
+        world.call("people_consent", phone="+447700900999", opt_in=True, source="form")
+    assert world.call("people_erase") == {"people_erase": True}
+
+
 # --- who may call what ---------------------------------------------------------------------------------------------
 
 
