@@ -1,5 +1,5 @@
 -- Deploy whatsapp_handler:templates/status_updates to pg
--- requires: templates/templates outbox/channel_events core/channels
+-- requires: templates/templates outbox/event_envelope core/channels
 -- Meta reviews and rates templates per WhatsApp Business Account (WABA), and tells by
 -- account-level webhooks (entry.id the account, no phone number): the review's outcome
 -- and later pauses and disables (message_template_status_update), a new category
