@@ -75,7 +75,13 @@ def test_missing_credentials_are_each_providers() -> None:
         ("twilio", 201, '{"sid": "SM1"}', base.Sent("SM1")),
         ("evolution", 201, '{"key": {"id": "3EB0"}}', base.Sent("3EB0")),
         ("twilio", 200, '{"messages": [{"id": "wamid.1"}]}', base.Unknown),
-        ("meta", 400, '{"error": {"code": 130429}}', base.Retry),
+        # Meta's throttling answered 400: the code goes to SQL, whose provider_errors paces the channel.
+        (
+            "meta",
+            400,
+            '{"error": {"code": 130429}}',
+            base.Reject({"status": 400, "body": {"error": {"code": 130429}}}, "130429"),
+        ),
         ("twilio", 400, '{"error": {"code": 130429}}', base.Reject),
         ("evolution", 503, "", base.Retry),
     ],

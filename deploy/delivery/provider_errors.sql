@@ -103,7 +103,10 @@ BEGIN
     WHERE c.id = v_channel AND e.code = p_code;
     v_outcome := coalesce(v_rule.outcome, p_fallback);
     v_reason := coalesce(v_rule.reason, CASE p_fallback WHEN 'retry' THEN 'transient' ELSE 'provider_refused' END);
-    v_error := coalesce(p_error, '{}'::jsonb) || jsonb_strip_nulls(jsonb_build_object('code', p_code, 'reason', v_reason));
+    -- A refusal that named no code (a timeout, a 5xx page, what the worker would not send) keeps
+    -- its error as the worker saw it.
+    v_error := coalesce(p_error, '{}'::jsonb)
+               || CASE WHEN p_code IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('code', p_code, 'reason', v_reason) END;
 
     IF v_outcome = 'throttle_channel' OR v_outcome = 'throttle_pair' THEN
         -- Not the message's fault: no attempt spent, and nothing of this channel (or for this
@@ -130,6 +133,6 @@ $$;
 REVOKE ALL ON FUNCTION whatsapp_handler.worker_failed(bigint, text, text, jsonb, double precision) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION whatsapp_handler.worker_failed(bigint, text, text, jsonb, double precision) TO whatsapp_handler_worker;
 COMMENT ON FUNCTION whatsapp_handler.worker_failed(bigint, text, text, jsonb, double precision) IS
-    'Settles a send the provider refused, by its error code p_code as provider_errors classifies it for the message''s channel (a code it does not list: p_fallback, the worker''s reading of the HTTP status): permanent dead-letters it as rejected and marks it failed (131050 also records the person''s opt-out on the channel, source provider:131050); retry puts it back after p_retry_delay_seconds, or dead-letters it as provider_down when that is NULL (attempts spent); throttle_channel and throttle_pair put it back untried and push the channel''s or the person''s bucket later (settings pacing.*.throttle_pause). The error kept (dead letter, header last_error, failed status) is p_error with the code and the reason. Returns rejected, retry, provider_down or throttled, or NULL when the message was no longer queued. Raises WH013 for a fallback other than permanent or retry, a code over 64 characters or a delay outside 0-86400; WH011/WH020/WH075 for a bad pacing setting.';
+    'Settles a send the provider refused, by its error code p_code as provider_errors classifies it for the message''s channel (a code it does not list: p_fallback, the worker''s reading of the HTTP status): permanent dead-letters it as rejected and marks it failed (131050 also records the person''s opt-out on the channel, source provider:131050); retry puts it back after p_retry_delay_seconds, or dead-letters it as provider_down when that is NULL (attempts spent); throttle_channel and throttle_pair put it back untried and push the channel''s or the person''s bucket later (settings pacing.*.throttle_pause). The error kept (dead letter, header last_error, failed status) is p_error, with the code and the reason when the provider named a code. Returns rejected, retry, provider_down or throttled, or NULL when the message was no longer queued. Raises WH013 for a fallback other than permanent or retry, a code over 64 characters or a delay outside 0-86400; WH011/WH020/WH075 for a bad pacing setting.';
 
 COMMIT;
