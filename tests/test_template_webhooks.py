@@ -231,3 +231,10 @@ def test_doctor_names_a_meta_channel_its_template_webhooks_cannot_reach(registry
     assert "cannot reach 1 of its 1" in check.found
     registry.ingest(text_from("4444444444", ACCOUNT, "wamid.IN4"))  # its first webhook names the account
     assert [(c.name, c.status) for c in _meta_templates(registry.db)] == [("meta templates", "ok")]
+
+
+def test_an_empty_template_id_is_no_id(registry: Registry) -> None:
+    body = p.meta_account_body("message_template_status_update",
+                               p.meta_template_status(NAME, LANGUAGE, "PAUSED", template_id=""))  # fmt: skip
+    assert registry.ingest(body)["templates"] == 2  # found by name; nothing recorded as its id
+    assert registry.template(registry.first)["provider_template_id"] is None

@@ -60,7 +60,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
 AS $$
 DECLARE
-    v_id       text := p_value ->> 'message_template_id';
+    v_id       text := nullif(p_value ->> 'message_template_id', '');
     v_name     text := p_value ->> 'message_template_name';
     v_language text := replace(p_value ->> 'message_template_language', '-', '_');
     v_event    text := upper(p_value ->> 'event');
