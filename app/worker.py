@@ -285,7 +285,7 @@ class Worker:
             )
             taken = await self._settle(provider, None, FAILED, msg_id, outcome.code, fallback, Jsonb(outcome.error),
                                        delay)  # fmt: skip
-            if taken in ("retry", "provider_down"):
+            if taken in ("retry", "provider_down") or (taken is None and fallback == "retry"):
                 breaker.failure()
             else:
                 breaker.success()  # the provider is up: it refused this message, or asked to slow down
