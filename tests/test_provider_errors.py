@@ -180,3 +180,43 @@ def test_worker_failed_refuses_what_it_cannot_mean(connect_as, db, channels):
     # A message no longer queued (settled by another worker): nothing to do.
     assert worker.execute("SELECT whatsapp_handler.worker_failed(1, '131047', 'permanent', '{}', NULL) AS o"
                           ).fetchone()["o"] is None  # fmt: skip
+
+
+def test_a_backend_meets_131050_over_http_and_the_next_marketing_send_is_refused(relay, db, provider_double, worker):
+    """As a backend would: POST /v1/messages a marketing template, Meta answers 131050 (the person stopped
+    marketing from this business), GET shows it failed, and the next marketing template to them is
+    refused before it is queued (WH068): the provider's signal became the person's opt-out on the channel."""
+    import httpx
+
+    base = relay()
+    channel = db.execute("SELECT id FROM whatsapp_handler.channels WHERE provider_ref = %s",
+                         (p.META_PHONE_NUMBER_ID,)).fetchone()["id"]  # fmt: skip
+    key = db.execute("SELECT api_key FROM whatsapp_handler.api_key_create('shop', %s)", ([channel],)).fetchone()
+    auth = {"Authorization": f"Bearer {key['api_key']}"}
+    db.execute("SELECT whatsapp_handler.template_upsert(%s, 'spring_sale', 'en_GB', 'marketing', 'approved', "
+               "'[{\"type\": \"BODY\", \"text\": \"Spring sale: {{1}} off\"}]', NULL)", (channel,))  # fmt: skip
+    db.execute("SELECT whatsapp_handler.ingest_meta(%s, NULL)", (Jsonb(p.meta_text(META_USER, "wamid.HI")),))
+    user = db.execute("SELECT id FROM whatsapp_handler.users WHERE phone = %s", (f"+{META_USER}",)).fetchone()["id"]
+    db.execute("SELECT whatsapp_handler._record_consent(%s, %s, true, 'api:signup')", (user, channel))
+    body = [{"type": "body", "parameters": [{"type": "text", "text": "20%"}]}]
+    sale = {"channel_id": channel, "to": f"+{META_USER}", "type": "template",
+            "template": {"name": "spring_sale", "language": {"code": "en_GB"}, "components": body}}  # fmt: skip
+    answer = httpx.post(f"{base}/v1/messages", json=sale, headers=auth | {"Idempotency-Key": "sale-1"})
+    assert answer.status_code == 202
+    message_id = answer.json()["id"]
+    # The welcome and the terms of the first contact go first, then the sale meets 131050.
+    provider_double.script(("ok",), ("ok",), meta_error(131050))
+    worker.start(worker_concurrency=1)
+    wait_for(lambda: queue_depth(db) == 0, "the queue emptied")
+    assert httpx.get(f"{base}/v1/messages/{message_id}", headers=auth).json()["status"] == "failed"
+    # The backend's events say why: the failure carries the provider's code and the reason.
+    [failed] = db.execute(
+        "SELECT message -> 'payload' AS p FROM pgmq.q_outbox WHERE message ->> 'type' = 'message.status_changed' "
+        "AND message #>> '{payload,status}' = 'failed'"
+    ).fetchall()
+    assert failed["p"]["errors"]["code"] == "131050" and failed["p"]["errors"]["reason"] == "marketing_opt_out"
+    [dead] = dead_letters(db)
+    assert dead["error"]["code"] == "131050" and dead["message"]["message_id"] == message_id
+    again = httpx.post(f"{base}/v1/messages", json=sale, headers=auth | {"Idempotency-Key": "sale-2"})
+    assert again.status_code == 403 and again.json()["code"] == "WH068"
+    assert len(provider_double.received) == 3 and len(sent_once(provider_double)) == 2
