@@ -154,7 +154,7 @@ BEGIN
             HINT = 'Send {"channel_id": ..., "phone": ..., "preferences": {"language": "pt-BR"}}.';
     END IF;
     IF p_request -> 'preferences' ? 'notifications_enabled' THEN
-        RAISE EXCEPTION 'notifications_enabled is the person''s own (STOP and START), for every brand' USING ERRCODE = 'WH073',
+        RAISE EXCEPTION 'notifications_enabled is the person''s own choice, made by their opt-out and opt-in keywords, for every brand' USING ERRCODE = 'WH073',
             HINT = 'Record the person''s consent on your channel instead: POST /v1/people/consent with opt_in false or true.';
     END IF;
     v_conv := _person_on_channel(v_req.channel_id, v_req.phone);
