@@ -146,7 +146,7 @@ async def mark_read(request: Request, data: ReadReceipt, pool: NamedDependency[A
     return {"status": "queued"}
 
 
-@get("/v1/messages/{message_id:int}", responses=problems(401, 404, 503))
+@get("/v1/messages/{message_id:int}", responses=problems(400, 401, 404, 503))
 async def view_message(request: Request, message_id: int, pool: NamedDependency[AsyncConnectionPool]) -> dict[str, Any]:
     """A message this key may read: its type, status, the provider's id and every status the provider
     reported, with their errors."""

@@ -123,6 +123,44 @@ class Metrics:
                 self.people_requests.labels(action, result)
 
 
+class PacingCollector:
+    """The database's pacing counters (worker_pacing) as of the last read: the same in every worker
+    process, so an alert takes their max by channel."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[int, int, int, int, float]] | None = None
+
+    def describe(self) -> list:
+        return []
+
+    def collect(self) -> list:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        up = GaugeMetricFamily("whatsapp_pacing_metrics_up", "Whether the pacing counters could be read")
+        up.add_metric([], 0 if self.rows is None else 1)
+        held = CounterMetricFamily(
+            "whatsapp_pacing_held",
+            "Messages a claim held back for later: by the channel's messages-per-second cap or by the person's pace",
+            labels=["channel", "reason"],
+        )
+        throttled = CounterMetricFamily(
+            "whatsapp_pacing_throttled",
+            "Provider answers that the channel or the person was sent to too fast",
+            labels=["channel"],
+        )
+        backlog = GaugeMetricFamily(
+            "whatsapp_pacing_backlog_seconds",
+            "How far ahead the channel's held messages (or a provider's throttle) reach: its paced backlog",
+            labels=["channel"],
+        )
+        for channel_id, held_channel, held_pair, throttles, backlog_seconds in self.rows or ():
+            held.add_metric([str(channel_id), "channel"], held_channel)
+            held.add_metric([str(channel_id), "pair"], held_pair)
+            throttled.add_metric([str(channel_id)], throttles)
+            backlog.add_metric([str(channel_id)], backlog_seconds)
+        return [up, held, throttled, backlog]
+
+
 class WorkerMetrics:
     """The delivery worker's counters, in a registry of its own as the relay's are, served on
     `worker_metrics_port` with the worker process's own CPU and memory."""
@@ -140,6 +178,9 @@ class WorkerMetrics:
             registry=self.registry,
         )
         self.restarts.inc(restarts)
+        # The database's pacing counters (worker_pacing), as the delivery loop last read them.
+        self.pacing = PacingCollector()
+        self.registry.register(self.pacing)
         self.outcomes = Counter(
             "whatsapp_outbound_messages",
             "Outbound messages settled by the worker",

@@ -62,6 +62,8 @@ RELAY_METRICS = (
     "whatsapp_otp_verified_total",
     "whatsapp_otp_requests_total",
     "whatsapp_send_requests_total",
+    "whatsapp_people_requests_total",
+    "whatsapp_template_updates_unmatched_total",
     "whatsapp_queue_metrics_up",
     "whatsapp_queue_depth",
     "whatsapp_queue_oldest_message_age_seconds",
@@ -81,6 +83,15 @@ WORKER_METRICS = (
     "whatsapp_provider_request_seconds_bucket",
     "whatsapp_worker_restarts_total",
     "whatsapp_worker_rights_failures_total",
+    "whatsapp_pacing_metrics_up",
+    "whatsapp_pacing_held_total",
+    "whatsapp_pacing_throttled_total",
+    "whatsapp_pacing_backlog_seconds",
+)
+# One series per channel, once the delivery loop has read the pacing counters (every 5 s).
+WORKER_METRICS_NOT_ALWAYS = dict.fromkeys(
+    ("whatsapp_pacing_held_total", "whatsapp_pacing_throttled_total", "whatsapp_pacing_backlog_seconds"),
+    "one series per channel, after the worker's first pacing read",
 )
 SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "summary": ("_sum", "_count")}
 
@@ -260,7 +271,7 @@ def check_metrics(t: Target) -> list[Result]:
     after the refusals below when run in order, so that the webhook series exist in every process."""
     results = [_metrics(t, "metrics", t.url + "/metrics", RELAY_METRICS, RELAY_METRICS_NOT_ALWAYS)]
     if t.worker_metrics_url:
-        results.append(_metrics(t, "worker metrics", t.worker_metrics_url, WORKER_METRICS, {}))
+        results.append(_metrics(t, "worker metrics", t.worker_metrics_url, WORKER_METRICS, WORKER_METRICS_NOT_ALWAYS))
     return results
 
 

@@ -73,44 +73,6 @@ def backoff(attempt: int, base: float, cap: float, retry_after: float | None = N
     return max(delay, min(retry_after or 0.0, cap))
 
 
-class PacingCollector:
-    """The database's pacing counters (worker_pacing) as of the last read: the same in every worker
-    process, so an alert takes their max by channel."""
-
-    def __init__(self) -> None:
-        self.rows: list[tuple[int, int, int, int, float]] | None = None
-
-    def describe(self) -> list:
-        return []
-
-    def collect(self) -> list:
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-
-        up = GaugeMetricFamily("whatsapp_pacing_metrics_up", "Whether the pacing counters could be read")
-        up.add_metric([], 0 if self.rows is None else 1)
-        held = CounterMetricFamily(
-            "whatsapp_pacing_held",
-            "Messages a claim held back for later: by the channel's messages-per-second cap or by the person's pace",
-            labels=["channel", "reason"],
-        )
-        throttled = CounterMetricFamily(
-            "whatsapp_pacing_throttled",
-            "Provider answers that the channel or the person was sent to too fast",
-            labels=["channel"],
-        )
-        backlog = GaugeMetricFamily(
-            "whatsapp_pacing_backlog_seconds",
-            "How far ahead the channel's held messages (or a provider's throttle) reach: its paced backlog",
-            labels=["channel"],
-        )
-        for channel_id, held_channel, held_pair, throttles, backlog_seconds in self.rows or ():
-            held.add_metric([str(channel_id), "channel"], held_channel)
-            held.add_metric([str(channel_id), "pair"], held_pair)
-            throttled.add_metric([str(channel_id)], throttles)
-            backlog.add_metric([str(channel_id)], backlog_seconds)
-        return [up, held, throttled, backlog]
-
-
 class Worker:
     def __init__(
         self, settings: Settings, pool: AsyncConnectionPool, session: aiohttp.ClientSession, metrics: WorkerMetrics
@@ -132,8 +94,7 @@ class Worker:
         self._recorder: asyncio.Task | None = None
         self._login = login_of(pool.conninfo)
         self.stopping = asyncio.Event()
-        self.pacing = PacingCollector()
-        metrics.registry.register(self.pacing)
+        self.pacing = metrics.pacing
 
     async def load_channels(self) -> None:
         """Match the database's channels to the configured credentials."""

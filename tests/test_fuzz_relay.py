@@ -24,8 +24,9 @@ import httpx
 import psycopg
 import pytest
 import schemathesis
-from hypothesis import example, given
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core import NotSet
@@ -166,7 +167,9 @@ def _fuzz_operation(base: str, operation: Any, mode: GenerationMode) -> None:
     negative = mode is GenerationMode.NEGATIVE and not operation.path.startswith("/webhooks/")
     checks = [*CHECKS, negative_data_rejection] if negative else CHECKS
 
-    @budget(ci=10, long=400)
+    # The business API's bodies are JSON objects its SQL checks field by field (docs/sending.md): the
+    # document leaves them open, and schemathesis discards many of its tries before it finds one.
+    @settings(budget(ci=10, long=400), suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
     @given(case=operation.as_strategy(generation_mode=mode), routed=st.booleans())
     def run(case: Any, routed: bool) -> None:
         CALLS[name] += 1
@@ -191,7 +194,15 @@ def _fuzz_operation(base: str, operation: Any, mode: GenerationMode) -> None:
         assert_no_error_of_ours(response)
         case.validate_response(response, checks=checks)
 
-    run()
+    try:
+        run()
+    except Unsatisfiable:
+        # The business API takes any JSON object and its SQL checks it field by field (docs/sending.md): the
+        # document describes no shape for schemathesis to break, so there is no negative data to send. Its
+        # refusals are tested by tests/test_sending.py, tests/test_send_api.py and tests/test_people*.py.
+        if mode is not GenerationMode.NEGATIVE:
+            raise
+        CALLS[name] = -1
 
 
 # Every operation of the document; the test fails when the document gains one that is not listed here.
@@ -204,6 +215,17 @@ OPERATIONS = [
     ("POST", "/webhooks/evolution"),
     ("POST", "/v1/otp"),
     ("POST", "/v1/otp/verify"),
+    ("POST", "/v1/messages"),
+    ("POST", "/v1/messages/batch"),
+    ("POST", "/v1/messages/read"),
+    ("GET", "/v1/messages/{message_id}"),
+    ("POST", "/v1/people/consent"),
+    ("GET", "/v1/people/preferences"),
+    ("PATCH", "/v1/people/preferences"),
+    ("POST", "/v1/people/block"),
+    ("POST", "/v1/people/unblock"),
+    ("POST", "/v1/people/export"),
+    ("POST", "/v1/people/erase"),
 ]
 
 

@@ -178,6 +178,9 @@ def test_worker_text_parameters(db: psycopg.Connection, connect_as, intact) -> N
     meta = db.execute("SELECT whatsapp_handler.add_channel('meta', %s, '+15550001111', 'M') AS id",
                       (p.META_PHONE_NUMBER_ID,)).fetchone()["id"]  # fmt: skip
     assert meta
+    # One claim takes every welcome at once: pacing (delivery/pacing) is not what this test is about.
+    db.execute("UPDATE whatsapp_handler.settings SET value = '1000' WHERE key = 'pacing.channel.per_second'")
+    db.execute("UPDATE whatsapp_handler.settings SET value = '100' WHERE key = 'pacing.channel.burst'")
     for i in range(len(HOSTILE)):
         db.execute("SELECT whatsapp_handler.ingest_meta(%s, NULL)", (json.dumps(p.meta_text(sender(i)[1:], f"w{i}")),))
     worker = connect_as("worker")
