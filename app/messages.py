@@ -23,6 +23,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.compare import presented_key
 from app.logs import CORRELATION_ID
 from app.openapi import problems
 
@@ -30,7 +31,7 @@ SEND = "SELECT message_id, duplicate FROM whatsapp_handler.send_message(%s, %s, 
 SEND_BATCH = (
     "SELECT index, message_id, duplicate, error_code, error FROM whatsapp_handler.send_messages(%s, %s, %s, %s)"
 )
-VIEW = "SELECT whatsapp_handler.message_view(%s, %s, %s)"
+VIEW = "SELECT whatsapp_handler.message_view(%s, %s)"
 MARK_READ = "SELECT whatsapp_handler.mark_read(%s, %s, %s, %s, %s)"
 BIGINT_MAX = 2**63 - 1
 # The SQLSTATEs of a refused send, as whatsapp_send_requests_total{result} counts them (docs/sending.md, the rules).
@@ -72,14 +73,14 @@ def key_hash(connection: ASGIConnection) -> bytes:
 
 
 def bearer_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
-    """Authorization: Bearer <key>. Whether the key exists and may act on the channel is SQL's to say
-    (sending/api_keys); a request with no key at all is refused before its body is read."""
-    scheme, _sep, token = connection.headers.get("authorization", "").partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token or len(token) > 256:
+    """Authorization: Bearer <key> (or X-API-Key, as app.compare.presented_key reads both). Whether the
+    key exists and may act on the channel is SQL's to say (sending/api_keys); a request with no key at
+    all is refused before its body is read."""
+    key = presented_key(connection.headers)
+    if key is None:
         raise NotAuthorizedException("an API key is required (Authorization: Bearer <key>)",
                                      headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
-    connection.state.api_key_hash = hashlib.sha256(token.encode()).digest()
+    connection.state.api_key_hash = hashlib.sha256(key.encode("utf-8", "surrogateescape")).digest()
 
 
 def _object(data: Any) -> dict[str, Any]:
@@ -153,7 +154,7 @@ async def view_message(request: Request, message_id: int, pool: NamedDependency[
     if not 0 < message_id <= BIGINT_MAX:
         raise ValidationException("a message id is a positive 64-bit integer")
     async with pool.connection() as conn:
-        row = await (await conn.execute(VIEW, (key_hash(request), message_id, CORRELATION_ID.get()))).fetchone()
+        row = await (await conn.execute(VIEW, (key_hash(request), message_id))).fetchone()
     return row[0]  # type: ignore[no-any-return]
 
 

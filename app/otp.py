@@ -21,7 +21,7 @@ from litestar.params import JSONBody
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.compare import same
+from app.compare import presented_key, same
 from app.logs import CORRELATION_ID
 from app.metrics import Metrics
 from app.openapi import problems
@@ -80,8 +80,7 @@ class ApiKeyGuard:
         self._keys = tuple(keys)
 
     def __call__(self, connection: ASGIConnection, _: BaseRouteHandler) -> None:
-        scheme, _sep, token = connection.headers.get("authorization", "").partition(" ")
-        presented = token.strip() if scheme.lower() == "bearer" else connection.headers.get("x-api-key")
+        presented = presented_key(connection.headers)
         matched = None
         for key in self._keys:
             if same(key, presented):

@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.compare import MAX_KEY_LENGTH
+
 if TYPE_CHECKING:
     from app.providers.base import Provider
 
@@ -188,8 +190,8 @@ class Settings(BaseSettings):
     @field_validator("otp_api_keys")
     @classmethod
     def _strong_keys(cls, keys: list[SecretStr]) -> list[SecretStr]:
-        if any(len(key.get_secret_value()) < MIN_SECRET_LENGTH for key in keys):
-            raise ValueError(f"every OTP API key needs at least {MIN_SECRET_LENGTH} characters")
+        if any(not MIN_SECRET_LENGTH <= len(key.get_secret_value()) <= MAX_KEY_LENGTH for key in keys):
+            raise ValueError(f"every OTP API key has {MIN_SECRET_LENGTH} to {MAX_KEY_LENGTH} characters")
         return keys
 
     @model_validator(mode="after")

@@ -184,7 +184,7 @@ def test_worker_failed_refuses_what_it_cannot_mean(connect_as, db, channels):
 
 def test_a_backend_meets_131050_over_http_and_the_next_marketing_send_is_refused(relay, db, provider_double, worker):
     """As a backend would: POST /v1/messages a marketing template, Meta answers 131050 (the person stopped
-    marketing from this business), GET shows it failed, and the next marketing template to them is
+    marketing from this business), GET shows it failed with the code, and the next marketing template to them is
     refused before it is queued (WH068): the provider's signal became the person's opt-out on the channel."""
     import httpx
 
@@ -208,7 +208,9 @@ def test_a_backend_meets_131050_over_http_and_the_next_marketing_send_is_refused
     provider_double.script(("ok",), ("ok",), meta_error(131050))
     worker.start(worker_concurrency=1)
     wait_for(lambda: queue_depth(db) == 0, "the queue emptied")
-    assert httpx.get(f"{base}/v1/messages/{message_id}", headers=auth).json()["status"] == "failed"
+    view = httpx.get(f"{base}/v1/messages/{message_id}", headers=auth).json()
+    assert (view["status"], view["delivery"]["state"], view["delivery"]["error"]["code"]) == (
+        "failed", "dead_lettered", "131050")  # fmt: skip
     # The backend's events say why: the failure carries the provider's code and the reason.
     [failed] = db.execute(
         "SELECT message -> 'payload' AS p FROM pgmq.q_outbox WHERE message ->> 'type' = 'message.status_changed' "

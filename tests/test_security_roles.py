@@ -34,7 +34,7 @@ ALLOWED: dict[str, set[tuple[str, str, str]]] = {
             "queue_metrics()", "readiness(text,timestamp with time zone)",
             "request_otp(text,bigint,text,text)", "verify_otp(text,text,text)",
             # The business API (sending/send, people/api).
-            "mark_read(bytea,bigint,text,boolean,text)", "message_view(bytea,bigint,text)",
+            "mark_read(bytea,bigint,text,boolean,text)", "message_view(bytea,bigint)",
             "people_block(bytea,jsonb,text)", "people_consent(bytea,jsonb,text)",
             "people_erase(bytea,jsonb,text)", "people_export(bytea,jsonb,text)", "people_preferences(bytea,jsonb,text)",
             "people_set_preferences(bytea,jsonb,text)", "people_unblock(bytea,jsonb,text)",

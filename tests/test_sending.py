@@ -453,6 +453,47 @@ def test_a_message_reads_back_with_its_statuses(world: World) -> None:
             world.db.execute("SELECT whatsapp_handler.message_view(%s, %s)", (digest(key), sent["message_id"]))
 
 
+def view(world: World, message_id: int) -> dict:
+    return world.db.execute("SELECT whatsapp_handler.message_view(%s, %s) AS v",
+                            (digest(world.key), message_id)).fetchone()["v"]  # fmt: skip
+
+
+def test_a_message_reads_back_with_the_workers_side(world: World) -> None:
+    """Before the provider gives it an id, GET tells what the worker knows: waiting, retrying after an
+    error (attempts and the error), dead-lettered with the code and the reason; then, once delivered,
+    the provider's statuses with their pricing."""
+    world.inbound()
+    refused, delivered = world.send(TEXT), world.send({"type": "text", "text": {"body": "second"}}, idem="k2")
+    world.db.execute("DELETE FROM pgmq.q_outbound WHERE message ->> 'kind' IS DISTINCT FROM 'business'")
+    business_msg = "SELECT msg_id FROM pgmq.q_outbound WHERE message ->> 'message_id' = %s::text"
+    waiting = view(world, refused["message_id"])["delivery"]
+    assert (waiting["state"], waiting["attempts"], "last_error" in waiting) == ("waiting", 0, False)
+    world.db.execute("SELECT * FROM whatsapp_handler.worker_claim(10, 30)")
+    [msg_id] = [r["msg_id"] for r in world.db.execute(business_msg, (refused["message_id"],))]
+    world.db.execute("SELECT whatsapp_handler.worker_failed(%s, '131000', 'retry', %s, 30)",
+                     (msg_id, Jsonb({"status": 500, "title": "Something went wrong"})))  # fmt: skip
+    retrying = view(world, refused["message_id"])["delivery"]
+    assert (retrying["state"], retrying["attempts"], retrying["last_error"]["code"]) == ("retrying", 1, "131000")
+    assert retrying["last_error"]["reason"] == "transient" and "next_attempt_at" in retrying
+    world.db.execute("SELECT whatsapp_handler.worker_failed(%s, '131047', 'permanent', %s, NULL)",
+                     (msg_id, Jsonb({"status": 400, "title": "Re-engagement message"})))  # fmt: skip
+    failed = view(world, refused["message_id"])
+    assert (failed["status"], failed["statuses"], "provider_message_id" in failed) == ("failed", [], False)
+    dead = failed["delivery"]
+    assert (dead["state"], dead["reason"], dead["error"]["code"], dead["error"]["reason"]) == (
+        "dead_lettered", "rejected", "131047", "outside_window")  # fmt: skip
+    [msg_id] = [r["msg_id"] for r in world.db.execute(business_msg, (delivered["message_id"],))]
+    world.db.execute("SELECT whatsapp_handler.worker_sent(%s, 'wamid.OUT2')", (msg_id,))
+    priced = p.meta_priced_status("wamid.OUT2", "delivered", WA_ID)
+    world.db.execute(
+        "SELECT whatsapp_handler.ingest_meta(%s, NULL)", (Jsonb(p.meta_body(p.meta_value(statuses=[priced]))),)
+    )
+    sent = view(world, delivered["message_id"])
+    assert (sent["status"], "delivery" in sent) == ("delivered", False)
+    [status] = sent["statuses"]
+    assert status["pricing"]["category"] == "utility" and status["pricing"]["billable"] is True
+
+
 # --- who may call what -------------------------------------------------------------------------------------------
 
 

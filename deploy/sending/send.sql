@@ -193,43 +193,4 @@ GRANT EXECUTE ON FUNCTION whatsapp_handler.send_messages(bytea, bigint, jsonb, t
 COMMENT ON FUNCTION whatsapp_handler.send_messages(bytea, bigint, jsonb, text) IS
     'Queues up to 1000 business messages on one channel (p_requests: an array of Meta message objects with "to" and "idempotency_key"), each as send_message would, each on its own: returns one row per element (index from 0, message_id and duplicate, or the project SQLSTATE and message that refused it). Raises WH060/WH061 for the key, WH062 for a batch that is not an array of 1 to 1000.';
 
--- GET /v1/messages/{id}: one answer for a message that does not exist and one on a channel
--- the key may not read, so that ids tell a stranger nothing.
-CREATE FUNCTION whatsapp_handler.message_view(p_key_hash bytea, p_message_id bigint, p_correlation_id text DEFAULT NULL)
-RETURNS jsonb
-LANGUAGE plpgsql STABLE
-SECURITY DEFINER
-SET search_path = pg_catalog, whatsapp_handler, pg_temp
-AS $$
-DECLARE
-    v_key     api_keys;
-    v_message messages;
-BEGIN
-    SELECT * INTO v_key FROM api_keys WHERE key_hash = p_key_hash AND revoked_at IS NULL;
-    IF NOT FOUND THEN
-        PERFORM _api_key_check(p_key_hash, NULL, 'read');
-    END IF;
-    SELECT * INTO v_message FROM messages
-    WHERE id = p_message_id AND direction = 'outbound' AND channel_id = ANY (v_key.channel_ids) AND 'read' = ANY (v_key.scopes);
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'unknown message %', coalesce(p_message_id::text, 'NULL') USING ERRCODE = 'WH070',
-            HINT = 'Ask with the id POST /v1/messages returned and a key with scope read on its channel.';
-    END IF;
-    RETURN jsonb_build_object(
-        'id', v_message.id, 'channel_id', v_message.channel_id, 'type', v_message.message_type,
-        'status', v_message.status, 'status_at', v_message.status_at, 'created_at', v_message.created_at,
-        'provider_message_id', v_message.provider_message_id,
-        'statuses', coalesce((SELECT jsonb_agg(jsonb_strip_nulls(jsonb_build_object('status', s.status, 'occurred_at', s.occurred_at,
-                                                                                     'errors', s.errors))
-                                               ORDER BY s.occurred_at, s.id)
-                              FROM message_status_events s
-                              WHERE s.channel_id = v_message.channel_id AND s.provider_message_id = v_message.provider_message_id),
-                             '[]'));
-END
-$$;
-REVOKE ALL ON FUNCTION whatsapp_handler.message_view(bytea, bigint, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION whatsapp_handler.message_view(bytea, bigint, text) TO whatsapp_handler_relay;
-COMMENT ON FUNCTION whatsapp_handler.message_view(bytea, bigint, text) IS
-    'GET /v1/messages/{id}: an outbound message on a channel the key (SHA-256 p_key_hash, scope read) covers: id, channel_id, type, status, status_at, created_at, provider_message_id and the statuses the provider reported, in order, with their errors. Raises WH060 unknown or revoked key, WH070 no such message on the key''s channels.';
-
 COMMIT;

@@ -8,6 +8,5 @@ SELECT 1 / (NOT has_table_privilege('whatsapp_handler_relay', 'whatsapp_handler.
 SELECT whatsapp_handler._assert_function('whatsapp_handler._send_one(bigint, bigint, jsonb, text)', '{}');
 SELECT whatsapp_handler._assert_function('whatsapp_handler.send_message(bytea, jsonb, text, text)', '{whatsapp_handler_relay}');
 SELECT whatsapp_handler._assert_function('whatsapp_handler.send_messages(bytea, bigint, jsonb, text)', '{whatsapp_handler_relay}');
-SELECT whatsapp_handler._assert_function('whatsapp_handler.message_view(bytea, bigint, text)', '{whatsapp_handler_relay}');
 
 ROLLBACK;
