@@ -5,10 +5,18 @@ them all as the worker does under load (claims of 100, one settling batch per cl
 one connection. Reports messages/s per round and the ratio of the medians (this checkout /
 the revision), with the time spent claiming and settling.
 
-    .venv/bin/python bench/worker_revisions.py --before 46ddcf3 --messages 10000 --rounds 4
+    .venv/bin/python bench/worker_revisions.py --before 46ddcf3 [--after REVISION] [--messages 10000]
+        [--rounds 4] [--functions]
 
 It isolates the database's share of bench/worker_bench.py, whose figure also holds the
-worker's Python and the provider double."""
+worker's Python and the provider double. A plan with pacing (delivery/pacing) has its channel
+cap lifted (pacing.channel.per_second 100,000, pacing.channel.burst 1,000: no claim is held by
+it, every claim still takes the tokens) and the pair pace as deployed (one message per person
+never meets it); a round starts with no pair bucket (kit.durable.empty_outbound), as a campaign
+to people not written to in the last hour. A round fails unless every message was settled.
+--after compares with that revision's plan instead of this checkout's (which may hold others'
+unfinished changes); --functions turns track_functions on and prints, per side, each function's
+calls and mean total and self time per call over all rounds (the claim's and the settle's parts)."""
 
 from __future__ import annotations
 
@@ -20,17 +28,24 @@ import time
 import psycopg
 
 from app.cluster import LocalCluster
-from kit.durable import alternating, fill_outbound, revision_clusters
+from kit.durable import alternating, empty_outbound, fill_outbound, revision_clusters, set_channel_pace
 
 CLAIM = "SELECT msg_id FROM whatsapp_handler.worker_claim(100, 60)"
 SETTLE = "SELECT whatsapp_handler.worker_sent_batch(%s, %s)"
+# The cap lifted: a claim of 100 never waits for a token (a burst below the claim's size would hold it).
+LIFTED = (100_000, 1_000)
+# The claim's and the settle's functions (not the cron jobs' that run meanwhile), µs per call.
+FUNCTIONS = r"""SELECT funcname, calls, total_time / calls * 1000, self_time / calls * 1000
+FROM pg_stat_user_functions WHERE schemaname = 'whatsapp_handler' AND calls > 0
+AND funcname LIKE ANY (ARRAY['worker\_%', '\_claim\_%', '\_heads\_%', '\_pacing%', '\_setting%', '\_lock\_%',
+                             '\_archive\_%', '\_delete\_%'])
+ORDER BY total_time DESC"""
 
 
 def _round(pg: LocalCluster, messages: int) -> tuple[float, float, float]:
     """(messages/s, seconds claiming, seconds settling) for one queue full."""
     with psycopg.connect(pg.url("bench"), autocommit=True) as conn:
-        conn.execute("TRUNCATE pgmq.q_outbound, pgmq.a_outbound")
-        conn.execute("DELETE FROM whatsapp_handler.messages WHERE direction = 'outbound'")
+        empty_outbound(conn)
         fill_outbound(conn, messages)
         conn.execute("CHECKPOINT")
         claiming = settling = 0.0
@@ -44,16 +59,28 @@ def _round(pg: LocalCluster, messages: int) -> tuple[float, float, float]:
                 break
             conn.execute(SETTLE, (ids, [f"wamid.{i}" for i in ids]))
             settling += time.perf_counter() - t1
-        return messages / (time.perf_counter() - started), claiming, settling
+        elapsed = time.perf_counter() - started
+        left = conn.execute("SELECT count(*) FROM pgmq.q_outbound").fetchone()[0]
+    if left:
+        raise SystemExit(f"{left} of {messages} messages were never claimed: a claim came back empty early")
+    return messages / elapsed, claiming, settling
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", required=True, help="the git revision to compare with")
+    parser.add_argument("--after", help="a git revision to compare instead of this checkout")
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--functions", action="store_true", help="track_functions = all; print the functions' times")
     args = parser.parse_args()
-    with revision_clusters(args.before, "wh-worker-revisions-") as clusters:
+    settings = {"track_functions": "all"} if args.functions else {}
+    with revision_clusters(args.before, "wh-worker-revisions-", args.after, **settings) as clusters:
+        for name, pg in clusters.items():
+            with psycopg.connect(pg.url("bench"), autocommit=True) as conn:
+                paced = set_channel_pace(conn, *LIFTED)
+                conn.execute("SELECT pg_stat_reset()")
+            print(f"{name}: {'channel cap lifted' if paced else 'no pacing in its plan'}", flush=True)
         rates: dict[str, list[float]] = {"before": [], "after": []}
         for round_, name in alternating(args.rounds):
             rate, claiming, settling = _round(clusters[name], args.messages)
@@ -62,6 +89,12 @@ def main() -> int:
                   f"(claiming {claiming:.2f} s, settling {settling:.2f} s)", flush=True)  # fmt: skip
         before, after = (statistics.median(rates[n]) for n in ("before", "after"))
         print(f"worker SQL: before {before:.0f}/s, after {after:.0f}/s, ratio after/before {after / before:.2f}")
+        if args.functions:
+            for name, pg in clusters.items():
+                with psycopg.connect(pg.url("bench"), autocommit=True) as conn:
+                    print(f"{name}: function, calls, µs per call (total, self)")
+                    for fn, calls, total, self_ in conn.execute(FUNCTIONS):
+                        print(f"  {fn:28} {calls:8d} {total:8.3f} {self_:8.3f}")
     return 0
 
 

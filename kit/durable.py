@@ -48,23 +48,38 @@ def revision_tree(revision: str, into: Path) -> Path:
 
 
 @contextmanager
-def revision_clusters(before: str, prefix: str) -> Iterator[dict[str, LocalCluster]]:
-    """{"before": a cluster with the plan of git revision `before`, "after": one with this
-    checkout's}, each durable, on a directory of its own, with the known users; removed after."""
-    homes = [Path(tempfile.mkdtemp(prefix=prefix)) for _ in range(3)]
-    clusters: dict[str, LocalCluster] = {}
+def revision_setups(before: str, prefix: str, after: str | None = None,
+                    **settings: str) -> Iterator[dict[str, tuple[LocalCluster, Path | None]]]:  # fmt: skip
+    """{"before": (cluster, tree), "after": (cluster, tree)}: each a durable cluster, on a directory
+    of its own, with the plan of its side deployed and the known users; tree is the git archive of
+    the side's revision (None for "after" when no revision is given: this checkout), where a
+    benchmark that runs the service's Python finds that side's app/. Removed after."""
+    homes = [Path(tempfile.mkdtemp(prefix=prefix)) for _ in range(4)]
+    setups: dict[str, tuple[LocalCluster, Path | None]] = {}
     try:
-        trees = {"before": revision_tree(before, homes[0]), "after": PROJECT_DIR}
-        for (name, tree), home in zip(trees.items(), homes[1:], strict=True):
-            print(f"deploying {name} ({tree})", file=sys.stderr, flush=True)
-            clusters[name] = durable_cluster(home, tree)
-            load_known_users(clusters[name])
-        yield clusters
+        trees = {"before": revision_tree(before, homes[0]),
+                 "after": revision_tree(after, homes[1]) if after else None}  # fmt: skip
+        for (name, tree), home in zip(trees.items(), homes[2:], strict=True):
+            print(f"deploying {name} ({tree or PROJECT_DIR})", file=sys.stderr, flush=True)
+            pg = durable_cluster(home, tree or PROJECT_DIR, **settings)
+            setups[name] = (pg, tree)
+            load_known_users(pg)
+        yield setups
     finally:
-        for pg in clusters.values():
+        for pg, _ in setups.values():
             pg.stop("immediate")
         for home in homes:
             shutil.rmtree(home, ignore_errors=True)
+
+
+@contextmanager
+def revision_clusters(before: str, prefix: str, after: str | None = None,
+                      **settings: str) -> Iterator[dict[str, LocalCluster]]:  # fmt: skip
+    """{"before": a cluster with the plan of git revision `before`, "after": one with this
+    checkout's (or revision `after`'s)}, each durable, on a directory of its own, with the known
+    users; removed after."""
+    with revision_setups(before, prefix, after, **settings) as setups:
+        yield {name: pg for name, (pg, _) in setups.items()}
 
 
 def alternating(rounds: int) -> Iterator[tuple[int, str]]:
@@ -139,3 +154,26 @@ def fill_outbound(conn: psycopg.Connection, messages: int) -> None:
     """Queues one reply to each of the first `messages` known users (load_known_users)."""
     conn.execute(_FILL, {"n": messages})
     conn.execute("VACUUM ANALYZE pgmq.q_outbound")
+
+
+def set_channel_pace(conn: psycopg.Connection, per_second: int, burst: int) -> bool:
+    """Sets every channel's pacing cap (settings pacing.channel.per_second and pacing.channel.burst,
+    delivery/pacing) in one statement; False when the plan has none (a revision before pacing)."""
+    changed = conn.execute(
+        "UPDATE whatsapp_handler.settings SET value = to_jsonb(CASE key WHEN 'pacing.channel.per_second' THEN %s "
+        "ELSE %s END) WHERE key IN ('pacing.channel.per_second', 'pacing.channel.burst')",
+        (per_second, burst),
+    ).rowcount
+    return changed == 2
+
+
+def empty_outbound(conn: psycopg.Connection) -> None:
+    """Back to where fill_outbound starts, for benchmarks that fill the queue again on one cluster:
+    no outbound message, queued, archived or announced, and no (channel, person) pacing bucket
+    (a plan with pacing), so that every round writes to people the channel has not written to lately."""
+    conn.execute("TRUNCATE pgmq.q_outbound, pgmq.a_outbound, pgmq.q_outbox, pgmq.a_outbox, "
+                 "whatsapp_handler.message_keys")  # fmt: skip
+    if conn.execute("SELECT to_regclass('whatsapp_handler.pacing_pairs') IS NOT NULL").fetchone()[0]:
+        conn.execute("TRUNCATE whatsapp_handler.pacing_pairs")
+    conn.execute("DELETE FROM whatsapp_handler.messages WHERE direction = 'outbound'")
+    conn.execute("VACUUM ANALYZE whatsapp_handler.messages")
