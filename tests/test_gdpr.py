@@ -425,6 +425,36 @@ def test_a_person_known_to_two_brands_is_erased_from_the_one_asked(db):
     assert len(outbox_events(db, "user.erased")) == 1
 
 
+def consents_and_buckets(db) -> list[tuple[int, int]]:
+    """(channel, rows) of the person's consents and pacing buckets, each channel counted once per row."""
+    return sorted(
+        (r["channel_id"], r["n"])
+        for r in db.execute(
+            "SELECT channel_id, count(*) AS n FROM (SELECT channel_id FROM whatsapp_handler.consents UNION ALL "
+            "SELECT channel_id FROM whatsapp_handler.pacing_pairs) x GROUP BY channel_id"
+        )
+    )
+
+
+def test_an_erasure_forgets_consents_and_pacing_of_the_brand_then_of_every_channel(db):
+    """Consents and pacing buckets name whom a person heard from: the brand's part of an erasure takes
+    the brand's, the whole erasure takes the rest."""
+    ids = add_channels(db)
+    say_on(db, "meta", "hi")
+    say_on(db, "twilio", "hi twilio", TWILIO_REF)
+    user = person(db)["id"]
+    for channel in (ids["support"], ids["twilio"]):
+        db.execute("SELECT whatsapp_handler._record_consent(%s, %s, true, 'api:signup')", (user, channel))
+        db.execute("INSERT INTO whatsapp_handler.pacing_pairs VALUES (%s, %s, now())", (channel, user))
+    assert consents_and_buckets(db) == sorted([(ids["support"], 2), (ids["twilio"], 2)])
+    for text in ("DELETE", "YES"):
+        say_on(db, "meta", text)
+    assert person(db)["phone"] == PHONE and consents_and_buckets(db) == [(ids["twilio"], 2)]
+    for text in ("DELETE", "YES"):
+        say_on(db, "twilio", text, TWILIO_REF)
+    assert person(db)["erased_at"] is not None and consents_and_buckets(db) == []
+
+
 def dead_letters_of(db, channel_id: int) -> tuple[int, int]:
     """(outbound_dlq, outbox_dlq) letters about a channel, waiting or archived."""
     return db.execute(

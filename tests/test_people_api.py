@@ -85,6 +85,7 @@ def test_a_backend_manages_a_person(api: dict, db: psycopg.Connection) -> None:
     erased = call(api, "POST", "/v1/people/erase", person(api))
     assert erased.status_code == 200 and erased.json() == {"erased": True}
     assert len(outbox_events(db, "user.erased")) == 1
+    assert db.execute("SELECT count(*) AS n FROM whatsapp_handler.consents").fetchone()["n"] == 0
     # Gone for the brand: a retry is a 404.
     assert assert_problem(call(api, "POST", "/v1/people/erase", person(api)), 404)["code"] == "WH071"
 

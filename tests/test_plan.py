@@ -126,7 +126,7 @@ def test_reverting_one_database_keeps_the_cluster_wide_settings_others_use(db_ur
     ("breakage", "change"),
     [
         ("DROP FUNCTION whatsapp_handler.verify_otp(text, text, text)", "otp/verify_otp@HEAD"),
-        ("GRANT EXECUTE ON FUNCTION whatsapp_handler.erase_user(bigint) TO PUBLIC", "users/erase_user"),
+        ("GRANT EXECUTE ON FUNCTION whatsapp_handler.erase_user(bigint) TO PUBLIC", "users/erase_user@HEAD"),
         ("ALTER TABLE whatsapp_handler.users DROP CONSTRAINT users_phone_e164", "users/users"),
         ("GRANT INSERT ON pgmq.q_outbound TO whatsapp_handler_worker", "queue/outbound@HEAD"),
         # A reworked change has two versions; @HEAD names the one deployed last.

@@ -40,6 +40,33 @@ REVOKE ALL ON FUNCTION whatsapp_handler._known_to_other_brand(bigint, text) FROM
 COMMENT ON FUNCTION whatsapp_handler._known_to_other_brand(bigint, text) IS
     'Internal: whether a conversation that is not closed ties the user to a channel of another brand than p_brand. Raises nothing.';
 
+-- A person asks a brand to erase them ("DELETE" then "YES", or the people API): the brand's
+-- part while another brand knows them, the whole person once no other does. The one home of
+-- that decision; the person is locked first so that two brands erasing at once cannot both
+-- leave them to the other.
+CREATE FUNCTION whatsapp_handler._erase_on_request(p_conversation_id bigint)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, whatsapp_handler, pg_temp
+AS $$
+DECLARE
+    v_conv conversations;
+BEGIN
+    SELECT * INTO STRICT v_conv FROM conversations WHERE id = p_conversation_id;
+    PERFORM FROM users WHERE id = v_conv.user_id FOR UPDATE;
+    IF _known_to_other_brand(v_conv.user_id, _brand(v_conv.channel_id)) THEN
+        PERFORM _erase_user_from_brand(v_conv.id);
+        RETURN false;
+    END IF;
+    PERFORM erase_user(v_conv.user_id);
+    PERFORM _set_state(v_conv.id, 'closed');
+    RETURN true;
+END
+$$;
+REVOKE ALL ON FUNCTION whatsapp_handler._erase_on_request(bigint) FROM PUBLIC;
+COMMENT ON FUNCTION whatsapp_handler._erase_on_request(bigint) IS
+    'Internal: erases the person of a conversation as its brand asked: what the brand holds (_erase_user_from_brand) while a conversation of another brand is open, else the whole person (erase_user), the conversation closed; returns true when the whole person was erased. Raises nothing of its own.';
+
 CREATE OR REPLACE FUNCTION whatsapp_handler._brand_terms_accepted(p_user whatsapp_handler.users, p_brand text, p_terms text)
 RETURNS boolean
 LANGUAGE sql STABLE
@@ -100,16 +127,11 @@ BEGIN
     v_yes := v_word IN ('YES', 'Y', 'SIM', 'SI', 'SÍ', 'ACCEPT', 'ACCEPT_TERMS', 'CONFIRM');
 
     IF v_conv.state = 'awaiting_delete_confirmation' THEN
-        v_brand := _brand(v_conv.channel_id);
-        IF v_yes AND _known_to_other_brand(v_user.id, v_brand) THEN
-            -- Only what this brand holds goes; the person stays for the others.
-            PERFORM _erase_user_from_brand(v_conv.id);
-            PERFORM _queue_reply(v_conv.id, 'deleted');
-        ELSIF v_yes THEN
-            PERFORM erase_user(v_user.id);
-            PERFORM _set_state(v_conv.id, 'closed');
-            -- Erasure removed the phone and every queued message: address this last one directly.
-            PERFORM _queue_reply(v_conv.id, 'deleted', v_user.phone);
+        IF v_yes THEN
+            -- A whole erasure removed the phone and every queued message: address this last
+            -- one directly. After the brand's part only, the person stays for the others.
+            PERFORM _queue_reply(v_conv.id, 'deleted',
+                                 CASE WHEN _erase_on_request(v_conv.id) THEN v_user.phone END);
         ELSE
             PERFORM _set_state(v_conv.id, coalesce(v_conv.context ->> 'previous_state', 'active'));
             PERFORM _queue_reply(v_conv.id, 'delete_cancelled');

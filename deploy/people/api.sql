@@ -278,8 +278,9 @@ GRANT EXECUTE ON FUNCTION whatsapp_handler.people_export(bytea, jsonb, text) TO 
 COMMENT ON FUNCTION whatsapp_handler.people_export(bytea, jsonb, text) IS
     'POST /v1/people/export: what the key''s brand holds about a person its channel knows (p_request: channel_id, phone), as one JSON document (format whatsapp-handler.brand-export/1): phone, name, whether blocked (when and why only for the brand''s own block), preferences, and the conversations, consents, OTP challenges (without hashes), messages and statuses of every channel of the brand. Raises WH060, WH061, WH072, WH001, WH071 unknown person.';
 
--- As "DELETE" then "YES" in a conversation (_converse): the brand's part while another brand
--- knows the person, the whole person once no other does (docs/security.md). The answer is
+-- As "DELETE" then "YES" in a conversation, through the same decision (_erase_on_request): the
+-- brand's part while another brand knows the person, the whole person once no other does
+-- (docs/security.md). The answer is
 -- the same either way, so that it tells nothing of other brands.
 CREATE FUNCTION whatsapp_handler.people_erase(p_key_hash bytea, p_request jsonb, p_correlation_id text DEFAULT NULL)
 RETURNS boolean
@@ -294,12 +295,7 @@ BEGIN
     SELECT * INTO v_req FROM _people_request(p_key_hash, p_request, '{}', p_correlation_id);
     v_conv := _person_on_channel(v_req.channel_id, v_req.phone);
     PERFORM _lock_user(v_conv.user_id, p_allow_blocked => true);
-    IF _known_to_other_brand(v_conv.user_id, _brand(v_req.channel_id)) THEN
-        PERFORM _erase_user_from_brand(v_conv.id);
-    ELSE
-        PERFORM erase_user(v_conv.user_id);
-        PERFORM _set_state(v_conv.id, 'closed');
-    END IF;
+    PERFORM _erase_on_request(v_conv.id);
     RETURN true;
 END
 $$;

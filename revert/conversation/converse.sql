@@ -1,7 +1,10 @@
 -- Revert whatsapp_handler:conversation/converse from pg
--- Puts back the functions as v1.0.0 released them (deploy/conversation/converse@v1.0.0.sql).
+-- Puts back the functions as v1.0.0 released them (deploy/conversation/converse@v1.0.0.sql)
+-- and drops _erase_on_request, which came after.
 BEGIN;
 SET LOCAL ROLE whatsapp_handler_owner;
+
+DROP FUNCTION whatsapp_handler._erase_on_request(bigint);
 
 CREATE OR REPLACE FUNCTION whatsapp_handler._set_state(p_conversation_id bigint, p_state text, p_context jsonb DEFAULT '{}')
 RETURNS void
