@@ -348,7 +348,7 @@ SERVICE_FUNCTIONS = {
         "worker_claim(integer,integer,bigint[])", "worker_dead_letter(bigint,text,jsonb)",
         "worker_release(bigint,double precision)", "worker_retry(bigint,double precision,jsonb)",
         "worker_sent(bigint,text)", "worker_sent_batch(bigint[],text[])", "worker_pacing()",
-        "worker_failed(bigint,text,text,jsonb,double precision)"),
+        "worker_failed(bigint,text,text,jsonb,double precision)", "worker_campaigns(integer)"),
 }  # fmt: skip
 # What a login holds, asked on its own connection: membership and the schema first (naming a function
 # of a schema the login may not use is itself refused), then each function that exists.

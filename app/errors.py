@@ -362,6 +362,37 @@ ERRORS: tuple[ErrorCode, ...] = (
         "worker_claim, worker_failed (delivery/pacing)",
         "the worker; doctor names it",
     ),
+    # Campaigns (campaigns/*, docs/campaigns.md).
+    ErrorCode(
+        "WH076",
+        "unknown campaign, or one on a channel the API key may not use",
+        404,
+        "campaign_upload, campaign_audience, campaign_control, campaign_results, api_campaign_*",
+    ),
+    ErrorCode(
+        "WH077",
+        (
+            "the campaign's state does not allow it (the message names the state): a cancelled campaign cannot "
+            "start, a running one takes no more recipients"
+        ),
+        409,
+        "campaign_upload, campaign_control, api_campaign_*",
+    ),
+    ErrorCode(
+        "WH078",
+        (
+            "recipient rows refused: the first bad row is named (DETAIL row=N problem=...), nothing stored; "
+            "or no one matches an audience filter"
+        ),
+        422,
+        "campaign_upload, campaign_audience, api_campaign_upload",
+    ),
+    ErrorCode(
+        "WH079",
+        "malformed campaign, audience filter or action (per_second above the channel's cap, a bad starts_at)",
+        422,
+        "campaign_create, campaign_audience, campaign_control, api_campaign_*",
+    ),
     ErrorCode(
         "WH090",
         "pgcrypto is installed outside schema public",

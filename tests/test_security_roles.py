@@ -48,7 +48,7 @@ ALLOWED: dict[str, set[tuple[str, str, str]]] = {
             "worker_dead_letter(bigint,text,jsonb)", "worker_release(bigint,double precision)",
             "worker_retry(bigint,double precision,jsonb)", "worker_sent(bigint,text)",
             "worker_sent_batch(bigint[],text[])", "worker_pacing()",
-            "worker_failed(bigint,text,text,jsonb,double precision)")),
+            "worker_failed(bigint,text,text,jsonb,double precision)", "worker_campaigns(integer)")),
     },
     "analyst": {
         ("schema", "analytics", "USAGE"),

@@ -24,7 +24,74 @@ INSERT INTO whatsapp_handler.settings (key, value, description) VALUES
     ('retention.send_requests', '"7 days"',
      'How long the send API remembers an idempotency key (send_requests): a retry within it gets its message back, the same key after it is a new message (at least 1 hour; null keeps them).');
 
--- The one path of a business message, after the key was checked for its channel.
+-- The one path of a business message onto the queue, after its shape and recipient were
+-- checked: every rule of who may receive what, the message recorded, queued and announced.
+-- The send API (_send_one) and campaigns (campaigns/dispatch) both come through here.
+CREATE FUNCTION whatsapp_handler._queue_business(p_channel whatsapp_handler.channels, p_phone text, p_content jsonb, p_message_id bigint,
+                                                 p_at timestamptz, p_extra jsonb DEFAULT '{}', p_visible_at timestamptz DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, whatsapp_handler, pg_temp
+AS $$
+DECLARE
+    v_user     users;
+    v_template message_templates;
+    v_type     text := p_content ->> 'type';
+    v_body     text;
+    v_queued   jsonb;
+    v_msg_id   bigint;
+BEGIN
+    -- Two statements: a query does not see the rows a function it calls inserts.
+    SELECT r.user_id INTO v_user.id FROM register_user(p_phone, p_channel.id) r;
+    SELECT * INTO STRICT v_user FROM users WHERE id = v_user.id;
+    IF v_user.blocked_at IS NOT NULL THEN
+        RAISE EXCEPTION 'the recipient is blocked' USING ERRCODE = 'WH004',
+            HINT = 'A blocked person gets nothing until unblocked (unblock_user).';
+    END IF;
+    IF v_type = 'template' THEN
+        v_template := _template_for_send(p_channel.id, p_content -> 'template');
+    END IF;
+    PERFORM _check_carries(p_channel.provider, p_content, v_template);
+    IF v_type <> 'template' THEN
+        PERFORM _check_window(v_user.id, p_channel.id);
+    END IF;
+    PERFORM _check_consent(v_user.id, p_channel.id, v_template.category);
+
+    v_body := coalesce(p_content #>> '{text,body}', p_content #>> ARRAY[v_type, 'caption'], p_content #>> '{template,name}',
+                       p_content #>> '{interactive,body,text}', p_content #>> '{reaction,emoji}', p_content #>> '{location,name}');
+    INSERT INTO messages (id, created_at, channel_id, user_id, conversation_id, direction, message_type, body, status, correlation_id)
+    OVERRIDING SYSTEM VALUE
+    SELECT p_message_id, p_at, p_channel.id, v_user.id, c.id, 'outbound', v_type, v_body, 'queued', correlation_id()
+    FROM conversations c WHERE c.user_id = v_user.id AND c.channel_id = p_channel.id;
+    v_queued := jsonb_build_object('kind', 'business', 'message_id', p_message_id, 'message_created_at', p_at,
+                                   'channel_id', p_channel.id, 'user_id', v_user.id, 'to', p_phone, 'content', p_content,
+                                   'correlation_id', correlation_id()) || coalesce(p_extra, '{}');
+    IF v_template.name IS NOT NULL THEN
+        -- Twilio sends a template by its Content SID with numbered variables: the body's parameters in order.
+        v_queued := v_queued || jsonb_strip_nulls(jsonb_build_object(
+            'provider_template_id', v_template.provider_template_id,
+            'template_variables', (SELECT jsonb_object_agg(n::text, coalesce(p ->> 'text', p #>> '{currency,fallback_value}', p #>> '{date_time,fallback_value}', ''))
+                                   FROM jsonb_array_elements(p_content #> '{template,components}') c,
+                                        jsonb_array_elements(coalesce(c -> 'parameters', '[]')) WITH ORDINALITY AS t (p, n)
+                                   WHERE lower(c ->> 'type') = 'body')));
+    END IF;
+    v_msg_id := _enqueue_outbound(v_queued, 'user:' || v_user.id);
+    IF p_visible_at IS NOT NULL THEN
+        -- Paced by its sender (a campaign's rate): not claimed before its turn.
+        UPDATE pgmq.q_outbound SET vt = p_visible_at WHERE msg_id = v_msg_id;
+    END IF;
+    PERFORM _emit_event('message.queued', v_user.id,
+                        jsonb_strip_nulls(jsonb_build_object('message_id', p_message_id, 'channel_id', p_channel.id, 'type', v_type,
+                                                             'template', v_template.name, 'category', v_template.category)
+                                          || coalesce(p_extra, '{}')));
+    RETURN v_msg_id;
+END
+$$;
+REVOKE ALL ON FUNCTION whatsapp_handler._queue_business(whatsapp_handler.channels, text, jsonb, bigint, timestamptz, jsonb, timestamptz) FROM PUBLIC;
+COMMENT ON FUNCTION whatsapp_handler._queue_business(whatsapp_handler.channels, text, jsonb, bigint, timestamptz, jsonb, timestamptz) IS
+    'Internal: queues business message p_message_id (created p_at; p_content: a checked Meta message object) to p_phone on a channel after the rules of who may receive what (blocked, template, what the provider carries, the window, consent), records it (status queued) and emits message.queued; p_extra is added to the queued message and the event (a campaign''s id), p_visible_at holds it back until then. Returns the outbound queue''s msg_id. Raises WH004, WH063, WH064, WH065, WH066, WH067, WH068 (docs/errors.md).';
+
+-- The send API's path: the idempotency key claimed, then the one path above.
 CREATE FUNCTION whatsapp_handler._send_one(p_key_id bigint, p_channel_id bigint, p_request jsonb, p_idempotency_key text,
                                            OUT message_id bigint, OUT duplicate boolean)
 LANGUAGE plpgsql
@@ -36,12 +103,7 @@ DECLARE
     v_content  jsonb;
     v_hash     bytea;
     v_prior    send_requests;
-    v_user     users;
-    v_template message_templates;
-    v_type     text;
-    v_body     text;
     v_at       timestamptz := now();
-    v_queued   jsonb;
 BEGIN
     SELECT * INTO v_channel FROM channels WHERE id = p_channel_id AND active;
     IF NOT FOUND THEN
@@ -54,7 +116,6 @@ BEGIN
     END IF;
     v_phone := _check_phone(CASE WHEN jsonb_typeof(p_request -> 'to') = 'string' THEN p_request ->> 'to' END);
     v_content := _message_shape(p_request);
-    v_type := v_content ->> 'type';
 
     -- The key is claimed before anything is queued: a concurrent request with the same key
     -- waits here for this one and then finds its row.
@@ -74,47 +135,9 @@ BEGIN
         RETURN;
     END IF;
     duplicate := false;
-
-    -- Two statements: a query does not see the rows a function it calls inserts.
-    SELECT r.user_id INTO v_user.id FROM register_user(v_phone, p_channel_id) r;
-    SELECT * INTO STRICT v_user FROM users WHERE id = v_user.id;
-    IF v_user.blocked_at IS NOT NULL THEN
-        RAISE EXCEPTION 'the recipient is blocked' USING ERRCODE = 'WH004',
-            HINT = 'A blocked person gets nothing until unblocked (unblock_user).';
-    END IF;
-    -- What the rules below read may change between a send and its retry: a retry of a send
-    -- that was accepted has returned above, with the message it queued.
-    IF v_type = 'template' THEN
-        v_template := _template_for_send(p_channel_id, v_content -> 'template');
-    END IF;
-    PERFORM _check_carries(v_channel.provider, v_content, v_template);
-    IF v_type <> 'template' THEN
-        PERFORM _check_window(v_user.id, p_channel_id);
-    END IF;
-    PERFORM _check_consent(v_user.id, p_channel_id, v_template.category);
-
-    v_body := coalesce(v_content #>> '{text,body}', v_content #>> ARRAY[v_type, 'caption'], v_content #>> '{template,name}',
-                       v_content #>> '{interactive,body,text}', v_content #>> '{reaction,emoji}', v_content #>> '{location,name}');
-    INSERT INTO messages (id, created_at, channel_id, user_id, conversation_id, direction, message_type, body, status, correlation_id)
-    OVERRIDING SYSTEM VALUE
-    SELECT message_id, v_at, p_channel_id, v_user.id, c.id, 'outbound', v_type, v_body, 'queued', correlation_id()
-    FROM conversations c WHERE c.user_id = v_user.id AND c.channel_id = p_channel_id;
-    v_queued := jsonb_build_object('kind', 'business', 'message_id', message_id, 'message_created_at', v_at,
-                                   'channel_id', p_channel_id, 'user_id', v_user.id, 'to', v_phone, 'content', v_content,
-                                   'correlation_id', correlation_id());
-    IF v_template.name IS NOT NULL THEN
-        -- Twilio sends a template by its Content SID with numbered variables: the body's parameters in order.
-        v_queued := v_queued || jsonb_strip_nulls(jsonb_build_object(
-            'provider_template_id', v_template.provider_template_id,
-            'template_variables', (SELECT jsonb_object_agg(n::text, coalesce(p ->> 'text', p #>> '{currency,fallback_value}', p #>> '{date_time,fallback_value}', ''))
-                                   FROM jsonb_array_elements(v_content #> '{template,components}') c,
-                                        jsonb_array_elements(coalesce(c -> 'parameters', '[]')) WITH ORDINALITY AS t (p, n)
-                                   WHERE lower(c ->> 'type') = 'body')));
-    END IF;
-    PERFORM _enqueue_outbound(v_queued, 'user:' || v_user.id);
-    PERFORM _emit_event('message.queued', v_user.id,
-                        jsonb_strip_nulls(jsonb_build_object('message_id', message_id, 'channel_id', p_channel_id, 'type', v_type,
-                                                             'template', v_template.name, 'category', v_template.category)));
+    -- What the rules read may change between a send and its retry: a retry of a send that
+    -- was accepted has returned above, with the message it queued.
+    PERFORM _queue_business(v_channel, v_phone, v_content, message_id, v_at);
 END
 $$;
 REVOKE ALL ON FUNCTION whatsapp_handler._send_one(bigint, bigint, jsonb, text) FROM PUBLIC;
