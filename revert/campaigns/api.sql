@@ -1,0 +1,4 @@
+-- Revert whatsapp_handler:campaigns/api from pg
+BEGIN;
+
+COMMIT;

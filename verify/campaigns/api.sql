@@ -1,0 +1,4 @@
+-- Verify whatsapp_handler:campaigns/api on pg
+BEGIN;
+
+ROLLBACK;
