@@ -4,7 +4,7 @@ empties the outbound queue against the provider double over loopback, on a durab
 
     .venv/bin/python bench/worker_bench.py [--messages 40000] [--concurrency 128] [--workers 1]
         [--channels 1] [--per-second 100000] [--burst 1000] [--poll-interval 0.05] [--after REVISION]
-        [--before REVISION [--rounds 2]]
+        [--before REVISION [--rounds 2] [--before-per-second N] [--before-burst N]]
 
 The queue is filled first (one text reply per user, so claims are never held back by a
 user's earlier message), then the workers start and the clock runs until the queue is
@@ -23,13 +23,16 @@ first claim to the last (`claimed_per_s`, without the workers' start-up), each c
 (`per_channel_claimed_per_s`: lowest, median, highest) and the most claims of one channel in a
 clock second and in any one-second window (claim times, pgmq's last_read_at, which the pacing
 buckets hold), and the heads the claims held back for the channel's or the person's turn.
+With pacing in the plan, it also counts the claims that took messages (all of one claim carry
+the same last_read_at), messages per claim and the median time between two claims.
 
 `--before REVISION` compares with an earlier revision in the same run: each side on its own
 durable cluster with the known users, rounds alternating, the revision's own worker (its app/
 from a `git archive`, first on PYTHONPATH) against the same double; a plan from before pacing
 (v1.0.0, 4af853d) sends unpaced. Prints each round and the ratio of the medians. `--after
 REVISION` runs that revision instead of this checkout (whose tree may hold others' unfinished
-changes).
+changes). `--before-per-second` and `--before-burst` give the before side a cap of its own: with
+`--before` and `--after` the same revision, a paced run against the cap lifted.
 """
 
 from __future__ import annotations
@@ -79,6 +82,15 @@ WHERE o.id = c.id AND ch.k = o.k %% %(n)s
 
 # Per channel, from the archive of the round: messages, seconds from first claim to last, the
 # most claims in any one-second window and in one clock second.
+# A plan with pacing stamps every message of one claim with the same time (the tokens'; before
+# pacing, each row's own clock): the number of claims that took messages, and the median time
+# from one to the next.
+_CLAIMS = """
+SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY gap)
+FROM (SELECT extract(epoch FROM at - lag(at) OVER (ORDER BY at))::float8 AS gap
+      FROM (SELECT DISTINCT last_read_at AS at FROM pgmq.a_outbound) d) g
+"""
+
 _PACE = """
 WITH t AS (
     SELECT (message ->> 'channel_id')::bigint AS channel_id, coalesce(last_read_at, archived_at) AS at
@@ -178,6 +190,7 @@ def run_round(pg: LocalCluster, tree: Path | None, worker_url: str, channels: li
                     )
             elapsed = time.perf_counter() - started
             held_after = held(conn)
+            claims = conn.execute(_CLAIMS).fetchone() if held_after is not None else None
             sent = conn.execute(
                 "SELECT count(*) FROM whatsapp_handler.messages WHERE direction = 'outbound' "
                 "AND provider_message_id IS NOT NULL"
@@ -206,6 +219,9 @@ def run_round(pg: LocalCluster, tree: Path | None, worker_url: str, channels: li
     if held_before is not None and held_after is not None:
         result["held_by_channel"] = held_after[0] - held_before[0]
         result["held_by_pair"] = held_after[1] - held_before[1]
+        result["claims"] = claims[0]
+        result["messages_per_claim"] = round(args.messages / claims[0], 1)
+        result["median_ms_between_claims"] = round(claims[1] * 1000, 1) if claims[1] is not None else None
     if sent != args.messages or dead:
         result["incomplete"] = True
     return result
@@ -239,12 +255,16 @@ def main() -> None:
     parser.add_argument("--poll-interval", type=float, help="WORKER_POLL_INTERVAL (kit.services: 0.05, service: 0.5)")
     parser.add_argument("--before", metavar="REVISION", help="compare with this revision, rounds alternating")
     parser.add_argument("--after", metavar="REVISION", help="run this revision instead of this checkout")
+    parser.add_argument("--before-per-second", type=int, help="--before's pacing.channel.per_second (as --per-second)")
+    parser.add_argument("--before-burst", type=int, help="--before's pacing.channel.burst (as --burst)")
     parser.add_argument("--rounds", type=int, help="rounds per side (default 1, or 2 with --before)")
     args = parser.parse_args()
     if args.messages > 100_000:
         raise SystemExit("at most 100,000 messages: one per known user")
-    if not 1 <= args.channels <= 1000 or not 1 <= args.burst <= args.per_second:
-        raise SystemExit("1 to 1000 channels, and a burst from 1 to --per-second")
+    paces = {"after": (args.per_second, args.burst),
+             "before": (args.before_per_second or args.per_second, args.before_burst or args.burst)}  # fmt: skip
+    if not 1 <= args.channels <= 1000 or not all(1 <= burst <= rate for rate, burst in paces.values()):
+        raise SystemExit("1 to 1000 channels, and a burst from 1 to its per-second")
     rounds = args.rounds or (2 if args.before else 1)
 
     scratch = Path(tempfile.mkdtemp(prefix="wh-worker-bench-logs-"))
@@ -254,9 +274,9 @@ def main() -> None:
         double, port = services.start_double(scratch / "double.log", control=False)
         channels = [services.sending_channel(ref, phone, port) for ref, phone in channel_refs(args.channels)]
         with setups as sides:
-            logins = {name: prepare(pg, args.channels, args.per_second, args.burst) for name, (pg, _) in sides.items()}
+            logins = {name: prepare(pg, args.channels, *paces[name]) for name, (pg, _) in sides.items()}
             for name, (_, paced) in logins.items():
-                pace = f"{args.per_second}/s, burst {args.burst}" if paced else "none in its plan"
+                pace = "{}/s, burst {}".format(*paces[name]) if paced else "none in its plan"
                 print(f"{name}: {args.channels} channel(s), pacing {pace}", file=sys.stderr, flush=True)
             order = alternating(rounds) if args.before else ((n, "after") for n in range(rounds))
             results: dict[str, list[dict]] = {name: [] for name in sides}
