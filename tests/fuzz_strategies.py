@@ -249,3 +249,122 @@ def evolution_bodies(refs: list[str]) -> st.SearchStrategy[dict[str, Any]]:
     upsert = st.builds(payloads.evolution_upsert, st.sampled_from(refs) | texts(20), phones(), texts(40), texts())
     update = st.builds(payloads.evolution_update, st.sampled_from(refs) | texts(20), texts(40), status)
     return mutated(upsert | update)
+
+
+# --- the business API ---------------------------------------------------------------------------------------------
+
+
+def visible_ascii(min_size: int = 1, max_size: int = 40) -> st.SearchStrategy[str]:
+    return st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=min_size, max_size=max_size)
+
+
+def idempotency_keys(known: list[str]) -> st.SearchStrategy[Any]:
+    """Keys a backend would send (some already used), and the ones the API refuses: empty, spaces, too long."""
+    return st.one_of(
+        visible_ascii(),
+        st.sampled_from(known) if known else st.nothing(),
+        st.sampled_from(["", " ", "a b", "k\n", "é", "x" * 255, "x" * 256]),
+        texts(40),
+        st.none(),
+    )
+
+
+def mostly(usual: st.SearchStrategy[Any], rest: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """`usual` about three times in four, `rest` otherwise. Not st.one_of(usual, usual, usual, rest), which
+    draws its distinct branches evenly; not an index either, which hypothesis draws at its bounds more often
+    than between them: two coins, and `rest` only on two heads (hypothesis leans to tails, so to `usual`)."""
+    return st.tuples(st.booleans(), st.booleans()).flatmap(lambda coins: rest if all(coins) else usual)
+
+
+def key_hashes(good: list[bytes], other: list[bytes]) -> st.SearchStrategy[bytes]:
+    """The SHA-256 of a key that may act (three times in four, so that calls get past the key), of a live key
+    that may not here (another scope or channel, or revoked: most of the rest, so that a success it should not
+    have shows), of no key at all, and bytes that are no hash."""
+    unknown = st.binary(min_size=32, max_size=32) | st.binary()
+    return mostly(st.sampled_from(good), mostly(st.sampled_from(other), unknown))
+
+
+def json_numbers_or_not() -> st.SearchStrategy[Any]:
+    """What a JSON client might put where an id belongs."""
+    return st.one_of(
+        st.integers(-(2**70), 2**70),
+        st.sampled_from([0, -1, 1.0, 1.5, 1e20, "1", "", True, None, [1], {"id": 1}]),
+        json_values(3),
+    )
+
+
+def words(max_size: int = 60) -> st.SearchStrategy[str]:
+    """Text a backend would send two times in three, texts()' hostile kinds the third: a field that is always
+    hostile would stop every message at its first check."""
+    readable = st.characters(codec="utf-8", exclude_categories=("Cs", "Cc"))
+    return st.one_of(
+        st.sampled_from(["Ana", "hello", "P-1", "\U0001f600 ol\u00e1"]),
+        st.text(readable, min_size=1, max_size=max_size),
+        texts(max_size),
+    )
+
+
+def _template(name: str, language: str, parameters: list[Any], component: str) -> dict[str, Any]:
+    given = [{"type": "text", "text": value} for value in parameters]
+    return {"name": name, "language": {"code": language}, "components": [{"type": component, "parameters": given}]}
+
+
+def _object(required: dict[str, Any], **optional: Any) -> st.SearchStrategy[dict[str, Any]]:
+    """A JSON object with these members (strategies, or constants), and some of the optional ones."""
+    as_strategy = {k: v if isinstance(v, st.SearchStrategy) else st.just(v) for k, v in required.items()}
+    return st.fixed_dictionaries(as_strategy, optional=optional)
+
+
+def _interactive() -> st.SearchStrategy[dict[str, Any]]:
+    """Buttons and lists, up to one past each of WhatsApp's counts and lengths."""
+    body = _object({"text": words(60)})
+    reply = _object({"type": "reply", "reply": _object({"id": words(30), "title": words(24)})})
+    buttons = _object({"buttons": st.lists(reply, max_size=4)})
+    row = _object({"id": words(30), "title": words(26)}, description=words(80))
+    section = _object({"rows": st.lists(row, max_size=11)}, title=words(26))
+    sections = _object({"button": words(22), "sections": st.lists(section, max_size=11)})
+    footer = _object({"text": words(62)})
+    header = _object({"type": "text", "text": words(62)})
+    return _object({"type": "button", "body": body, "action": buttons}, footer=footer) | _object(
+        {"type": "list", "body": body, "action": sections}, header=header
+    )
+
+
+def business_contents(templates: list[str], replied_to: list[str]) -> st.SearchStrategy[dict[str, Any]]:
+    """Meta's Cloud API message objects (without channel_id and to) of every type the send API takes, near
+    WhatsApp's limits, naming known templates and messages mostly; some with a field swapped for anything."""
+    message_ids = (st.sampled_from(replied_to) | words(40)) if replied_to else words(40)
+    link = st.sampled_from(["https://example.com/a.jpg", "http://example.com/a.jpg", "https://", "https://a b"])
+    text = _object({"body": st.just("hello") | words(100) | huge_text(4090, 4100)}, preview_url=st.booleans())
+    template = st.builds(
+        _template,
+        st.sampled_from(templates) | st.from_regex(r"\A[a-z0-9_]{1,20}\Z") | words(20),
+        st.sampled_from(["en_GB", "en", "pt_BR", "EN", ""]),
+        st.lists(st.just("Ana") | words(20), max_size=3),
+        st.sampled_from(["body", "BODY", "header", "button", "footer"]),
+    )
+    media = _object({}, link=link | words(30), id=words(20), caption=words(60), filename=words(20))
+    coordinate = st.floats(-200, 200) | st.integers(-200, 200) | json_values(1)
+    location = _object({"latitude": coordinate, "longitude": coordinate}, name=words(40), address=words(40))
+    emoji = st.sampled_from(["\U0001f44d", ""]) | words(17)
+    # The first drawn most: hypothesis leans to the simplest choice.
+    objects = {
+        "text": text,
+        "template": template,
+        "image": media,
+        "interactive": _interactive(),
+        "reaction": _object({"message_id": message_ids, "emoji": emoji}),
+        "location": location,
+        "document": media,
+        "video": media,
+        "audio": media,
+    }
+    typed = st.sampled_from(list(objects)).flatmap(
+        lambda kind: _object(
+            {"type": kind, kind: objects[kind]},
+            context=_object({"message_id": message_ids}),
+            messaging_product=st.sampled_from(["whatsapp", "sms"]),
+            recipient_type=st.sampled_from(["individual", "group"]),
+        )
+    )
+    return mostly(typed, mutated(typed))
