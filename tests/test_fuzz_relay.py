@@ -6,10 +6,12 @@ By hand, long and random (see bench/fuzz_long.sh):
     WH_FUZZ=long .venv/bin/pytest -q -p no:xdist -s tests/test_fuzz_relay.py
 
 Every request is signed as its provider would sign it (Meta's HMAC of the raw body, Twilio's HMAC of URL and
-form, Evolution's apikey, the OTP API key), so that generated bodies get past authentication to the parsers.
+form, Evolution's apikey, the OTP API key, a business API key with every scope on every channel), so that
+generated bodies get past authentication to the parsers and SQL.
 Properties: never a 5xx; every 4xx is application/problem+json with type, title, status and detail; every
 answer agrees with the document (status, content type, body schema); a webhook answered 200 was stored once,
-and one refused was not stored at all.
+and one refused was not stored at all; the business API never answers its valid key 401, queues one message per
+send it accepts and none for one it refuses, and answers a retry with the same id.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 import httpx
 import psycopg
@@ -27,6 +30,7 @@ import schemathesis
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
+from psycopg.types.json import Jsonb
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core import NotSet
@@ -42,15 +46,19 @@ from tests.fuzz_strategies import (
     RawJson,
     any_json,
     budget,
+    business_contents,
     deep_json,
     evolution_bodies,
     huge_text,
     json_values,
     meta_bodies,
+    mostly,
     odd_json,
     phones,
     texts,
     twilio_bodies,
+    visible_ascii,
+    words,
     wrong_types,
 )
 from tests.relay import (
@@ -72,6 +80,74 @@ CALLS: dict[str, int] = {}
 STATUSES: dict[str, set[int]] = {}
 
 
+# --- the business API's key and the person it writes to ------------------------------------------------------------
+
+PERSON = "+447700900123"
+TEMPLATE = "parcel_update"
+
+
+@dataclass(frozen=True)
+class Business:
+    """What the business API's requests need to reach SQL's rules: a key that may do anything on every channel,
+    the Meta channel, a person whose window is open there, their message and one message sent to them."""
+
+    key: str
+    channel_id: int
+    inbound: str
+    message_id: int
+
+
+def business(db: psycopg.Connection) -> Business:
+    """Made after relay() added the channels: the key, the person's message, a template and one send."""
+    channels = [r["id"] for r in db.execute("SELECT id FROM whatsapp_handler.channels ORDER BY id")]
+    meta = db.execute(
+        "SELECT id FROM whatsapp_handler.channels WHERE provider = 'meta' AND provider_ref = %s",
+        (payloads.META_PHONE_NUMBER_ID,),
+    ).fetchone()["id"]
+    key = db.execute(
+        "SELECT api_key FROM whatsapp_handler.api_key_create('fuzz', %s, ARRAY['send', 'read', 'manage'])", (channels,)
+    ).fetchone()["api_key"]
+    db.execute("SELECT whatsapp_handler.ingest_meta(%s)", (Jsonb(payloads.meta_text(PERSON.lstrip("+"), "wamid.IN1")),))
+    body = [{"type": "BODY", "text": "Hi {{1}}, parcel {{2}}"}]
+    db.execute("SELECT whatsapp_handler.template_upsert(%s, %s, 'en_GB', 'utility', 'approved', %s)",
+               (meta, TEMPLATE, Jsonb(body)))  # fmt: skip
+    text = {"channel_id": meta, "to": PERSON, "type": "text", "text": {"body": "seeded"}}
+    sent = db.execute(
+        "SELECT message_id FROM whatsapp_handler.send_message(%s, %s, 'seed-1')",
+        (hashlib.sha256(key.encode()).digest(), Jsonb(text)),
+    ).fetchone()["message_id"]
+    return Business(key=key, channel_id=meta, inbound="wamid.IN1", message_id=sent)
+
+
+def is_business(path: str) -> bool:
+    return path.startswith(("/v1/messages", "/v1/people"))
+
+
+def outbound(db: psycopg.Connection) -> int:
+    return db.execute("SELECT count(*) AS n FROM pgmq.q_outbound").fetchone()["n"]
+
+
+def queued_by(path: str, response: httpx.Response) -> int:
+    """How many outbound messages an answer of the business API says it queued."""
+    if response.status_code >= 300:
+        return 0
+    if path == "/v1/messages":
+        return 0 if response.json()["duplicate"] else 1
+    if path == "/v1/messages/batch":
+        return sum(r["id"] is not None and not r["duplicate"] for r in response.json()["results"])
+    return 1 if path == "/v1/messages/read" else 0
+
+
+def assert_business_answer(db: psycopg.Connection, path: str, response: httpx.Response, queued_before: int) -> None:
+    """The valid key is never refused as unknown; what the answer says was queued was queued, and only that (an
+    erasure takes the person's waiting messages off the queue)."""
+    assert response.status_code != 401, f"the valid key was refused: {response.text[:500]}"
+    if path == "/v1/people/erase":
+        assert outbound(db) <= queued_before, response.text[:500]
+    else:
+        assert outbound(db) - queued_before == queued_by(path, response), response.text[:500]
+
+
 # --- signing and sending -----------------------------------------------------------------------------------------
 
 
@@ -86,8 +162,10 @@ def _encode(body: Any, media_type: str) -> bytes:
     return json.dumps(body).encode()
 
 
-def signed_headers(path: str, raw: bytes, media_type: str) -> dict[str, str]:
+def signed_headers(path: str, raw: bytes, media_type: str, business_key: str | None = None) -> dict[str, str]:
     """The headers that authenticate this body to the relay, whatever the body holds."""
+    if is_business(path) and business_key:
+        return {"Authorization": f"Bearer {business_key}"}
     if path == "/webhooks/meta":
         return {"X-Hub-Signature-256": meta_signature(raw)}
     if path == "/webhooks/twilio":
@@ -131,9 +209,19 @@ def assert_no_error_of_ours(response: httpx.Response) -> None:
 # --- schemathesis: every operation of the document ----------------------------------------------------------------
 
 
-def route_to_a_channel(path: str, body: Any) -> None:
-    """Name a configured channel in a generated body, so that it gets past routing to the parsers and SQL."""
+def route_to_a_channel(path: str, body: Any, to: Business | None = None) -> None:
+    """Name a configured channel in a generated body, so that it gets past routing to the parsers and SQL
+    (and, for the business API, the person whose window is open and their message)."""
     if not isinstance(body, dict):
+        return
+    if to is not None and is_business(path):
+        body["channel_id"] = to.channel_id
+        if path == "/v1/messages":
+            body["to"] = PERSON
+        elif path == "/v1/messages/read":
+            body["message_id"] = to.inbound
+        elif path.startswith("/v1/people"):
+            body["phone"] = PERSON
         return
     if path == "/webhooks/meta":
         entry = body.get("entry")
@@ -158,7 +246,17 @@ def _operations(base: str) -> list[Any]:
     return [result.ok() for result in schema.get_all_operations()]
 
 
-def _fuzz_operation(base: str, operation: Any, mode: GenerationMode) -> None:
+def _route_parameters(case: Any, to: Business) -> None:
+    """The business API's path and query parameters: the seeded message, the Meta channel and the person."""
+    if case.operation.path == "/v1/messages/{message_id}":
+        case.path_parameters = {**(case.path_parameters or {}), "message_id": to.message_id}
+    elif case.operation.path == "/v1/people/preferences" and case.operation.method.upper() == "GET":
+        case.query = {**(case.query or {}), "channel_id": to.channel_id, "phone": PERSON}
+
+
+def _fuzz_operation(
+    base: str, operation: Any, mode: GenerationMode, db: psycopg.Connection, to: Business | None
+) -> None:
     name = f"{operation.method.upper()} {operation.path} {mode.value}"
     CALLS[name] = 0
     STATUSES[name] = set()
@@ -175,11 +273,14 @@ def _fuzz_operation(base: str, operation: Any, mode: GenerationMode) -> None:
         CALLS[name] += 1
         if routed and mode is GenerationMode.POSITIVE:
             # Not a negative case: what it negates must stay as generated for negative_data_rejection.
-            route_to_a_channel(operation.path, case.body)
+            route_to_a_channel(operation.path, case.body, to)
+            if to is not None:
+                _route_parameters(case, to)
         media_type = case.media_type or "application/json"
         raw = None if isinstance(case.body, NotSet) else _encode(case.body, media_type)
         headers = {k: v for k, v in (case.headers or {}).items() if k.lower() != "content-type"}
-        headers.update(signed_headers(operation.path, raw or b"", media_type))
+        headers.update(signed_headers(operation.path, raw or b"", media_type, to.key if to else None))
+        queued_before = outbound(db)
         if raw is not None:
             headers["Content-Type"] = media_type
         response = httpx.request(
@@ -192,6 +293,8 @@ def _fuzz_operation(base: str, operation: Any, mode: GenerationMode) -> None:
         )
         STATUSES[name].add(response.status_code)
         assert_no_error_of_ours(response)
+        if is_business(operation.path):
+            assert_business_answer(db, operation.path, response, queued_before)
         case.validate_response(response, checks=checks)
 
     try:
@@ -231,9 +334,10 @@ OPERATIONS = [
 
 @pytest.mark.parametrize(("method", "path"), OPERATIONS)
 def test_every_operation_of_the_document_holds_under_schemathesis(
-    relay: Callable[..., str], method: str, path: str
+    relay: Callable[..., str], db: psycopg.Connection, method: str, path: str
 ) -> None:
     base = relay()
+    to = business(db) if is_business(path) else None
     operations = {(op.method.upper(), op.path): op for op in _operations(base)}
     assert set(operations) == set(OPERATIONS)
     operation = operations[(method, path)]
@@ -241,7 +345,7 @@ def test_every_operation_of_the_document_holds_under_schemathesis(
     # Negative data needs something to negate: /health and /ready take no input at all.
     has_input = "requestBody" in raw or bool(raw.get("parameters"))
     for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE) if has_input else (GenerationMode.POSITIVE,):
-        _fuzz_operation(base, operation, mode)
+        _fuzz_operation(base, operation, mode, db, to)
     print("".join(f"\nfuzz {name}: {n} requests, statuses {sorted(STATUSES[name])}" for name, n in CALLS.items()))
     CALLS.clear()
 
@@ -402,3 +506,125 @@ def test_hostile_otp_requests_are_refused_cleanly(relay: Callable[..., str], pat
 
     run()
     print(f"\nfuzz POST {path} hostile: {calls} requests")
+
+
+# --- hand-written: the business API with a valid key ----------------------------------------------------------------
+
+# Idempotency-Key values an HTTP client can send (no line breaks; httpx sends ASCII headers): valid ones mostly.
+HEADER_KEYS = mostly(
+    visible_ascii() | st.just("seed-1"),
+    st.sampled_from(["", "a b", "x" * 255, "x" * 256]) | st.none(),
+)
+
+
+def _send_bodies(to: Business) -> st.SearchStrategy[Any]:
+    content = business_contents([TEMPLATE], [to.inbound])
+    channel = mostly(st.just(to.channel_id), st.integers(-(2**70), 2**70) | json_values(1))
+    person = mostly(st.just(PERSON), phones() | json_values(1))
+    request = st.builds(lambda c, ch, p: {"channel_id": ch, "to": p, **c}, content, channel, person)
+    return mostly(request, any_json())
+
+
+def _authorized(to: Business, idempotency_key: str | None = None) -> dict[str, str]:
+    headers = {"Content-Type": JSON, "Authorization": f"Bearer {to.key}"}
+    return headers | ({"Idempotency-Key": idempotency_key} if idempotency_key is not None else {})
+
+
+def test_sends_with_a_valid_key_are_queued_once_or_refused_cleanly(
+    relay: Callable[..., str], db: psycopg.Connection
+) -> None:
+    base = relay()
+    to = business(db)
+    seen: dict[tuple[int, str | None], int] = {}
+    seeded = {"channel_id": to.channel_id, "to": PERSON, "type": "text", "text": {"body": "seeded"}}
+    template = {"name": TEMPLATE, "language": {"code": "en_GB"},
+                "components": [{"type": "body", "parameters": [{"type": "text", "text": "Ana"}] * 2}]}  # fmt: skip
+
+    @budget(ci=40, long=700)
+    @given(body=_send_bodies(to), key=HEADER_KEYS)
+    @example(body=seeded, key="seed-1")  # the seeded send again: a retry
+    @example(body={**seeded, "text": {"body": "other"}}, key="seed-1")  # WH069
+    @example(body={"channel_id": to.channel_id, "to": "+447700900777", "type": "template", "template": template},
+             key="t-1")  # fmt: skip
+    def run(body: Any, key: str | None) -> None:
+        raw = _json_text(body)
+        queued_before = outbound(db)
+        response = httpx.post(f"{base}/v1/messages", content=raw, headers=_authorized(to, key), timeout=TIMEOUT)
+        assert_no_error_of_ours(response)
+        code = response.json().get("code") if response.status_code >= 400 else None
+        seen[(response.status_code, code)] = seen.get((response.status_code, code), 0) + 1
+        assert_business_answer(db, "/v1/messages", response, queued_before)
+        if response.status_code == 202:
+            again = httpx.post(f"{base}/v1/messages", content=raw, headers=_authorized(to, key), timeout=TIMEOUT)
+            assert again.status_code == 202, again.text
+            assert again.json() == {**response.json(), "duplicate": True}
+            assert again.headers.get("idempotent-replayed") == "true"
+            assert outbound(db) - queued_before == queued_by("/v1/messages", response), "a retry queued again"
+
+    run()
+    print(f"\nfuzz POST /v1/messages with a valid key: (status, code) {sorted(seen.items(), key=str)}")
+
+
+def _business_cases(to: Business) -> st.SearchStrategy[tuple[str, str, dict[str, Any] | None, Any]]:
+    """(method, path, query, body) of the business API's other operations, shaped to reach SQL mostly; the path
+    of GET /v1/messages/{message_id} is the one with an id in it."""
+    content = business_contents([TEMPLATE], [to.inbound])
+    channel = mostly(st.just(to.channel_id), st.integers(-(2**70), 2**70) | json_values(1))
+    person = mostly(st.just(PERSON), phones() | json_values(1))
+    element = st.builds(lambda c, p, k: {**c, "to": p, "idempotency_key": k}, content, person, HEADER_KEYS)
+
+    def body(**fields: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+        return mostly(st.fixed_dictionaries({"channel_id": channel, **fields}), any_json())
+
+    def people(**fields: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+        return body(phone=person, **fields)
+
+    def post(path: str, bodies: st.SearchStrategy[Any], method: str = "POST") -> st.SearchStrategy[tuple]:
+        return st.tuples(st.just(method), st.just(path), st.none(), bodies)
+
+    message_id = mostly(st.just(to.message_id), st.integers(-(2**70), 2**70) | words(20))
+    query = st.fixed_dictionaries(
+        {"channel_id": mostly(st.just(to.channel_id), st.integers(-(2**70), 2**70)), "phone": person.map(str)}
+    )
+    preferences = st.dictionaries(
+        st.sampled_from(["language", "timezone", "auto_claim", "notifications_enabled"]) | words(12), json_values(2)
+    )
+    return st.one_of(
+        post("/v1/messages/batch", body(messages=st.lists(element | json_values(2), max_size=5) | json_values(2))),
+        post("/v1/messages/read", body(message_id=mostly(st.just(to.inbound), words(300)), typing=st.booleans())),
+        message_id.map(lambda i: ("GET", f"/v1/messages/{quote(str(i), safe='')}", None, None)),
+        post("/v1/people/consent", people(opt_in=st.booleans() | json_values(1), source=words(70))),
+        query.map(lambda q: ("GET", "/v1/people/preferences", q, None)),
+        post("/v1/people/preferences", people(preferences=preferences | json_values(2)), "PATCH"),
+        post("/v1/people/block", people(reason=words(450))),
+        post("/v1/people/unblock", people()),
+        post("/v1/people/export", people()),
+        # Once erased, the person is unknown to the key's brand (WH071) for the cases after it.
+        post("/v1/people/erase", people()),
+    )
+
+
+def test_the_business_api_with_a_valid_key_answers_what_it_did(
+    relay: Callable[..., str], db: psycopg.Connection
+) -> None:
+    base = relay()
+    to = business(db)
+    seen: dict[str, set[tuple[int, str | None]]] = {}
+    viewed = "/v1/messages/{message_id}"
+
+    @budget(ci=60, long=1000)
+    @given(case=_business_cases(to))
+    def run(case: tuple[str, str, dict[str, Any] | None, Any]) -> None:
+        method, path, query, body = case
+        raw = None if body is None else _json_text(body)
+        queued_before = outbound(db)
+        response = httpx.request(method, f"{base}{path}", params=query, content=raw, headers=_authorized(to),
+                                 timeout=TIMEOUT)  # fmt: skip
+        assert_no_error_of_ours(response)
+        code = response.json().get("code") if response.status_code >= 400 else None
+        operation = f"{method} {viewed if method == 'GET' and path.startswith('/v1/messages/') else path}"
+        seen.setdefault(operation, set()).add((response.status_code, code))
+        assert_business_answer(db, path, response, queued_before)
+
+    run()
+    print("".join(f"\nfuzz {name} with a valid key: (status, code) {sorted(s, key=str)}" for name, s in seen.items()))
