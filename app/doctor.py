@@ -124,6 +124,7 @@ def run_checks(conn: psycopg.Connection, settings: Settings, max_queue_age: floa
         ("pacing", lambda: _pacing(conn, max_queue_age)),
         ("meta templates", lambda: _meta_templates(conn)),
         ("templates", lambda: _templates(conn)),
+        ("campaigns", lambda: _campaigns(conn)),
         ("slow clients", lambda: _slow_clients(settings)),
     ]
     for name, step in steps:
@@ -348,7 +349,8 @@ SERVICE_FUNCTIONS = {
         "worker_claim(integer,integer,bigint[])", "worker_dead_letter(bigint,text,jsonb)",
         "worker_release(bigint,double precision)", "worker_retry(bigint,double precision,jsonb)",
         "worker_sent(bigint,text)", "worker_sent_batch(bigint[],text[])", "worker_pacing()",
-        "worker_failed(bigint,text,text,jsonb,double precision)", "worker_campaigns(integer)"),
+        "worker_failed(bigint,text,text,jsonb,double precision)", "worker_campaigns(integer)",
+        "worker_campaign_metrics()"),
 }  # fmt: skip
 # What a login holds, asked on its own connection: membership and the schema first (naming a function
 # of a schema the login may not use is itself refused), then each function that exists.
@@ -694,6 +696,33 @@ def _templates(conn: psycopg.Connection) -> Iterator[Check]:
             )
         elif r["templates"] and r["age_days"] > STALE_TEMPLATES_DAYS:
             yield Check(name, "warn", f"{found}, none updated for {r['age_days']:.0f} days", fix)
+        else:
+            yield Check(name, "ok", found)
+
+
+CAMPAIGNS = """SELECT c.id, c.name, c.channel_id, c.state, c.state_reason, q.event AS quality,
+       (SELECT count(*) FROM whatsapp_handler.campaign_recipients r WHERE r.campaign_id = c.id AND r.state = 'pending')
+           AS pending
+FROM whatsapp_handler.campaigns c LEFT JOIN whatsapp_handler.channel_quality q ON q.channel_id = c.channel_id
+WHERE c.state IN ('scheduled', 'running', 'paused', 'budget_exhausted') ORDER BY c.id"""
+
+
+def _campaigns(conn: psycopg.Connection) -> Iterator[Check]:
+    """Each live campaign (docs/campaigns.md): one that paused itself waits for a person; one that runs on a
+    number Meta flagged is sending into trouble."""
+    rows = conn.execute(CAMPAIGNS).fetchall()
+    if not rows:
+        yield Check("campaigns", "ok", "none scheduled, running or paused")
+    for r in rows:
+        name = f"campaign {r['id']}"
+        found = f"{r['name']!r} on channel {r['channel_id']}: {r['state']}, {r['pending']} recipients pending"
+        if r["state"] == "paused" and r["state_reason"] != "operator":
+            yield Check(name, "warn", f"{found}, paused by itself ({r['state_reason']})",
+                        "fix the cause (docs/runbook.md#campaign-paused), then `whatsapp-handler campaign resume "
+                        f"{r['id']}`")  # fmt: skip
+        elif r["state"] == "running" and r["quality"] in ("FLAGGED", "DOWNGRADE"):
+            yield Check(name, "warn", f"{found}, on a number Meta marked {r['quality']}",
+                        f"`whatsapp-handler campaign pause {r['id']}` until the number's quality recovers")  # fmt: skip
         else:
             yield Check(name, "ok", found)
 

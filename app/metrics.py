@@ -161,6 +161,41 @@ class PacingCollector:
         return [up, held, throttled, backlog]
 
 
+class CampaignCollector:
+    """The campaigns (worker_campaign_metrics) as of the last read: each live campaign's state, and
+    its recipients by state and reason. The same in every worker process: alerts take the max."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[int, int, str, str, str, str, int]] | None = None
+
+    def describe(self) -> list:
+        return []
+
+    def collect(self) -> list:
+        from prometheus_client.core import GaugeMetricFamily
+
+        up = GaugeMetricFamily("whatsapp_campaign_metrics_up", "Whether the campaigns could be read")
+        up.add_metric([], 0 if self.rows is None else 1)
+        state = GaugeMetricFamily(
+            "whatsapp_campaign_state",
+            "1 for each live campaign's state and its reason (paused by itself: template_*, quality_*, "
+            "channel_inactive, provider_refuses; by an operator: operator)",
+            labels=["campaign", "channel", "state", "reason"],
+        )
+        recipients = GaugeMetricFamily(
+            "whatsapp_campaign_recipients",
+            "A campaign's recipients by state (pending, queued, sent, delivered, read, failed, skipped) and reason",
+            labels=["campaign", "channel", "state", "reason"],
+        )
+        seen: set[int] = set()
+        for campaign, channel, c_state, c_reason, r_state, r_reason, n in self.rows or ():
+            if campaign not in seen:
+                seen.add(campaign)
+                state.add_metric([str(campaign), str(channel), c_state, c_reason], 1)
+            recipients.add_metric([str(campaign), str(channel), r_state, r_reason], n)
+        return [up, state, recipients]
+
+
 class WorkerMetrics:
     """The delivery worker's counters, in a registry of its own as the relay's are, served on
     `worker_metrics_port` with the worker process's own CPU and memory."""
@@ -181,6 +216,19 @@ class WorkerMetrics:
         # The database's pacing counters (worker_pacing), as the delivery loop last read them.
         self.pacing = PacingCollector()
         self.registry.register(self.pacing)
+        # The campaigns (worker_campaign_metrics), and this process's share of their dispatch.
+        self.campaigns = CampaignCollector()
+        self.registry.register(self.campaigns)
+        self.campaign_dispatched = Counter(
+            "whatsapp_campaign_dispatched",
+            "Campaign recipients this worker process settled into the queue (queued) or out of it (skipped)",
+            registry=self.registry,
+        )
+        self.campaign_dispatch_failures = Counter(
+            "whatsapp_campaign_dispatch_failures",
+            "worker_campaigns calls that failed (the database away, a rights problem, a fault)",
+            registry=self.registry,
+        )
         self.outcomes = Counter(
             "whatsapp_outbound_messages",
             "Outbound messages settled by the worker",

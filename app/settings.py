@@ -165,6 +165,9 @@ class Settings(BaseSettings):
     # longer than provider_timeout, so that a slow answer is not taken for a dead worker.
     worker_visibility_timeout: int = Field(default=60, ge=2, le=3600)
     worker_poll_interval: float = Field(default=0.5, gt=0, le=60)
+    # How often the worker moves campaign recipients into the queue when the last call had no
+    # more to move (worker_campaigns; each message waits for its turn, so a second is plenty).
+    campaign_dispatch_interval: float = Field(default=1.0, gt=0, le=60)
     worker_max_attempts: int = Field(default=8, ge=1, le=100)
     # Exponential backoff between attempts (seconds): base * 2^(attempt-1), capped, with jitter.
     worker_backoff_base: float = Field(default=1.0, gt=0, le=3600)

@@ -60,6 +60,10 @@ LABELS = {"rejected": "dead_letter", "provider_down": "dead_letter"}
 # How often the pacing counters are read for /metrics (every worker process reads the same rows).
 PACING_EVERY = 5.0
 CHANNELS = "SELECT id, provider::text, provider_ref FROM whatsapp_handler.worker_channels()"
+CAMPAIGNS = "SELECT whatsapp_handler.worker_campaigns(%s)"
+CAMPAIGN_METRICS = "SELECT * FROM whatsapp_handler.worker_campaign_metrics()"
+# Recipients per worker_campaigns call: each is a subtransaction, and SQL takes at most 60.
+CAMPAIGN_SLICE = 50
 # Claims the server refuses the worker's login are tried again after a pause doubling up to this: a login
 # out of its group stays so until someone grants it, and each try is a round trip and a WARNING.
 REFUSED_PAUSE_MAX = 15.0
@@ -117,22 +121,44 @@ class Worker:
                     extra={"sqlstate": exc.sqlstate, "login": self._login})  # fmt: skip
 
     async def _watch_pacing(self) -> None:
+        campaigns = self._metrics.campaigns
+        while not self.stopping.is_set():
+            for collector, query in ((self.pacing, PACING), (campaigns, CAMPAIGN_METRICS)):
+                try:
+                    async with self._pool.connection() as conn:
+                        collector.rows = await (await conn.execute(query)).fetchall()
+                except psycopg.Error as exc:
+                    # The plan behind this build, or the database away: the gauge says so (up 0).
+                    log.debug("reading %s failed: %s", query, exc)
+                    collector.rows = None
+            await self._pause(PACING_EVERY)
+
+    async def _dispatch_campaigns(self) -> None:
+        """Campaign recipients into the queue (worker_campaigns, at each campaign's pace): again at once
+        while a call fills its slice, else after campaign_dispatch_interval. Every worker process does
+        it; SQL lets one call at a time work on a campaign."""
         while not self.stopping.is_set():
             try:
                 async with self._pool.connection() as conn:
-                    self.pacing.rows = await (await conn.execute(PACING)).fetchall()
+                    done = (await (await conn.execute(CAMPAIGNS, (CAMPAIGN_SLICE,))).fetchone())[0]
+                self._metrics.campaign_dispatched.inc(done)
+                if done >= CAMPAIGN_SLICE:
+                    continue
             except psycopg.Error as exc:
-                # The plan behind this build, or the database away: the gauge says so (up 0).
-                log.debug("reading the pacing counters failed: %s", exc)
-                self.pacing.rows = None
-            await self._pause(PACING_EVERY)
+                self._metrics.campaign_dispatch_failures.inc()
+                if exc.sqlstate in RIGHTS_SQLSTATES:
+                    self._refused(exc, "campaign dispatch refused")
+                else:
+                    log.warning("campaign dispatch failed, retrying: %s", exc)
+            await self._pause(self._settings.campaign_dispatch_interval)
 
     async def run(self) -> None:
-        watch = asyncio.create_task(self._watch_pacing())
+        helpers = [asyncio.create_task(self._watch_pacing()), asyncio.create_task(self._dispatch_campaigns())]
         try:
             await self._run()
         finally:
-            watch.cancel()
+            for task in helpers:
+                task.cancel()
 
     async def _run(self) -> None:
         s = self._settings

@@ -7,15 +7,20 @@ from __future__ import annotations
 import itertools
 import threading
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
 from kit import payloads as p
+from kit.provider_double import ProviderDouble
+from kit.services import free_port
 from tests.helpers import outbound_messages, outbox_events, raises_sqlstate
+from tests.test_worker import Workers, wait_for
 
 
 @dataclass
@@ -290,3 +295,98 @@ def test_only_the_worker_dispatches_and_nobody_reads_the_tables(shop: Shop, conn
                      "campaign_results(1)", "campaign_audience(1)"):  # fmt: skip
             with raises_sqlstate("42501"):
                 conn.execute(f"SELECT whatsapp_handler.{call}")
+
+
+# --- the real worker, Meta's quality webhook ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def double() -> Iterator[ProviderDouble]:
+    d = ProviderDouble().start()
+    yield d
+    d.stop()
+
+
+def test_the_worker_delivers_a_campaign_once_each_and_exports_its_funnel(
+    shop: Shop, double: ProviderDouble, cluster, db_name: str, tmp_path
+) -> None:
+    campaign = shop.create(per_second=20)
+    shop.upload(campaign, [*rows(*range(1, 41)), {"phone": phone(1), "variables": ["again", "IC 1"]}])
+    shop.control(campaign, "start")
+    workers = Workers(cluster, db_name, double, tmp_path)
+    port = free_port()
+    try:
+        workers.start(worker_metrics_port=port, campaign_dispatch_interval=0.1)
+        # Accepted by the provider; "sent" is the provider's status webhook's word, which the double does not post.
+        accepted = "SELECT count(*) AS n FROM whatsapp_handler.messages WHERE provider_message_id IS NOT NULL"
+        wait_for(lambda: shop.db.execute(accepted).fetchone()["n"] == 40, "every recipient's message accepted")
+        text = wait_for(lambda: _metrics(port, 'state="queued"} 40.0'), "the funnel in /metrics")
+    finally:
+        workers.stop_all()
+    delivered = Counter(r.body["to"] for r in double.deliveries())
+    assert len(delivered) == 40 and set(delivered.values()) == {1}
+    assert shop.results(campaign)["state"] == "completed"
+    labels = f'campaign="{campaign}",channel="{shop.channel}"'
+    assert f'whatsapp_campaign_recipients{{{labels},reason="",state="queued"}} 40.0' in text
+    assert f'whatsapp_campaign_recipients{{{labels},reason="duplicate",state="skipped"}} 1.0' in text
+    assert "whatsapp_campaign_dispatched_total 40.0" in text  # the duplicate was skipped at upload
+
+
+def _metrics(port: int, needle: str) -> str | None:
+    try:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=1).text
+    except httpx.TransportError:
+        return None
+    return text if needle in text else None
+
+
+def quality_update(event: str, number: str = "15550001111") -> dict:
+    value = {"display_phone_number": number, "event": event, "current_limit": "TIER_1K"}
+    return p.meta_account_body("phone_number_quality_update", value)
+
+
+def test_a_flagged_number_pauses_its_campaigns_by_themselves(shop: Shop) -> None:
+    running, draft = shop.create(), shop.create()
+    shop.upload(running, rows(1, 2))
+    shop.control(running, "start")
+    db = shop.db
+    result = db.execute("SELECT whatsapp_handler.ingest_meta(%s, NULL) AS r", (Jsonb(quality_update("FLAGGED")),))
+    assert result.fetchone()["r"]["quality_updates"] == 1
+    assert (shop.results(running)["state"], shop.results(running)["reason"]) == ("paused", "quality_flagged")
+    assert shop.results(draft)["state"] == "draft"
+    quality = db.execute("SELECT event, current_limit FROM whatsapp_handler.channel_quality").fetchall()
+    assert quality == [{"event": "FLAGGED", "current_limit": "TIER_1K"}]
+    [changed] = [e for e in outbox_events(db) if e["type"] == "channel.quality_changed"]
+    assert changed["payload"]["event"] == "FLAGGED"
+    assert shop.dispatch() == 0
+    # Unflagged, the campaign stays paused until an operator resumes it.
+    db.execute("SELECT whatsapp_handler.ingest_meta(%s, NULL)", (Jsonb(quality_update("UNFLAGGED")),))
+    assert shop.results(running)["state"] == "paused"
+    shop.control(running, "resume")
+    assert shop.dispatch() == 2
+
+
+def test_a_quality_update_of_another_number_moves_nothing(shop: Shop) -> None:
+    campaign = shop.create()
+    shop.upload(campaign, rows(1))
+    shop.control(campaign, "start")
+    result = shop.db.execute("SELECT whatsapp_handler.ingest_meta(%s, NULL) AS r",
+                             (Jsonb(quality_update("FLAGGED", number="15559999999")),)).fetchone()["r"]  # fmt: skip
+    assert result["outcome"] == "stored" and shop.results(campaign)["state"] == "running"
+
+
+def test_doctor_names_a_campaign_that_paused_itself(shop: Shop, db_url: str, tmp_path) -> None:
+    from tests.test_cli import run_cli
+    from tests.test_doctor import lines
+
+    assert lines(run_cli("doctor", url=db_url, cwd=tmp_path))["campaigns"][0].startswith("ok")
+    campaign = shop.create()
+    shop.upload(campaign, rows(1, 2))
+    shop.control(campaign, "start")
+    (line,) = lines(run_cli("doctor", url=db_url, cwd=tmp_path))[f"campaign {campaign}"]
+    assert line.startswith("ok") and "running, 2 recipients pending" in line
+    shop.template(status="disabled")
+    shop.dispatch()
+    (line,) = lines(run_cli("doctor", url=db_url, cwd=tmp_path))[f"campaign {campaign}"]
+    assert line.startswith("warn") and "paused by itself (template_disabled)" in line
+    assert line.endswith(f"then `whatsapp-handler campaign resume {campaign}`")

@@ -48,7 +48,8 @@ ALLOWED: dict[str, set[tuple[str, str, str]]] = {
             "worker_dead_letter(bigint,text,jsonb)", "worker_release(bigint,double precision)",
             "worker_retry(bigint,double precision,jsonb)", "worker_sent(bigint,text)",
             "worker_sent_batch(bigint[],text[])", "worker_pacing()",
-            "worker_failed(bigint,text,text,jsonb,double precision)", "worker_campaigns(integer)")),
+            "worker_failed(bigint,text,text,jsonb,double precision)", "worker_campaigns(integer)",
+            "worker_campaign_metrics()")),
     },
     "analyst": {
         ("schema", "analytics", "USAGE"),
