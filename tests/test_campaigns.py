@@ -390,3 +390,31 @@ def test_doctor_names_a_campaign_that_paused_itself(shop: Shop, db_url: str, tmp
     (line,) = lines(run_cli("doctor", url=db_url, cwd=tmp_path))[f"campaign {campaign}"]
     assert line.startswith("warn") and "paused by itself (template_disabled)" in line
     assert line.endswith(f"then `whatsapp-handler campaign resume {campaign}`")
+
+
+def test_analysts_see_the_funnel_of_their_channels_campaigns_only(shop: Shop, cluster, db_name: str) -> None:
+    from tests.conftest import LOGIN_PASSWORD
+
+    db = shop.db
+    other = db.execute("SELECT whatsapp_handler.add_channel('meta', '998877665544', '+15550005555', 'Other', "
+                       "'other') AS id").fetchone()["id"]  # fmt: skip
+    campaign = shop.create()
+    shop.upload(campaign, [*rows(1, 2, 3), {"phone": phone(1), "variables": ["x", "y"]}])
+    shop.control(campaign, "start")
+    shop.dispatch()
+    seen = {}
+    for name, channel in (("mine", shop.channel), ("theirs", other)):
+        # Roles are the cluster's, not the test database's: a name of this test's own, dropped after.
+        login = f"wh_campaign_analyst_{name}_{db_name}"
+        db.execute(f"CREATE ROLE {login} LOGIN PASSWORD '{LOGIN_PASSWORD}'")
+        try:
+            db.execute("SELECT whatsapp_handler.add_analyst(%s, %s)", (login, [channel]))
+            with psycopg.connect(cluster.url(db_name, user=login, password=LOGIN_PASSWORD)) as conn:
+                seen[name] = conn.execute("SELECT campaign_id, recipients, queued, skipped, skipped_by_reason "
+                                          "FROM analytics.campaigns").fetchall()  # fmt: skip
+                with raises_sqlstate("42501"):
+                    conn.execute("SELECT phone FROM whatsapp_handler.campaign_recipients")
+        finally:
+            db.execute(f"DROP OWNED BY {login}")
+            db.execute(f"DROP ROLE {login}")
+    assert seen == {"mine": [(campaign, 4, 3, 1, {"duplicate": 1})], "theirs": []}

@@ -18,9 +18,9 @@ from tests.helpers import raises_sqlstate
 SCHEMAS = ("whatsapp_handler", "analytics", "pgmq", "cron", "public")
 OWNER = "whatsapp_handler_owner"
 WH = "whatsapp_handler"
-ANALYTICS_VIEWS = ("active_users", "channels", "dead_letters", "delivery_costs_daily", "delivery_latency_daily",
-                   "funnel_daily", "messages_daily", "onboarded_daily", "otp_daily", "refresh_status",
-                   "users")  # fmt: skip
+ANALYTICS_VIEWS = ("active_users", "campaigns", "channels", "dead_letters", "delivery_costs_daily",
+                   "delivery_latency_daily", "funnel_daily", "messages_daily", "onboarded_daily", "otp_daily",
+                   "refresh_status", "users")  # fmt: skip
 
 # What each group role holds beyond what PUBLIC holds: (kind, object, privilege). From docs/security.md
 # and the GRANTs of deploy/: the relay, the worker and the consumer call functions only; the analyst
