@@ -343,6 +343,9 @@ SERVICE_FUNCTIONS = {
         "people_block(bytea,jsonb,text)", "people_consent(bytea,jsonb,text)",
         "people_erase(bytea,jsonb,text)", "people_export(bytea,jsonb,text)", "people_preferences(bytea,jsonb,text)",
         "people_set_preferences(bytea,jsonb,text)", "people_unblock(bytea,jsonb,text)",
+        "api_campaign_audience(bytea,bigint,jsonb,text)", "api_campaign_control(bytea,bigint,text,text)",
+        "api_campaign_create(bytea,jsonb,text)", "api_campaign_recipients(bytea,bigint,text,integer,integer)",
+        "api_campaign_results(bytea,bigint)", "api_campaign_upload(bytea,bigint,jsonb,boolean,text)",
         "send_message(bytea,jsonb,text,text)", "send_messages(bytea,bigint,jsonb,text)"),
     "whatsapp_handler_worker": (
         "queue_metrics()", "readiness(text,timestamp with time zone)", "worker_channels()",

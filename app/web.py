@@ -15,7 +15,7 @@ from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import __version__, health, logs, messages, metrics, otp, people, providers
+from app import __version__, campaigns, health, logs, messages, metrics, otp, people, providers
 from app.batching import Batcher
 from app.channels import Channels
 from app.context import request_context
@@ -132,6 +132,7 @@ def create_app() -> Litestar:
             otp.router(otp_api_keys),
             messages.router(),
             people.router(),
+            campaigns.router(),
             metrics.metrics,
         ],
         dependencies=dependencies,

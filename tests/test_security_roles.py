@@ -33,11 +33,14 @@ ALLOWED: dict[str, set[tuple[str, str, str]]] = {
             "ingest_meta(jsonb,text)", "ingest_raw(text,bytea,text,text,text)", "ingest_twilio(jsonb,text)",
             "queue_metrics()", "readiness(text,timestamp with time zone)",
             "request_otp(text,bigint,text,text)", "verify_otp(text,text,text)",
-            # The business API (sending/send, people/api).
+            # The business API (sending/send, people/api, campaigns/api).
             "mark_read(bytea,bigint,text,boolean,text)", "message_view(bytea,bigint)",
             "people_block(bytea,jsonb,text)", "people_consent(bytea,jsonb,text)",
             "people_erase(bytea,jsonb,text)", "people_export(bytea,jsonb,text)", "people_preferences(bytea,jsonb,text)",
             "people_set_preferences(bytea,jsonb,text)", "people_unblock(bytea,jsonb,text)",
+            "api_campaign_audience(bytea,bigint,jsonb,text)", "api_campaign_control(bytea,bigint,text,text)",
+            "api_campaign_create(bytea,jsonb,text)", "api_campaign_recipients(bytea,bigint,text,integer,integer)",
+            "api_campaign_results(bytea,bigint)", "api_campaign_upload(bytea,bigint,jsonb,boolean,text)",
             "send_message(bytea,jsonb,text,text)", "send_messages(bytea,bigint,jsonb,text)")),
     },
     "worker": {
