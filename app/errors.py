@@ -73,7 +73,7 @@ ERRORS: tuple[ErrorCode, ...] = (
         "WH004",
         "user is blocked (the OTP API never says so: a blocked phone gets the answers any phone gets, and no code)",
         403,
-        "accept_terms, set_user_preferences",
+        "accept_terms, set_user_preferences, send_message, send_messages, mark_read (_check_not_blocked)",
     ),
     ErrorCode(
         "WH005",

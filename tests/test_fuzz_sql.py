@@ -937,6 +937,5 @@ def _nothing_to_the_blocked(o: Outcome) -> None:
 READ_BLOCKED = [lambda w: (w.business.keys["sender"], w.channels[0], "wamid.seedD", True, None)]
 
 
-@pytest.mark.xfail(strict=True, reason="mark_read queues a read receipt to a blocked person (send_message: WH004)")
 def test_a_blocked_person_gets_no_read_receipt(fuzz_db: psycopg.Connection, world: World) -> None:
     fuzz(fuzz_db, world, Target("mark_read", "relay", _read_args, _nothing_to_the_blocked, READ_BLOCKED, ci=5))

@@ -407,8 +407,14 @@ def test_what_a_provider_cannot_carry_is_refused_before_queueing(world: World, p
 def test_a_blocked_recipient_gets_nothing(world: World) -> None:
     world.inbound()
     world.db.execute("SELECT whatsapp_handler.block_user(%s, 'abuse')", (world.user_id(),))
+    before = len(outbound_messages(world.db))
     with raises_sqlstate("WH004"):
         world.send(TEXT)
+    # Not even blue ticks (the fuzz found a read receipt queued to a blocked person).
+    with raises_sqlstate("WH004"):
+        world.db.execute("SELECT whatsapp_handler.mark_read(%s, %s, 'wamid.IN1', true)",
+                         (digest(world.key), world.meta))  # fmt: skip
+    assert len(outbound_messages(world.db)) == before
 
 
 # --- batches and reading back ------------------------------------------------------------------------------------

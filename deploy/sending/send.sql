@@ -24,6 +24,23 @@ INSERT INTO whatsapp_handler.settings (key, value, description) VALUES
     ('retention.send_requests', '"7 days"',
      'How long the send API remembers an idempotency key (send_requests): a retry within it gets its message back, the same key after it is a new message (at least 1 hour; null keeps them).');
 
+-- A blocked person gets nothing from the business: no message, no read receipt.
+CREATE FUNCTION whatsapp_handler._check_not_blocked(p_blocked_at timestamptz)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, whatsapp_handler, pg_temp
+AS $$
+BEGIN
+    IF p_blocked_at IS NOT NULL THEN
+        RAISE EXCEPTION 'the recipient is blocked' USING ERRCODE = 'WH004',
+            HINT = 'A blocked person gets nothing until unblocked (unblock_user).';
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION whatsapp_handler._check_not_blocked(timestamptz) FROM PUBLIC;
+COMMENT ON FUNCTION whatsapp_handler._check_not_blocked(timestamptz) IS
+    'Internal: raises WH004 when the person is blocked (p_blocked_at, users.blocked_at, is set): the business sends them nothing, read receipts included. Raises WH004.';
+
 -- The one path of a business message onto the queue, after its shape and recipient were
 -- checked: every rule of who may receive what, the message recorded, queued and announced.
 -- The send API (_send_one) and campaigns (campaigns/dispatch) both come through here.
@@ -44,10 +61,7 @@ BEGIN
     -- Two statements: a query does not see the rows a function it calls inserts.
     SELECT r.user_id INTO v_user.id FROM register_user(p_phone, p_channel.id) r;
     SELECT * INTO STRICT v_user FROM users WHERE id = v_user.id;
-    IF v_user.blocked_at IS NOT NULL THEN
-        RAISE EXCEPTION 'the recipient is blocked' USING ERRCODE = 'WH004',
-            HINT = 'A blocked person gets nothing until unblocked (unblock_user).';
-    END IF;
+    PERFORM _check_not_blocked(v_user.blocked_at);
     IF v_type = 'template' THEN
         v_template := _template_for_send(p_channel.id, p_content -> 'template');
     END IF;
