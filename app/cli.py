@@ -14,7 +14,20 @@ import psycopg
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
-from app import api_keys, channels, database, dlq, doctor, logs, sandbox, smoke, sqitch, supervise, templates
+from app import (
+    api_keys,
+    campaign_cli,
+    channels,
+    database,
+    dlq,
+    doctor,
+    logs,
+    sandbox,
+    smoke,
+    sqitch,
+    supervise,
+    templates,
+)
 from app.cluster import ClusterError
 from app.settings import Settings, get_settings
 
@@ -90,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_parser(commands)
     api_keys.add_parser(commands)
     templates.add_parser(commands)
+    campaign_cli.add_parser(commands)
     return parser
 
 
@@ -264,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
             return api_keys.command(database.resolve_conninfo(settings), args)
         if args.command == "templates":
             return templates.command(settings, database.resolve_conninfo(settings), args)
+        if args.command == "campaign":
+            return campaign_cli.command(database.resolve_conninfo(settings), args)
         return serve(settings)
     except (
         UsageError,
@@ -271,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         sandbox.SandboxError,
         api_keys.ApiKeyUsageError,
         templates.TemplatesUsageError,
+        campaign_cli.CampaignUsageError,
     ) as exc:
         sys.stderr.write(f"{PROG}: error: {exc}\n")
         return EXIT_USAGE

@@ -31,8 +31,20 @@ def _needs_subcommand(path: tuple[str, ...]) -> bool:
 
 def test_the_walk_finds_every_command() -> None:
     top = {path[0] for path in COMMANDS if path}
-    assert top == {"db", "cluster", "serve", "worker", "dlq", "doctor", "smoke", "sandbox", "api-key", "templates"}
-    assert ("dlq", "replay") in COMMANDS and ("db", "revert") in COMMANDS
+    assert top == {
+        "db",
+        "cluster",
+        "serve",
+        "worker",
+        "dlq",
+        "doctor",
+        "smoke",
+        "sandbox",
+        "api-key",
+        "templates",
+        "campaign",
+    }
+    assert ("dlq", "replay") in COMMANDS and ("db", "revert") in COMMANDS and ("campaign", "watch") in COMMANDS
 
 
 @pytest.mark.parametrize("path", COMMANDS, ids=lambda p: " ".join(p) or "whatsapp-handler")
