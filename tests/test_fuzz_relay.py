@@ -565,6 +565,15 @@ def test_sends_with_a_valid_key_are_queued_once_or_refused_cleanly(
     print(f"\nfuzz POST /v1/messages with a valid key: (status, code) {sorted(seen.items(), key=str)}")
 
 
+def _in_url(value: Any, quoted: bool = False) -> str:
+    """A value as a URL can carry it: at most 1,000 characters (httpx refuses a URL past 64 KiB), and for a path
+    percent-encoded from its bytes (a lone surrogate as the invalid UTF-8 it would be); httpx encodes a query."""
+    text = str(value)[:1000]
+    if quoted:
+        return quote(text.encode("utf-8", "surrogatepass"), safe="")
+    return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+
+
 def _business_cases(to: Business) -> st.SearchStrategy[tuple[str, str, dict[str, Any] | None, Any]]:
     """(method, path, query, body) of the business API's other operations, shaped to reach SQL mostly; the path
     of GET /v1/messages/{message_id} is the one with an id in it."""
@@ -584,7 +593,7 @@ def _business_cases(to: Business) -> st.SearchStrategy[tuple[str, str, dict[str,
 
     message_id = mostly(st.just(to.message_id), st.integers(-(2**70), 2**70) | words(20))
     query = st.fixed_dictionaries(
-        {"channel_id": mostly(st.just(to.channel_id), st.integers(-(2**70), 2**70)), "phone": person.map(str)}
+        {"channel_id": mostly(st.just(to.channel_id), st.integers(-(2**70), 2**70)), "phone": person.map(_in_url)}
     )
     preferences = st.dictionaries(
         st.sampled_from(["language", "timezone", "auto_claim", "notifications_enabled"]) | words(12), json_values(2)
@@ -592,7 +601,7 @@ def _business_cases(to: Business) -> st.SearchStrategy[tuple[str, str, dict[str,
     return st.one_of(
         post("/v1/messages/batch", body(messages=st.lists(element | json_values(2), max_size=5) | json_values(2))),
         post("/v1/messages/read", body(message_id=mostly(st.just(to.inbound), words(300)), typing=st.booleans())),
-        message_id.map(lambda i: ("GET", f"/v1/messages/{quote(str(i), safe='')}", None, None)),
+        message_id.map(lambda i: ("GET", f"/v1/messages/{_in_url(i, quoted=True)}", None, None)),
         post("/v1/people/consent", people(opt_in=st.booleans() | json_values(1), source=words(70))),
         query.map(lambda q: ("GET", "/v1/people/preferences", q, None)),
         post("/v1/people/preferences", people(preferences=preferences | json_values(2)), "PATCH"),
