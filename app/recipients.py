@@ -23,7 +23,8 @@ class RecipientsError(ValueError):
 def from_csv(text: str) -> list[dict[str, Any]]:
     """A header `phone[,name,...]`, then one recipient per line: the phone, then the template's body
     variables in order. Blank lines are skipped; a line with another number of fields is an error."""
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    # A spreadsheet's export may begin with a byte-order mark: it is not part of the header.
+    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""), strict=True)
     try:
         header = next(reader, None)
         if not header or header[0].strip().lower() != "phone":

@@ -244,10 +244,6 @@ def test_ctrl_c_stops_the_watch_not_the_campaign(db, db_url, cli, channel, tmp_p
     assert db.execute("SELECT state FROM whatsapp_handler.campaigns").fetchone()["state"] == "running"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="campaign_audience reads p.preferences, a column user_preferences does not have (42703): every call fails",
-)
 def test_audience_adds_the_people_the_channel_knows_who_match(db, cli, channel):
     campaign = create(cli, channel)
     # Two people write in (each has an open conversation on the channel); one prefers Portuguese.

@@ -18,6 +18,7 @@ def test_a_csv_becomes_rows_in_order() -> None:
         {"phone": "+447700900002", "variables": ["Bo, Jr.", "IC 2"]},
     ]
     assert recipients.read(text, "text/csv; charset=utf-8") == recipients.from_csv(text)
+    assert recipients.from_csv("\ufeff" + text) == recipients.from_csv(text)  # a spreadsheet's byte-order mark
 
 
 @pytest.mark.parametrize(

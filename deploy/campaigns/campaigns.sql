@@ -374,8 +374,9 @@ BEGIN
     WHERE u.erased_at IS NULL AND u.blocked_at IS NULL AND u.phone IS NOT NULL
       AND (p_filter -> 'active_within' IS NULL
            OR u.last_active_at >= now() - _campaign_interval(p_filter ->> 'active_within'))
-      AND (p_filter -> 'language' IS NULL OR p.preferences ->> 'language' = p_filter ->> 'language')
-      AND (p_filter -> 'preferences' IS NULL OR coalesce(p.preferences, '{}') @> (p_filter -> 'preferences'));
+      AND (p_filter -> 'language' IS NULL OR p.language = p_filter ->> 'language')
+      AND (p_filter -> 'preferences' IS NULL
+           OR coalesce(to_jsonb(p) - 'user_id' - 'updated_at', '{}') @> (p_filter -> 'preferences'));
     IF jsonb_array_length(v_rows) = 0 THEN
         RAISE EXCEPTION 'no one the channel knows matches the filter' USING ERRCODE = 'WH078',
             HINT = 'Widen the filter; the channel knows the people with an open conversation on it.';
