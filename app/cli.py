@@ -61,7 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
         f"(or .env); with no {URL_VAR} the service runs on an embedded PostgreSQL cluster.",
     )
     commands = parser.add_subparsers(
-        dest="command", required=True, metavar="{db,cluster,serve,worker,dlq,doctor,smoke,sandbox}"
+        dest="command",
+        required=True,
+        metavar="{db,cluster,serve,worker,dlq,doctor,smoke,sandbox,api-key,templates,campaign}",
     )
 
     db = commands.add_parser("db", help="deploy, revert, verify or inspect the sqitch plan")

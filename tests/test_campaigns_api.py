@@ -150,11 +150,6 @@ def test_a_json_upload_keeps_invalid_rows_as_skipped_when_asked(api: dict) -> No
     assert bom.status_code == 200 and bom.json()["first_position"] == 5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="campaign_audience (campaigns/campaigns) reads p.preferences, a column user_preferences does not have: "
-    "every filter that reaches its query fails with 42703 (a 500 here)",
-)
 def test_an_audience_is_the_people_the_channel_knows(api: dict) -> None:
     campaign = new_campaign(api)
     chosen = call(api, "POST", f"/v1/campaigns/{campaign}/audience",
