@@ -47,10 +47,17 @@ def from_csv(text: str) -> list[dict[str, Any]]:
 def from_json(text: str | bytes) -> list[dict[str, Any]]:
     """A JSON array of {"phone", "variables"} objects, or {"recipients": [...]}."""
     try:
-        data = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
+        data = json.loads(text, parse_constant=_no_constant)
+        # What PostgreSQL's jsonb refuses (a lone surrogate) is refused here, with the row's number and not
+        # in the server's log, whose error context would quote the list and its phones.
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except (ValueError, UnicodeError) as exc:
         raise RecipientsError(f"not JSON: {exc}") from None
     return from_rows(data.get("recipients") if isinstance(data, dict) else data)
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def from_rows(data: Any) -> list[dict[str, Any]]:

@@ -42,6 +42,8 @@ def test_a_malformed_csv_names_its_row(text: str, message: str) -> None:
         ('{"recipients": "x"}', "JSON array"),
         ("[", "not JSON"),
         ("[]", "no recipient"),
+        ('[{"phone": "+447700900001", "variables": [NaN]}]', "NaN is not a JSON value"),
+        ('[{"phone": "+447700900001", "variables": ["\\ud800"]}]', "not JSON"),
     ],
 )
 def test_a_malformed_json_list_names_its_row(text: str, message: str) -> None:
