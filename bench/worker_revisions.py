@@ -6,7 +6,7 @@ one connection. Reports messages/s per round and the ratio of the medians (this 
 the revision), with the time spent claiming and settling.
 
     .venv/bin/python bench/worker_revisions.py --before 46ddcf3 [--after REVISION] [--messages 10000]
-        [--rounds 4] [--functions]
+        [--rounds 4] [--functions] [--after-plan-cache-mode force_generic_plan]
 
 It isolates the database's share of bench/worker_bench.py, whose figure also holds the
 worker's Python and the provider double. A plan with pacing (delivery/pacing) has its channel
@@ -16,7 +16,9 @@ never meets it); a round starts with no pair bucket (kit.durable.empty_outbound)
 to people not written to in the last hour. A round fails unless every message was settled.
 --after compares with that revision's plan instead of this checkout's (which may hold others'
 unfinished changes); --functions turns track_functions on and prints, per side, each function's
-calls and mean total and self time per call over all rounds (the claim's and the settle's parts)."""
+calls and mean total and self time per call over all rounds (the claim's and the settle's parts).
+--after-plan-cache-mode sets the after side's sessions' plan_cache_mode (a function's own SET
+still wins): with --before and --after one revision, what planning costs its claims."""
 
 from __future__ import annotations
 
@@ -42,12 +44,14 @@ AND funcname LIKE ANY (ARRAY['worker\_%', '\_claim\_%', '\_heads\_%', '\_pacing%
 ORDER BY total_time DESC"""
 
 
-def _round(pg: LocalCluster, messages: int) -> tuple[float, float, float]:
+def _round(pg: LocalCluster, messages: int, plan_cache_mode: str | None = None) -> tuple[float, float, float]:
     """(messages/s, seconds claiming, seconds settling) for one queue full."""
     with psycopg.connect(pg.url("bench"), autocommit=True) as conn:
         empty_outbound(conn)
         fill_outbound(conn, messages)
         conn.execute("CHECKPOINT")
+        if plan_cache_mode:
+            conn.execute("SELECT set_config('plan_cache_mode', %s, false)", (plan_cache_mode,))
         claiming = settling = 0.0
         started = time.perf_counter()
         while True:
@@ -72,6 +76,8 @@ def main() -> int:
     parser.add_argument("--after", help="a git revision to compare instead of this checkout")
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--after-plan-cache-mode", choices=("auto", "force_generic_plan", "force_custom_plan"),
+                        help="the after side's sessions' plan_cache_mode")  # fmt: skip
     parser.add_argument("--functions", action="store_true", help="track_functions = all; print the functions' times")
     args = parser.parse_args()
     settings = {"track_functions": "all"} if args.functions else {}
@@ -83,7 +89,8 @@ def main() -> int:
             print(f"{name}: {'channel cap lifted' if paced else 'no pacing in its plan'}", flush=True)
         rates: dict[str, list[float]] = {"before": [], "after": []}
         for round_, name in alternating(args.rounds):
-            rate, claiming, settling = _round(clusters[name], args.messages)
+            mode = args.after_plan_cache_mode if name == "after" else None
+            rate, claiming, settling = _round(clusters[name], args.messages, mode)
             rates[name].append(rate)
             print(f"round {round_ + 1}/{args.rounds} {name:6} {rate:6.0f} msg/s "
                   f"(claiming {claiming:.2f} s, settling {settling:.2f} s)", flush=True)  # fmt: skip
