@@ -89,12 +89,14 @@ TEMPLATE = "parcel_update"
 @dataclass(frozen=True)
 class Business:
     """What the business API's requests need to reach SQL's rules: a key that may do anything on every channel,
-    the Meta channel, a person whose window is open there, their message and one message sent to them."""
+    the Meta channel, a person whose window is open there, their message, one message sent to them and a draft
+    campaign of the template."""
 
     key: str
     channel_id: int
     inbound: str
     message_id: int
+    campaign_id: int
 
 
 def business(db: psycopg.Connection) -> Business:
@@ -112,15 +114,19 @@ def business(db: psycopg.Connection) -> Business:
     db.execute("SELECT whatsapp_handler.template_upsert(%s, %s, 'en_GB', 'utility', 'approved', %s)",
                (meta, TEMPLATE, Jsonb(body)))  # fmt: skip
     text = {"channel_id": meta, "to": PERSON, "type": "text", "text": {"body": "seeded"}}
+    key_hash = hashlib.sha256(key.encode()).digest()
     sent = db.execute(
-        "SELECT message_id FROM whatsapp_handler.send_message(%s, %s, 'seed-1')",
-        (hashlib.sha256(key.encode()).digest(), Jsonb(text)),
+        "SELECT message_id FROM whatsapp_handler.send_message(%s, %s, 'seed-1')", (key_hash, Jsonb(text))
     ).fetchone()["message_id"]
-    return Business(key=key, channel_id=meta, inbound="wamid.IN1", message_id=sent)
+    campaign = {"name": "fuzz", "channel_id": meta, "template": {"name": TEMPLATE, "language": "en_GB"}}
+    created = db.execute(
+        "SELECT whatsapp_handler.api_campaign_create(%s, %s) AS c", (key_hash, Jsonb(campaign))
+    ).fetchone()["c"]
+    return Business(key=key, channel_id=meta, inbound="wamid.IN1", message_id=sent, campaign_id=created["id"])
 
 
 def is_business(path: str) -> bool:
-    return path.startswith(("/v1/messages", "/v1/people"))
+    return path.startswith(("/v1/messages", "/v1/people", "/v1/campaigns"))
 
 
 def outbound(db: psycopg.Connection) -> int:
@@ -128,7 +134,8 @@ def outbound(db: psycopg.Connection) -> int:
 
 
 def queued_by(path: str, response: httpx.Response) -> int:
-    """How many outbound messages an answer of the business API says it queued."""
+    """How many outbound messages an answer of the business API says it queued (a campaign's are the worker's
+    to queue, at its pace)."""
     if response.status_code >= 300:
         return 0
     if path == "/v1/messages":
@@ -215,7 +222,8 @@ def route_to_a_channel(path: str, body: Any, to: Business | None = None) -> None
     if not isinstance(body, dict):
         return
     if to is not None and is_business(path):
-        body["channel_id"] = to.channel_id
+        if "{campaign_id}" not in path:  # a campaign's calls name the campaign, in the path
+            body["channel_id"] = to.channel_id
         if path == "/v1/messages":
             body["to"] = PERSON
         elif path == "/v1/messages/read":
@@ -247,9 +255,12 @@ def _operations(base: str) -> list[Any]:
 
 
 def _route_parameters(case: Any, to: Business) -> None:
-    """The business API's path and query parameters: the seeded message, the Meta channel and the person."""
+    """The business API's path and query parameters: the seeded message and campaign, the Meta channel and the
+    person."""
     if case.operation.path == "/v1/messages/{message_id}":
         case.path_parameters = {**(case.path_parameters or {}), "message_id": to.message_id}
+    elif "{campaign_id}" in case.operation.path:
+        case.path_parameters = {**(case.path_parameters or {}), "campaign_id": to.campaign_id}
     elif case.operation.path == "/v1/people/preferences" and case.operation.method.upper() == "GET":
         case.query = {**(case.query or {}), "channel_id": to.channel_id, "phone": PERSON}
 
@@ -329,6 +340,15 @@ OPERATIONS = [
     ("POST", "/v1/people/unblock"),
     ("POST", "/v1/people/export"),
     ("POST", "/v1/people/erase"),
+    ("POST", "/v1/campaigns"),
+    ("POST", "/v1/campaigns/{campaign_id}/recipients"),
+    ("POST", "/v1/campaigns/{campaign_id}/audience"),
+    ("POST", "/v1/campaigns/{campaign_id}/start"),
+    ("POST", "/v1/campaigns/{campaign_id}/pause"),
+    ("POST", "/v1/campaigns/{campaign_id}/resume"),
+    ("POST", "/v1/campaigns/{campaign_id}/cancel"),
+    ("GET", "/v1/campaigns/{campaign_id}"),
+    ("GET", "/v1/campaigns/{campaign_id}/recipients"),
 ]
 
 
