@@ -13,7 +13,15 @@ from psycopg.types.json import Jsonb
 
 from kit import payloads as p
 from kit.provider_double import ProviderDouble, meta_error, twilio_error
-from tests.test_worker import TWILIO_REF, Workers, dead_letters, outbound_rows, queue_depth, wait_for
+from tests.test_worker import (
+    TWILIO_REF,
+    Workers,
+    dead_letters,
+    outbound_rows,
+    queue_depth,
+    quick_person_pace,
+    wait_for,
+)
 
 META_USER = "447700900601"
 TWILIO_USER = "+447700900602"
@@ -36,8 +44,9 @@ def channels(db) -> dict[str, int]:
         "meta": add("meta", p.META_PHONE_NUMBER_ID, "+15550001111"),
         "twilio": add("twilio", TWILIO_REF, "+15550002222"),
     }
-    # Throttles short enough for a test: the pause is a setting.
+    # Throttles short enough for a test: the pause is a setting, and so is the person's pace.
     db.execute("UPDATE whatsapp_handler.settings SET value = '\"1 second\"' WHERE key LIKE 'pacing.%.throttle_pause'")
+    quick_person_pace(db)
     return found
 
 

@@ -38,6 +38,16 @@ def double() -> Iterator[ProviderDouble]:
     d.stop()
 
 
+def quick_person_pace(db) -> None:
+    """A person's pace as a setting short enough for a test: WhatsApp's (a burst of 3, then one
+    message every 6 s) held each retry to one person for 6 s. These tests are about retries, not
+    the pace, which tests/test_pacing.py holds; the pace still applies, 0.1 s apart."""
+    changed = db.execute(
+        "UPDATE whatsapp_handler.settings SET value = '\"0.1 seconds\"' WHERE key = 'pacing.pair.interval'"
+    )
+    assert changed.rowcount == 1
+
+
 @pytest.fixture
 def channel_ids(db) -> dict[str, int]:
     def add(provider: str, ref: str, phone: str) -> int:
@@ -45,6 +55,7 @@ def channel_ids(db) -> dict[str, int]:
             "SELECT whatsapp_handler.add_channel(%s, %s, %s, 'test') AS id", (provider, ref, phone)
         ).fetchone()["id"]
 
+    quick_person_pace(db)
     return {
         "meta": add("meta", p.META_PHONE_NUMBER_ID, "+15550001111"),
         "twilio": add("twilio", TWILIO_REF, "+15550002222"),
