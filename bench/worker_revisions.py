@@ -6,7 +6,7 @@ one connection. Reports messages/s per round and the ratio of the medians (this 
 the revision), with the time spent claiming and settling.
 
     .venv/bin/python bench/worker_revisions.py --before 46ddcf3 [--after REVISION] [--messages 10000]
-        [--rounds 4] [--functions] [--after-plan-cache-mode force_generic_plan]
+        [--rounds 4] [--functions] [--statements] [--after-plan-cache-mode force_generic_plan]
 
 It isolates the database's share of bench/worker_bench.py, whose figure also holds the
 worker's Python and the provider double. A plan with pacing (delivery/pacing) has its channel
@@ -17,6 +17,9 @@ to people not written to in the last hour. A round fails unless every message wa
 --after compares with that revision's plan instead of this checkout's (which may hold others'
 unfinished changes); --functions turns track_functions on and prints, per side, each function's
 calls and mean total and self time per call over all rounds (the claim's and the settle's parts).
+--statements loads pg_stat_statements (track all, track_planning) and prints, per side, the
+statements the functions ran, how many times each was executed and planned, and the mean time of
+a plan and of an execution: a statement planned at every call is planned afresh each time.
 --after-plan-cache-mode sets the after side's sessions' plan_cache_mode (a function's own SET
 still wins): with --before and --after one revision, what planning costs its claims."""
 
@@ -42,6 +45,12 @@ FROM pg_stat_user_functions WHERE schemaname = 'whatsapp_handler' AND calls > 0
 AND funcname LIKE ANY (ARRAY['worker\_%', '\_claim\_%', '\_heads\_%', '\_pacing%', '\_setting%', '\_lock\_%',
                              '\_archive\_%', '\_delete\_%'])
 ORDER BY total_time DESC"""
+# The statements the functions run (pg_stat_statements, track all): how often each was planned.
+STATEMENTS = r"""SELECT regexp_replace(left(query, 60), '\s+', ' ', 'g'), calls, plans, mean_plan_time * 1000,
+       mean_exec_time * 1000
+FROM pg_stat_statements WHERE NOT toplevel AND calls >= 50 ORDER BY total_exec_time + total_plan_time DESC LIMIT 14"""
+STATEMENT_SETTINGS = {"shared_preload_libraries": "'pg_cron,pg_stat_statements'", "pg_stat_statements.track": "all",
+                      "pg_stat_statements.track_planning": "on"}  # fmt: skip
 
 
 def _round(pg: LocalCluster, messages: int, plan_cache_mode: str | None = None) -> tuple[float, float, float]:
@@ -78,14 +87,17 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--after-plan-cache-mode", choices=("auto", "force_generic_plan", "force_custom_plan"),
                         help="the after side's sessions' plan_cache_mode")  # fmt: skip
+    parser.add_argument("--statements", action="store_true", help="pg_stat_statements: each statement's plans")
     parser.add_argument("--functions", action="store_true", help="track_functions = all; print the functions' times")
     args = parser.parse_args()
-    settings = {"track_functions": "all"} if args.functions else {}
+    settings = ({"track_functions": "all"} if args.functions else {}) | (STATEMENT_SETTINGS if args.statements else {})
     with revision_clusters(args.before, "wh-worker-revisions-", args.after, **settings) as clusters:
         for name, pg in clusters.items():
             with psycopg.connect(pg.url("bench"), autocommit=True) as conn:
                 paced = set_channel_pace(conn, *LIFTED)
                 conn.execute("SELECT pg_stat_reset()")
+                if args.statements:
+                    conn.execute("CREATE EXTENSION pg_stat_statements")
             print(f"{name}: {'channel cap lifted' if paced else 'no pacing in its plan'}", flush=True)
         rates: dict[str, list[float]] = {"before": [], "after": []}
         for round_, name in alternating(args.rounds):
@@ -102,6 +114,12 @@ def main() -> int:
                     print(f"{name}: function, calls, µs per call (total, self)")
                     for fn, calls, total, self_ in conn.execute(FUNCTIONS):
                         print(f"  {fn:28} {calls:8d} {total:8.3f} {self_:8.3f}")
+        if args.statements:
+            for name, pg in clusters.items():
+                with psycopg.connect(pg.url("bench"), autocommit=True) as conn:
+                    print(f"{name}: statement, calls, plans, µs per plan, µs per execution")
+                    for query, calls, plans, plan_us, exec_us in conn.execute(STATEMENTS):
+                        print(f"  {query:62} {calls:7d} {plans:7d} {plan_us:8.1f} {exec_us:8.1f}")
     return 0
 
 
