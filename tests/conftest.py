@@ -14,6 +14,7 @@ import itertools
 import shutil
 import tempfile
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import psycopg
@@ -79,8 +80,9 @@ def _create_logins(pg: LocalCluster) -> None:
 _db_numbers = itertools.count()
 
 
-@pytest.fixture
-def db_name(cluster: LocalCluster) -> Iterator[str]:
+@contextmanager
+def fresh_database(cluster: LocalCluster) -> Iterator[str]:
+    """The name of a new copy of the template, dropped after."""
     name = f"wh_test_{next(_db_numbers)}"
     janitor = DatabaseJanitor(
         user="postgres",
@@ -91,6 +93,12 @@ def db_name(cluster: LocalCluster) -> Iterator[str]:
         template_dbname=TEMPLATE_DB,
     )
     with janitor:
+        yield name
+
+
+@pytest.fixture
+def db_name(cluster: LocalCluster) -> Iterator[str]:
+    with fresh_database(cluster) as name:
         yield name
 
 
@@ -157,16 +165,54 @@ def relay(db: psycopg.Connection, relay_db_url: str, http_server) -> Iterator:
     """relay(**settings) -> base URL of the relay on this test's database, connected as the relay's
     login, with tests/relay.py's channels added to the database and configured. Keyword arguments
     override settings: relay(public_base_url="https://hooks.example.com:443", max_body_bytes=2048)."""
-    from tests.relay import CHANNELS, relay_environment
 
     def _start(**settings: object) -> str:
-        for c in CHANNELS:
-            db.execute(
-                "SELECT whatsapp_handler.add_channel(%s, %s, %s, %s)", (c["provider"], c["ref"], c["phone"], c["name"])
-            )
-        return http_server.start(relay_environment(relay_db_url, **settings))
+        return start_relay(db, relay_db_url, http_server, **settings)
 
     yield _start
+
+
+@pytest.fixture(scope="module")
+def shared_relay(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """shared_relay(name, prepare=None) -> (base URL, superuser connection) of one relay on one fresh
+    database, made the first time a test of the module asks for that name and shared by all that do.
+    Only for tests that leave the database as they found it, as a refused request does (each such
+    test checks its own refusal stored nothing): they are then spared a copy of the template and a
+    relay's start each. prepare(db), if given, runs before the relay starts and returns settings
+    for it, as keyword arguments to the relay fixture would be."""
+    from tests.relay import Servers
+
+    made: dict[str, tuple[str, psycopg.Connection]] = {}
+    with ExitStack() as stack:
+        servers = Servers(tmp_path_factory.mktemp("shared-relay"))
+
+        def _get(name: str, prepare=None) -> tuple[str, psycopg.Connection]:
+            if name not in made:
+                database = stack.enter_context(fresh_database(cluster))
+                conn = stack.enter_context(
+                    psycopg.connect(cluster.url(database), autocommit=True, row_factory=dict_row)
+                )
+                settings = prepare(conn) if prepare else {}
+                relay_url = cluster.url(database, user="wh_test_relay", password=LOGIN_PASSWORD)
+                made[name] = (start_relay(conn, relay_url, servers, **settings), conn)
+            return made[name]
+
+        try:
+            yield _get
+        finally:
+            servers.stop_all()  # before the databases are dropped
+
+
+def start_relay(db: psycopg.Connection, relay_db_url: str, servers, **settings: object) -> str:
+    """tests/relay.py's channels added to the database, then the relay started on it by servers (a
+    tests.relay.Servers) as the relay's login; returns its base URL."""
+    from tests.relay import CHANNELS, relay_environment
+
+    for c in CHANNELS:
+        db.execute(
+            "SELECT whatsapp_handler.add_channel(%s, %s, %s, %s)", (c["provider"], c["ref"], c["phone"], c["name"])
+        )
+    return servers.start(relay_environment(relay_db_url, **settings))
 
 
 @pytest.fixture(scope="session")

@@ -70,6 +70,24 @@ def meta(relay: Callable[..., str], db: psycopg.Connection) -> tuple[str, dict[s
     return base, snapshot(db)
 
 
+# The families of variants below are each refused and store nothing, which each checks: they share
+# one relay and database per channel configuration (conftest's shared_relay) rather than starting
+# one per variant. Tests that store something have a relay and a database of their own.
+
+
+@pytest.fixture
+def meta_refused(shared_relay) -> tuple[str, psycopg.Connection, dict[str, int]]:
+    base, db = shared_relay("meta")
+    return base, db, snapshot(db)
+
+
+@pytest.fixture
+def second_channels_refused(shared_relay) -> tuple[str, psycopg.Connection, dict[str, int]]:
+    """The relay with the second Twilio and Evolution channels, as the twilio and evolution fixtures start it."""
+    base, db = shared_relay("second channels", lambda conn: {"channels": add_second_channels(conn)})
+    return base, db, snapshot(db)
+
+
 def _meta_variants() -> dict[str, Callable[[bytes], list[tuple[str, str]]]]:
     sig = "X-Hub-Signature-256"
     variants: dict[str, Callable[[bytes], list[tuple[str, str]]]] = {
@@ -100,8 +118,8 @@ META_VARIANTS = _meta_variants()
 
 
 @pytest.mark.parametrize("variant", sorted(META_VARIANTS))
-def test_meta_signature_variants_are_401_and_store_nothing(meta, db, variant) -> None:
-    base, before = meta
+def test_meta_signature_variants_are_401_and_store_nothing(meta_refused, variant) -> None:
+    base, db, before = meta_refused
     body = meta_body()
     refused(send_meta(base, body, META_VARIANTS[variant](body)), 401, db, before)
 
@@ -115,8 +133,8 @@ def test_meta_upper_case_hex_is_the_same_digest(meta, db) -> None:
 
 
 @pytest.mark.parametrize("target", [b'"sec"', b"wamid.TAMPER", b'"Ana"', WA_ID.encode(), b"messaging_product"])
-def test_meta_body_changed_by_one_byte_after_signing_is_401(meta, db, target) -> None:
-    base, before = meta
+def test_meta_body_changed_by_one_byte_after_signing_is_401(meta_refused, target) -> None:
+    base, db, before = meta_refused
     body = meta_body("wamid.TAMPER")
     signature = [("X-Hub-Signature-256", "sha256=" + hexmac(body))]
     i = body.index(target) + len(target) // 2
@@ -173,8 +191,8 @@ def test_meta_valid_signature_of_another_app_naming_this_channel_is_404(meta, db
 
 
 @pytest.mark.parametrize("first_secret", [META_SECRET, META_OTHER_SECRET])
-def test_meta_body_naming_two_apps_is_404_whichever_signs(meta, db, first_secret) -> None:
-    base, before = meta
+def test_meta_body_naming_two_apps_is_404_whichever_signs(meta_refused, first_secret) -> None:
+    base, db, before = meta_refused
     body = json.dumps(
         p.meta_body(
             p.meta_value([p.meta_message(WA_ID, "wamid.TWO1")], contacts=[(WA_ID, "Ana")]),
@@ -297,15 +315,15 @@ TWILIO_VARIANTS = _twilio_variants()
 
 
 @pytest.mark.parametrize("variant", sorted(TWILIO_VARIANTS))
-def test_twilio_signature_variants_are_403_and_store_nothing(twilio, db, variant) -> None:
-    base, before = twilio
+def test_twilio_signature_variants_are_403_and_store_nothing(second_channels_refused, variant) -> None:
+    base, db, before = second_channels_refused
     params = twilio_params()
     refused(send_twilio(base, params, TWILIO_VARIANTS[variant](params)), 403, db, before)
 
 
 @pytest.mark.parametrize("change", ["body-one-char", "added-param", "dropped-param", "to-other-channel"])
-def test_twilio_form_changed_after_signing_is_403(twilio, db, change) -> None:
-    base, before = twilio
+def test_twilio_form_changed_after_signing_is_403(second_channels_refused, change) -> None:
+    base, db, before = second_channels_refused
     params = twilio_params()
     signature = [("X-Twilio-Signature", twilio_signature(TWILIO_URL, params))]
     changed = dict(params)
@@ -424,8 +442,8 @@ OTHER_INSTANCES_KEY = {
 
 
 @pytest.mark.parametrize("variant", sorted(EVOLUTION_VARIANTS))
-def test_evolution_apikey_variants_are_401_and_store_nothing(evolution, db, variant) -> None:
-    base, before = evolution
+def test_evolution_apikey_variants_are_401_and_store_nothing(second_channels_refused, variant) -> None:
+    base, db, before = second_channels_refused
     key, headers = EVOLUTION_VARIANTS[variant]
     body = p.evolution_upsert(EVOLUTION_REF, USER, "EVOSEC1", text="sec evo")
     body["apikey"] = key
@@ -433,8 +451,8 @@ def test_evolution_apikey_variants_are_401_and_store_nothing(evolution, db, vari
 
 
 @pytest.mark.parametrize("where", sorted(OTHER_INSTANCES_KEY))
-def test_evolution_other_instances_key_naming_this_instance_is_404(evolution, db, where) -> None:
-    base, before = evolution
+def test_evolution_other_instances_key_naming_this_instance_is_404(second_channels_refused, where) -> None:
+    base, db, before = second_channels_refused
     key, headers = OTHER_INSTANCES_KEY[where]
     body = p.evolution_upsert(EVOLUTION_REF, USER, "EVOSEC2", text="sec evo", apikey=key)
     refused(send_evolution(base, body, headers), 404, db, before)
