@@ -353,7 +353,7 @@ SERVICE_FUNCTIONS = {
         "worker_release(bigint,double precision)", "worker_retry(bigint,double precision,jsonb)",
         "worker_sent(bigint,text)", "worker_sent_batch(bigint[],text[])", "worker_pacing()",
         "worker_failed(bigint,text,text,jsonb,double precision)", "worker_campaigns(integer)",
-        "worker_campaign_metrics()"),
+        "worker_campaign_metrics()", "worker_next_visible()"),
 }  # fmt: skip
 # What a login holds, asked on its own connection: membership and the schema first (naming a function
 # of a schema the login may not use is itself refused), then each function that exists.

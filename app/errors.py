@@ -67,7 +67,7 @@ ERRORS: tuple[ErrorCode, ...] = (
         "WH003",
         "unknown or inactive channel",
         404,
-        "register_user, request_otp",
+        "register_user, request_otp, send_message, mark_read, campaign_create",
     ),
     ErrorCode(
         "WH004",

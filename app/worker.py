@@ -60,6 +60,9 @@ LABELS = {"rejected": "dead_letter", "provider_down": "dead_letter"}
 # How often the pacing counters are read for /metrics (every worker process reads the same rows).
 PACING_EVERY = 5.0
 CHANNELS = "SELECT id, provider::text, provider_ref FROM whatsapp_handler.worker_channels()"
+NEXT_VISIBLE = "SELECT whatsapp_handler.worker_next_visible()"
+# The shortest wait between claims: a paced channel's next token is 1/per_second away (12.5 ms at 80).
+MIN_POLL = 0.01
 CAMPAIGNS = "SELECT whatsapp_handler.worker_campaigns(%s)"
 CAMPAIGN_METRICS = "SELECT * FROM whatsapp_handler.worker_campaign_metrics()"
 # Recipients per worker_campaigns call: each is a subtransaction, and SQL takes at most 60.
@@ -196,10 +199,23 @@ class Worker:
                 self._in_flight.add(task)
                 task.add_done_callback(self._in_flight.discard)
             if len(claimed) < min(free, s.worker_batch):
-                await self._pause(s.worker_poll_interval)
+                await self._pause(await self._until_next_visible())
         if self._in_flight:
             log.info("stopping: finishing %d sends under way", len(self._in_flight))
             await asyncio.gather(*self._in_flight, return_exceptions=True)
+
+    async def _until_next_visible(self) -> float:
+        """How long to wait before the next claim: until the soonest queued message becomes visible (one the
+        pacing held back to its turn), at most worker_poll_interval; the poll interval when that cannot be
+        read (the plan behind this build)."""
+        poll = self._settings.worker_poll_interval
+        try:
+            async with self._pool.connection() as conn:
+                seconds = (await (await conn.execute(NEXT_VISIBLE)).fetchone())[0]
+        except psycopg.Error as exc:
+            log.debug("reading the next visible message failed: %s", exc)
+            return poll
+        return poll if seconds is None else min(poll, max(seconds, MIN_POLL))
 
     async def _pause(self, seconds: float) -> None:
         """Sleep, unless asked to stop."""

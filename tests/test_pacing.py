@@ -164,3 +164,27 @@ def test_doctor_names_a_bad_setting_and_a_channel_paced_far_ahead(db, channel):
     setting(db, "pacing.channel.burst", "100")
     [bad] = list(_pacing(db, 60))
     assert bad.status == "FAIL" and "(WH075)" in bad.found and "pacing.channel.burst" in bad.fix
+
+
+def test_the_worker_is_told_when_the_next_held_message_comes_due(db, connect_as, channel):
+    """worker_next_visible: the wait before the next claim is until a held message's turn, not the whole
+    poll interval (at the default 0.5 s a paced channel got 10 a second); a message visible now but not
+    claimable (behind the person's earlier one) does not count, or the worker would poll without rest."""
+    worker = connect_as("worker")
+
+    def next_visible() -> float | None:
+        return worker.execute("SELECT whatsapp_handler.worker_next_visible() AS s").fetchone()["s"]
+
+    assert next_visible() is None  # an empty queue: the poll interval
+    setting(db, "pacing.channel.per_second", "2")
+    setting(db, "pacing.channel.burst", "1")
+    for user in range(1, 4):
+        queue(db, channel, user)
+    queue(db, channel, 1)  # behind person 1's first message: visible, not claimable
+    [taken] = claim(worker)
+    # The two held back were put back to their turns, half a second apart.
+    wait = next_visible()
+    assert wait is not None and 0 < wait <= 0.5 + 0.05, wait
+    db.execute("UPDATE pgmq.q_outbound SET vt = now() - interval '1 second' WHERE msg_id <> %s", (taken["msg_id"],))
+    # Only the claimed one (until its visibility timeout, 30 s) is ahead.
+    assert 25 < next_visible() <= 30

@@ -52,7 +52,7 @@ ALLOWED: dict[str, set[tuple[str, str, str]]] = {
             "worker_retry(bigint,double precision,jsonb)", "worker_sent(bigint,text)",
             "worker_sent_batch(bigint[],text[])", "worker_pacing()",
             "worker_failed(bigint,text,text,jsonb,double precision)", "worker_campaigns(integer)",
-            "worker_campaign_metrics()")),
+            "worker_campaign_metrics()", "worker_next_visible()")),
     },
     "analyst": {
         ("schema", "analytics", "USAGE"),

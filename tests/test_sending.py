@@ -597,3 +597,10 @@ def test_read_receipts_where_the_provider_has_them(world: World) -> None:
                               (digest(world.key), world.evolution)).fetchone()["n"]  # fmt: skip
     assert queued == 2
     assert [m["kind"] for m in outbound_messages(world.db) if m["kind"] in ("read", "typing")] == ["read", "typing"]
+
+
+def test_read_receipts_need_an_active_channel(world: World) -> None:
+    world.inbound("wamid.READ2")
+    world.db.execute("UPDATE whatsapp_handler.channels SET active = false WHERE id = %s", (world.meta,))
+    with raises_sqlstate("WH003"):
+        world.db.execute("SELECT whatsapp_handler.mark_read(%s, %s, 'wamid.READ2')", (digest(world.key), world.meta))

@@ -221,7 +221,7 @@ BEGIN
         END IF;
         IF v_object ? 'components' AND (jsonb_typeof(v_object -> 'components') <> 'array'
             OR EXISTS (SELECT FROM jsonb_array_elements(v_object -> 'components') c
-                       WHERE jsonb_typeof(c) <> 'object' OR lower(c ->> 'type') NOT IN ('header', 'body', 'button')
+                       WHERE jsonb_typeof(c) <> 'object' OR coalesce(lower(c ->> 'type'), '') NOT IN ('header', 'body', 'button')
                           OR (c ? 'parameters' AND jsonb_typeof(c -> 'parameters') <> 'array'))) THEN
             PERFORM _shape_error('template.components', 'is an array of {"type": header|body|button, "parameters": [...]}');
         END IF;

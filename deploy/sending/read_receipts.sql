@@ -26,6 +26,10 @@ BEGIN
         PERFORM set_config('whatsapp_handler.correlation_id', left(p_correlation_id, 128), true);
     END IF;
     PERFORM _api_key_check(p_key_hash, p_channel_id, 'send');
+    IF NOT EXISTS (SELECT FROM channels WHERE id = p_channel_id AND active) THEN
+        RAISE EXCEPTION 'unknown or inactive channel %', p_channel_id USING ERRCODE = 'WH003',
+            HINT = 'Pass the id of an active channel your key may send on.';
+    END IF;
     SELECT m.user_id, u.phone, u.blocked_at, c.provider INTO v_user_id, v_phone, v_blocked, v_provider
     FROM message_keys k
     JOIN messages m ON m.id = k.message_id AND m.created_at = k.message_created_at AND m.direction = 'inbound'
@@ -52,6 +56,6 @@ $$;
 REVOKE ALL ON FUNCTION whatsapp_handler.mark_read(bytea, bigint, text, boolean, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION whatsapp_handler.mark_read(bytea, bigint, text, boolean, text) TO whatsapp_handler_relay;
 COMMENT ON FUNCTION whatsapp_handler.mark_read(bytea, bigint, text, boolean, text) IS
-    'POST /v1/messages/read: queues a read receipt for the person''s message p_message_id (the provider''s id) on the channel, with the typing indicator when p_typing, in line with the messages queued for them; returns how many requests were queued (Evolution sends the indicator apart). Raises WH060/WH061 for the key (scope send), WH070 no such inbound message on the channel, WH004 the person is blocked, WH063 on a Twilio channel.';
+    'POST /v1/messages/read: queues a read receipt for the person''s message p_message_id (the provider''s id) on the channel, with the typing indicator when p_typing, in line with the messages queued for them; returns how many requests were queued (Evolution sends the indicator apart). Raises WH060/WH061 for the key (scope send), WH070 no such inbound message on the channel, WH003 an inactive channel, WH004 the person is blocked, WH063 on a Twilio channel.';
 
 COMMIT;

@@ -3,6 +3,7 @@ BEGIN;
 \ir ../kept.sql
 
 DROP FUNCTION whatsapp_handler.worker_pacing();
+DROP FUNCTION whatsapp_handler.worker_next_visible();
 DROP FUNCTION whatsapp_handler._throttle_pair(bigint, bigint);
 DROP FUNCTION whatsapp_handler._throttle_channel(bigint);
 DROP FUNCTION whatsapp_handler._pacing();

@@ -9,5 +9,6 @@ SELECT whatsapp_handler._assert_function('whatsapp_handler._pacing()', '{}');
 SELECT whatsapp_handler._assert_function('whatsapp_handler._throttle_channel(bigint)', '{}');
 SELECT whatsapp_handler._assert_function('whatsapp_handler._throttle_pair(bigint, bigint)', '{}');
 SELECT whatsapp_handler._assert_function('whatsapp_handler.worker_pacing()', '{whatsapp_handler_worker}');
+SELECT whatsapp_handler._assert_function('whatsapp_handler.worker_next_visible()', '{whatsapp_handler_worker}');
 
 ROLLBACK;
