@@ -5,6 +5,7 @@ boundary, and who may run them. The re-drive functions have their own file
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 
@@ -95,15 +96,18 @@ def test_revert_removes_exactly_its_jobs_and_deploy_brings_them_back(cluster, cr
 
 def test_verify_fails_when_a_job_is_missing_from_cron(cluster, cron_db):
     url = cluster.url(CRON_DB)
+    # The verify of the change that schedules the jobs, as test_plan.py's verify tests run one change's:
+    # the whole plan's runs it too, with every other change's (test_a_fresh_database_verifies).
+    jobs_change = ("--from", "jobs/jobs", "--to", "jobs/jobs")
     # By id: a name alone unschedules only the caller's own job, and this one is the jobs' login's.
     cron_db.execute("SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname = 'whatsapp_handler.retention'")
     try:
-        with pytest.raises(sqitch.SqitchError):
-            sqitch.run("verify", url, capture=True)
+        with pytest.raises(sqitch.SqitchError, match=re.escape("verify/jobs/jobs.sql")):
+            sqitch.run("verify", url, *jobs_change, capture=True)
     finally:
         # Touching the row schedules it again: the way a DBA re-syncs a job.
         cron_db.execute("UPDATE whatsapp_handler.jobs SET enabled = true WHERE name = 'retention'")
-    sqitch.run("verify", url, capture=True)
+    sqitch.run("verify", url, *jobs_change, capture=True)
     assert cron_jobs(cron_db) == JOBS
 
 
