@@ -10,8 +10,11 @@ left unconnected and every test database is a copy with pg_cron's tables in it.
 
 from __future__ import annotations
 
+import fcntl
 import itertools
+import os
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -80,11 +83,8 @@ def _create_logins(pg: LocalCluster) -> None:
 _db_numbers = itertools.count()
 
 
-@contextmanager
-def fresh_database(cluster: LocalCluster) -> Iterator[str]:
-    """The name of a new copy of the template, dropped after."""
-    name = f"wh_test_{next(_db_numbers)}"
-    janitor = DatabaseJanitor(
+def _janitor(cluster: LocalCluster, name: str) -> DatabaseJanitor:
+    return DatabaseJanitor(
         user="postgres",
         host="127.0.0.1",
         port=cluster.port,
@@ -92,7 +92,13 @@ def fresh_database(cluster: LocalCluster) -> Iterator[str]:
         dbname=name,
         template_dbname=TEMPLATE_DB,
     )
-    with janitor:
+
+
+@contextmanager
+def fresh_database(cluster: LocalCluster) -> Iterator[str]:
+    """The name of a new copy of the template, dropped after."""
+    name = f"wh_test_{next(_db_numbers)}"
+    with _janitor(cluster, name):
         yield name
 
 
@@ -228,3 +234,62 @@ def pg_cron_running(cluster: LocalCluster) -> None:
             if time.monotonic() > deadline:
                 pytest.fail(f"pg_cron's launcher did not start; see {cluster.log_file}")
             time.sleep(0.2)
+
+
+# --- an embedded cluster with the plan deployed, for the tests of `serve` on one ---------------------
+
+
+@pytest.fixture(scope="session")
+def embedded_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The home of an embedded cluster (stopped) as `whatsapp-handler db deploy` leaves it on a new
+    directory: made once per session, under a lock the session's workers share, for the tests that
+    start from a deployed embedded cluster (copy_embedded). The deploy from nothing, initdb then the
+    whole plan, is their slowest step and none of them is about it."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the session's, above each worker's own
+    image = root / "embedded-deployed"
+    with (root / "embedded-deployed.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not image.exists():
+            _make_embedded_image(image)
+    return image
+
+
+def _make_embedded_image(image: Path) -> None:
+    from tests.relay import BIN
+
+    # Traversable, so that as root resolve_home keeps it rather than choosing a stand-in under /var/lib.
+    home = Path(tempfile.mkdtemp(prefix="wh-test-embedded-image-"))
+    home.chmod(0o755)
+    pg = LocalCluster(home=home, port=_free_port(), bindir=Settings().pg_bindir)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WHATSAPP_HANDLER_", "GRANIAN_"))}
+    env |= {"WHATSAPP_HANDLER_EMBEDDED_DIR": str(home), "WHATSAPP_HANDLER_EMBEDDED_PORT": str(pg.port)}
+    try:
+        deployed = subprocess.run(
+            [str(BIN / "whatsapp-handler"), "db", "deploy"],
+            env=env,
+            cwd=home,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+        pg.stop()
+        # Copied whole (owners and modes kept), then renamed: a worker never sees half an image.
+        building = image.with_name(image.name + ".building")
+        subprocess.run(["cp", "-a", str(home), str(building)], check=True)
+        building.rename(image)
+    finally:
+        if pg.is_running():
+            pg.stop("immediate")
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def copy_embedded(image: Path, cluster: LocalCluster) -> None:
+    """The image (embedded_image) copied into the cluster's empty home, owners and modes kept, and
+    started on the cluster's port, as `whatsapp-handler db deploy` would have left it."""
+    subprocess.run(["cp", "-a", f"{image}/.", str(cluster.home)], check=True)
+    cluster.configure(cron_database=Settings().embedded_database)
+    cluster.start()

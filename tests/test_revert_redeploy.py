@@ -25,7 +25,7 @@ from app.database import SERVICE_LOGINS
 from app.settings import Settings
 from kit import payloads
 from kit.services import free_port
-from tests.conftest import CRON_DB
+from tests.conftest import CRON_DB, copy_embedded
 from tests.relay import BIN, CHANNELS, OTP_KEY, PUBLIC_BASE_URL, Servers, post_meta
 
 DATABASE = "whatsapp_handler"
@@ -132,9 +132,10 @@ def taken(cluster: LocalCluster, base: str, prefix: str) -> list[int]:
 
 
 @pytest.fixture
-def serving(embedded: LocalCluster, http_server: Servers, tmp_path: Path) -> str:
-    """serve on its cluster, with a consumer login, an analyst scoped to one channel and a DBA's changes."""
-    cli(embedded, tmp_path, "db", "deploy")
+def serving(embedded: LocalCluster, embedded_image: Path, http_server: Servers) -> str:
+    """serve on its cluster, deployed first (`whatsapp-handler db deploy`, a copy of the session's), with
+    a consumer login, an analyst scoped to one channel and a DBA's changes."""
+    copy_embedded(embedded_image, embedded)
     base = http_server.start(environment(embedded), via_cli=True)
     # serve made the worker's login; the worker itself need not run to hold its rights.
     with admin(embedded) as conn:

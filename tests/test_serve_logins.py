@@ -23,6 +23,7 @@ from app.database import SERVICE_LOGINS
 from app.settings import Settings
 from kit import payloads
 from kit.services import free_port
+from tests.conftest import copy_embedded
 from tests.relay import BIN, CHANNELS, OTP_KEY, PUBLIC_BASE_URL, Servers, post_meta
 
 RELAY_LOGIN, RELAY_GROUP = SERVICE_LOGINS["relay"]
@@ -40,6 +41,14 @@ def embedded() -> Iterator[LocalCluster]:
     if cluster.is_running():
         cluster.stop("immediate")
     shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture
+def deployed(embedded: LocalCluster, embedded_image: Path) -> LocalCluster:
+    """The embedded cluster made and the plan deployed (`whatsapp-handler db deploy`, a copy of the
+    session's): serve's own deploy then finds nothing to do, and its start fits the health wait."""
+    copy_embedded(embedded_image, embedded)
+    return embedded
 
 
 def environment(cluster: LocalCluster, **extra: str) -> dict[str, str]:
@@ -97,11 +106,9 @@ def stop(http_server: Servers) -> None:
 
 
 def test_serve_runs_the_app_and_makes_the_worker_login_without_the_superuser(
-    embedded: LocalCluster, http_server: Servers, tmp_path: Path
+    deployed: LocalCluster, http_server: Servers, tmp_path: Path
 ) -> None:
-    # The cluster made and the plan deployed first: serve's start then fits the health wait.
-    deployed = run(embedded, tmp_path, "db", "deploy")
-    assert deployed.returncode == 0, deployed.stderr
+    embedded = deployed
     base = http_server.start(environment(embedded), via_cli=True)
     assert post_meta(base, payloads.meta_text("447700900123", "wamid.LOGIN-1")).status_code == 200
     assert sessions(embedded, "whatsapp-handler-relay") == {RELAY_LOGIN}
@@ -145,11 +152,8 @@ def test_serve_runs_the_app_and_makes_the_worker_login_without_the_superuser(
     assert embedded.login_password_file(WORKER_LOGIN).read_text().strip() not in log.read_text()
 
 
-def test_configured_logins_win_over_the_embedded_ones(
-    embedded: LocalCluster, http_server: Servers, tmp_path: Path
-) -> None:
-    deployed = run(embedded, tmp_path, "db", "deploy")
-    assert deployed.returncode == 0, deployed.stderr
+def test_configured_logins_win_over_the_embedded_ones(deployed: LocalCluster, http_server: Servers) -> None:
+    embedded = deployed
     with psycopg.connect(embedded.url(DATABASE), autocommit=True) as conn:
         conn.execute(f"CREATE ROLE wh_own_relay LOGIN PASSWORD 'own-relay-password' IN ROLE {RELAY_GROUP}")
     own = embedded.url(DATABASE, user="wh_own_relay", password="own-relay-password")
