@@ -87,11 +87,19 @@ WORKER_METRICS = (
     "whatsapp_pacing_held_total",
     "whatsapp_pacing_throttled_total",
     "whatsapp_pacing_backlog_seconds",
+    "whatsapp_campaign_metrics_up",
+    "whatsapp_campaign_state",
+    "whatsapp_campaign_recipients",
+    "whatsapp_campaign_dispatched_total",
+    "whatsapp_campaign_dispatch_failures_total",
 )
 # One series per channel, once the delivery loop has read the pacing counters (every 5 s).
 WORKER_METRICS_NOT_ALWAYS = dict.fromkeys(
     ("whatsapp_pacing_held_total", "whatsapp_pacing_throttled_total", "whatsapp_pacing_backlog_seconds"),
     "one series per channel, after the worker's first pacing read",
+) | dict.fromkeys(
+    ("whatsapp_campaign_state", "whatsapp_campaign_recipients"),
+    "one series per campaign (and state), while a campaign is live or ended within a day",
 )
 SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "summary": ("_sum", "_count")}
 

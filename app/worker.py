@@ -140,20 +140,26 @@ class Worker:
         """Campaign recipients into the queue (worker_campaigns, at each campaign's pace): again at once
         while a call fills its slice, else after campaign_dispatch_interval. Every worker process does
         it; SQL lets one call at a time work on a campaign."""
+        interval = self._settings.campaign_dispatch_interval
+        failures = 0  # in a row: the pause doubles up to REFUSED_PAUSE_MAX
         while not self.stopping.is_set():
             try:
                 async with self._pool.connection() as conn:
                     done = (await (await conn.execute(CAMPAIGNS, (CAMPAIGN_SLICE,))).fetchone())[0]
-                self._metrics.campaign_dispatched.inc(done)
-                if done >= CAMPAIGN_SLICE:
-                    continue
             except psycopg.Error as exc:
+                # Its own counter and alert (WhatsappCampaignDispatchFailing): the worker's rights
+                # failures are its claims' and settles', which a login out of its group also meets.
+                failures += 1
                 self._metrics.campaign_dispatch_failures.inc()
-                if exc.sqlstate in RIGHTS_SQLSTATES:
-                    self._refused(exc, "campaign dispatch refused")
-                else:
-                    log.warning("campaign dispatch failed, retrying: %s", exc)
-            await self._pause(self._settings.campaign_dispatch_interval)
+                pause = min(REFUSED_PAUSE_MAX, interval * 2 ** (failures - 1))
+                log.warning("campaign dispatch failed, next attempt in %g s: %s", pause, exc,
+                            extra={"sqlstate": exc.sqlstate})  # fmt: skip
+                await self._pause(pause)
+                continue
+            failures = 0
+            self._metrics.campaign_dispatched.inc(done)
+            if done < CAMPAIGN_SLICE:
+                await self._pause(interval)
 
     async def run(self) -> None:
         helpers = [asyncio.create_task(self._watch_pacing()), asyncio.create_task(self._dispatch_campaigns())]
