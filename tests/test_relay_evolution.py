@@ -49,6 +49,8 @@ def test_other_events_are_kept_raw(relay: Callable[..., str], db: psycopg.Connec
     assert count(db, "webhook_events") == 1
 
 
+# The tests here whose requests are all refused, each checking that nothing was stored, share one relay
+# and database (conftest's shared_relay) rather than starting one each.
 @pytest.mark.parametrize(
     ("body_key", "headers"),
     [
@@ -60,16 +62,14 @@ def test_other_events_are_kept_raw(relay: Callable[..., str], db: psycopg.Connec
     ],
     ids=["wrong-body-key", "no-key", "wrong-everywhere", "wrong-bearer", "key-without-bearer-scheme"],
 )
-def test_bad_apikey_is_401_and_nothing_is_stored(
-    relay: Callable[..., str], db: psycopg.Connection, body_key: str, headers: dict[str, str]
-) -> None:
-    base = relay()
+def test_bad_apikey_is_401_and_nothing_is_stored(shared_relay, body_key: str, headers: dict[str, str]) -> None:
+    base, db = shared_relay("refused")
     assert_problem(post(base, p.evolution_upsert(EVOLUTION_REF, USER, "X1", apikey=body_key), **headers), 401)
     assert count(db, "webhook_events") == 0
 
 
-def test_unknown_instance_is_404(relay: Callable[..., str], db: psycopg.Connection) -> None:
-    base = relay()
+def test_unknown_instance_is_404(shared_relay) -> None:
+    base, db = shared_relay("refused")
     assert_problem(post(base, p.evolution_upsert("other-instance", USER, "X2", apikey=EVOLUTION_KEY)), 404)
     assert count(db, "webhook_events") == 0
 

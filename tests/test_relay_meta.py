@@ -75,6 +75,8 @@ def test_two_channels_of_one_app_in_one_body(relay: Callable[..., str], db: psyc
     assert count(db, "webhook_events") == 1
 
 
+# The tests here whose requests are all refused, each checking that nothing was stored, share one relay
+# and database (conftest's shared_relay) rather than starting one each.
 @pytest.mark.parametrize(
     ("headers", "secret"),
     [
@@ -85,9 +87,9 @@ def test_two_channels_of_one_app_in_one_body(relay: Callable[..., str], db: psyc
     ids=["wrong-hmac", "wrong-scheme", "non-ascii"],
 )
 def test_bad_signature_is_401_and_nothing_is_stored(
-    relay: Callable[..., str], db: psycopg.Connection, headers: dict[str, str | bytes], secret: str | None
+    shared_relay, headers: dict[str, str | bytes], secret: str | None
 ) -> None:
-    base = relay()
+    base, db = shared_relay("refused")
     body = json.dumps(p.meta_text(WA_ID, "wamid.BAD")).encode()
     sent = {"Content-Type": "application/json", "X-Hub-Signature-256": meta_signature(body, secret or "x"), **headers}
     response = httpx.post(f"{base}/webhooks/meta", content=body, headers=sent)
@@ -95,15 +97,15 @@ def test_bad_signature_is_401_and_nothing_is_stored(
     assert count(db, "webhook_events") == 0
 
 
-def test_missing_signature_is_401_before_the_body_is_read(relay: Callable[..., str], db: psycopg.Connection) -> None:
-    base = relay()
+def test_missing_signature_is_401_before_the_body_is_read(shared_relay) -> None:
+    base, db = shared_relay("refused")
     response = httpx.post(f"{base}/webhooks/meta", content=b"not even json")
     assert_problem(response, 401)
     assert count(db, "webhook_events") == 0
 
 
-def test_a_body_naming_channels_of_two_apps_is_404(relay: Callable[..., str], db: psycopg.Connection) -> None:
-    base = relay()
+def test_a_body_naming_channels_of_two_apps_is_404(shared_relay) -> None:
+    base, db = shared_relay("refused")
     body = p.meta_body(
         p.meta_value([p.meta_message(WA_ID, "wamid.A")]),
         p.meta_value([p.meta_message(WA_ID, "wamid.B")], phone_number_id=META_OTHER_APP_REF),
@@ -112,12 +114,10 @@ def test_a_body_naming_channels_of_two_apps_is_404(relay: Callable[..., str], db
     assert count(db, "webhook_events") == 0
 
 
-def test_another_apps_secret_hears_what_an_unconfigured_number_hears(
-    relay: Callable[..., str], db: psycopg.Connection
-) -> None:
+def test_another_apps_secret_hears_what_an_unconfigured_number_hears(shared_relay) -> None:
     """Signed by app B, a body naming app A's number and one naming no configured number: the same
     404 and the same problem (issue 11: 401 "another app" against 404 listed app A's numbers)."""
-    base = relay()
+    base, db = shared_relay("refused")
     answers = []
     for ref in (p.META_PHONE_NUMBER_ID, "9999999999"):
         response = post_meta(base, p.meta_text(WA_ID, "wamid.OTHER", phone_number_id=ref), secret=META_OTHER_SECRET)
@@ -153,8 +153,8 @@ def test_a_signed_body_of_another_shape_is_kept_unread(
     assert count(db, "webhook_events") == 1
 
 
-def test_unknown_phone_number_id_is_404(relay: Callable[..., str], db: psycopg.Connection) -> None:
-    base = relay()
+def test_unknown_phone_number_id_is_404(shared_relay) -> None:
+    base, db = shared_relay("refused")
     body = p.meta_text(WA_ID, "wamid.X", phone_number_id="9999999999")
     problem = assert_problem(post_meta(base, body), 404)
     assert "9999999999" in problem["detail"]
@@ -218,9 +218,7 @@ def test_account_level_event_signed_by_a_configured_app_is_stored_raw(
     assert row == {"payload": ACCOUNT_EVENT, "outcome": "stored", "channel_id": None}
 
 
-def test_account_level_event_signed_by_no_configured_app_is_401(
-    relay: Callable[..., str], db: psycopg.Connection
-) -> None:
-    base = relay()
+def test_account_level_event_signed_by_no_configured_app_is_401(shared_relay) -> None:
+    base, db = shared_relay("refused")
     assert_problem(post_meta(base, ACCOUNT_EVENT, secret="some-other-app"), 401)
     assert count(db, "webhook_events") == 0

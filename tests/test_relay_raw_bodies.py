@@ -123,8 +123,10 @@ def test_meta_signed_body_that_is_not_json_is_kept_and_dead_lettered(relay: Call
     assert_dead_lettered(db, raw, "not JSON")
 
 
-def test_meta_unsigned_bad_bodies_are_refused_and_not_stored(relay: Callable[..., str], db) -> None:
-    base = relay()
+# The tests here whose requests are all refused, each checking that nothing was stored, share one relay
+# and database (conftest's shared_relay) rather than starting one each.
+def test_meta_unsigned_bad_bodies_are_refused_and_not_stored(shared_relay) -> None:
+    base, db = shared_relay("refused")
     for raw in (b"not json", meta_raw(p.meta_message(WA_ID, "wamid.X", body="a\u0000b"))):
         assert_problem(post_meta(base, raw, secret="not-a-configured-secret"), 401)
     assert count(db, "webhook_events") == 0
@@ -200,8 +202,8 @@ def test_twilio_signed_json_body_that_is_not_json_is_kept_and_dead_lettered(rela
     assert_dead_lettered(db, raw, "not JSON")
 
 
-def test_twilio_unsigned_bad_bodies_are_refused_and_not_stored(relay: Callable[..., str], db) -> None:
-    base = relay()
+def test_twilio_unsigned_bad_bodies_are_refused_and_not_stored(shared_relay) -> None:
+    base, db = shared_relay("refused")
     headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": "c2ln"}
     for form in (twilio_form(Body="a%00b"), b"To=%FF", b"To=\xff"):
         assert_problem(httpx.post(f"{base}/webhooks/twilio", content=form, headers=headers), 403)

@@ -66,23 +66,23 @@ def test_status_callback_is_routed_by_from(relay: Callable[..., str], db: psycop
     assert count(db, "webhook_events") == 1
 
 
+# The tests here whose requests are all refused, each checking that nothing was stored, share one relay
+# and database (conftest's shared_relay) rather than starting one each.
 @pytest.mark.parametrize(
     "signature",
     ["", "bm90IGl0", twilio_signature(f"{PUBLIC_BASE_URL}/webhooks/twilio", {"Body": "other"})],
     ids=["missing", "garbage", "other-params"],
 )
-def test_bad_signature_is_403_and_nothing_is_stored(
-    relay: Callable[..., str], db: psycopg.Connection, signature: str
-) -> None:
-    base = relay()
+def test_bad_signature_is_403_and_nothing_is_stored(shared_relay, signature: str) -> None:
+    base, db = shared_relay("refused")
     params = p.twilio_inbound("SM" + "4" * 32, USER, BUSINESS)
     headers = {"X-Twilio-Signature": signature} if signature else {}
     assert_problem(httpx.post(f"{base}/webhooks/twilio", data=params, headers=headers), 403)
     assert count(db, "webhook_events") == 0
 
 
-def test_signature_with_a_wrong_token_is_403(relay: Callable[..., str], db: psycopg.Connection) -> None:
-    base = relay()
+def test_signature_with_a_wrong_token_is_403(shared_relay) -> None:
+    base, db = shared_relay("refused")
     params = p.twilio_inbound("SM" + "5" * 32, USER, BUSINESS)
     signature = twilio_signature(f"{PUBLIC_BASE_URL}/webhooks/twilio", params, token=TWILIO_TOKEN + "x")
     response = httpx.post(f"{base}/webhooks/twilio", data=params, headers={"X-Twilio-Signature": signature})
@@ -117,8 +117,8 @@ def test_a_form_naming_no_number_is_403_unsigned_and_kept_unread_signed(relay: C
     assert "MessageSid" in note
 
 
-def test_unknown_number_is_404(relay: Callable[..., str], db: psycopg.Connection) -> None:
-    base = relay()
+def test_unknown_number_is_404(shared_relay) -> None:
+    base, db = shared_relay("refused")
     params = p.twilio_inbound("SM" + "6" * 32, USER, "+15559999999")
     assert_problem(post_twilio(base, params), 404)
     assert count(db, "webhook_events") == 0
