@@ -117,6 +117,7 @@ def run_checks(conn: psycopg.Connection, settings: Settings, max_queue_age: floa
         ("sqitch plan", lambda: _plan(conn, PLAN)),
         ("cron jobs", lambda: _cron_jobs(conn)),
         ("queues", lambda: _queues(conn, max_queue_age, max_dead_letter_age)),
+        ("vacuum", lambda: _vacuum(conn)),
         ("logins", lambda: _logins(settings)),
         ("channels", lambda: _channels(conn, settings)),
         ("otp destinations", lambda: _otp(conn)),
@@ -287,6 +288,63 @@ def _queues(conn: psycopg.Connection, max_queue_age: float, max_dead_letter_age:
             yield Check(f"queue {name}", "ok", found)
 
 
+# Dead rows a table may hold before doctor looks for what holds vacuum back: more than the queue
+# tables' autovacuum threshold (queue/autovacuum) a minute's churn can leave between two visits.
+DEFAULT_MAX_DEAD_TUPLES = 100_000
+# The oldest snapshot (a transaction, a replication slot) older than this holds every dead row since.
+DEFAULT_MAX_VACUUM_HORIZON = 300
+VACUUM_ROWS = """SELECT table_name, dead_tuples, live_tuples,
+    extract(epoch FROM now() - last_autovacuum)::float8 AS since_autovacuum, bloat_bytes
+FROM whatsapp_handler.vacuum_metrics()"""
+# What holds back the oldest xmin of this database: a session's transaction, or a replication slot.
+VACUUM_HORIZON = """SELECT * FROM (
+    SELECT format('pid %s (%s, %s, %s)', pid, usename, coalesce(nullif(application_name, ''), '-'), state) AS holder,
+           extract(epoch FROM now() - coalesce(xact_start, query_start))::float8 AS age, age(backend_xmin) AS xids
+    FROM pg_stat_activity WHERE backend_xmin IS NOT NULL AND pid <> pg_backend_pid()
+      AND (datname = current_database() OR datname IS NULL)
+    UNION ALL
+    SELECT format('replication slot %s', slot_name), NULL, age(xmin)
+    FROM pg_replication_slots WHERE xmin IS NOT NULL
+    UNION ALL
+    SELECT format('prepared transaction %s', gid), extract(epoch FROM now() - prepared)::float8, age(transaction)
+    FROM pg_prepared_xacts WHERE database = current_database()
+) h ORDER BY xids DESC LIMIT 1"""
+VACUUM_FIX = "docs/runbook.md#vacuum-held-back"
+# A slot has no age in seconds: a standby's feedback holds a few transactions back all the time.
+MAX_SLOT_XIDS = 1_000_000
+
+
+def _vacuum(conn: psycopg.Connection, max_dead: int = DEFAULT_MAX_DEAD_TUPLES,
+            max_horizon: float = DEFAULT_MAX_VACUUM_HORIZON) -> Iterator[Check]:  # fmt: skip
+    rows = conn.execute(VACUUM_ROWS).fetchall()
+    worst = sorted(rows, key=lambda r: r["dead_tuples"], reverse=True)
+    over = [r for r in worst if r["dead_tuples"] > max_dead]
+    bloat = sum(r["bloat_bytes"] or 0 for r in rows)
+    summary = f"{len(rows)} tables, estimated bloat {bloat / 2**20:.1f} MiB"
+    if over:
+        names = ", ".join(
+            f"{r['table_name']} {r['dead_tuples']} dead/{r['live_tuples']} live, last autovacuum "
+            + ("never" if r["since_autovacuum"] is None else f"{r['since_autovacuum']:.0f} s ago")
+            for r in over[:3]
+        )
+        yield Check("vacuum", "warn", f"{names} ({summary})",
+                    f"see what holds vacuum back (the line below), {VACUUM_FIX}")  # fmt: skip
+    elif worst:
+        yield Check("vacuum", "ok", f"most dead rows: {worst[0]['table_name']} {worst[0]['dead_tuples']} ({summary})")
+    else:
+        yield Check("vacuum", "FAIL", "no table reported by vacuum_metrics()", "`whatsapp-handler db deploy`")
+    holder = conn.execute(VACUUM_HORIZON).fetchone()
+    if holder is None:
+        yield Check("vacuum horizon", "ok", "no transaction or slot holds dead rows back")
+        return
+    age = f"open {holder['age']:.0f} s, " if holder["age"] is not None else ""
+    found = f"oldest snapshot: {holder['holder']}, {age}{holder['xids']} transactions old"
+    if (holder["age"] is None and holder["xids"] > MAX_SLOT_XIDS) or (holder["age"] or 0) > max_horizon:
+        yield Check("vacuum horizon", "warn", found, f"end it if it is stuck, {VACUUM_FIX}")
+    else:
+        yield Check("vacuum horizon", "ok", found)
+
+
 CHANNEL_ROWS = "SELECT provider::text, provider_ref, phone::text, name, brand, active FROM whatsapp_handler.channels"
 
 
@@ -346,7 +404,8 @@ SERVICE_FUNCTIONS = {
         "api_campaign_audience(bytea,bigint,jsonb,text)", "api_campaign_control(bytea,bigint,text,text)",
         "api_campaign_create(bytea,jsonb,text)", "api_campaign_recipients(bytea,bigint,text,integer,integer)",
         "api_campaign_results(bytea,bigint)", "api_campaign_upload(bytea,bigint,jsonb,boolean,text)",
-        "send_message(bytea,jsonb,text,text)", "send_messages(bytea,bigint,jsonb,text)"),
+        "send_message(bytea,jsonb,text,text)", "send_messages(bytea,bigint,jsonb,text)",
+        "vacuum_metrics()"),
     "whatsapp_handler_worker": (
         "queue_metrics()", "readiness(text,timestamp with time zone)", "worker_channels()",
         "worker_claim(integer,integer,bigint[])", "worker_dead_letter(bigint,text,jsonb)",

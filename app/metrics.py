@@ -336,6 +336,135 @@ def _queue_families(rows: QueueRows | None) -> list[Metric]:
     return [up, depth, age]
 
 
+# Per table with its own autovacuum settings (the hot tables' partitions, the queue tables): dead and live
+# rows, the last autovacuum, the size and an estimate of bloat (deploy/core/vacuum_metrics.sql).
+VACUUM_METRICS = """SELECT table_name, dead_tuples, live_tuples, extract(epoch FROM last_autovacuum)::float8,
+    autovacuum_count, table_bytes, bloat_bytes FROM whatsapp_handler.vacuum_metrics()"""
+VacuumRows = list[tuple[str, int, int, float | None, int, int, int | None]]
+
+
+async def _vacuum_rows(pool: AsyncConnectionPool) -> VacuumRows | None:
+    """The tables' vacuum gauges, on a connection of their own within the queues' timeout."""
+    try:
+        async with asyncio.timeout(QUEUE_TIMEOUT_SECONDS), pool.connection(timeout=QUEUE_TIMEOUT_SECONDS) as conn:
+            return await (await conn.execute(VACUUM_METRICS, prepare=True)).fetchall()
+    except (psycopg.Error, TimeoutError) as exc:
+        # A database deployed before vacuum_metrics() too: whatsapp_vacuum_metrics_up says so.
+        log.debug("vacuum metrics unavailable: %s", " ".join(str(exc).split()) or type(exc).__name__)
+        return None
+
+
+def _vacuum_families(rows: VacuumRows | None) -> list[Metric]:
+    from prometheus_client.core import GaugeMetricFamily
+
+    up = GaugeMetricFamily("whatsapp_vacuum_metrics_up", "Whether the tables' vacuum gauges could be read")
+    up.add_metric([], 0 if rows is None else 1)
+    dead = GaugeMetricFamily(
+        "whatsapp_table_dead_tuples", "Dead rows of a table (pg_stat_user_tables)", labels=["table"]
+    )
+    live = GaugeMetricFamily(
+        "whatsapp_table_live_tuples", "Live rows of a table (pg_stat_user_tables)", labels=["table"]
+    )
+    last = GaugeMetricFamily(
+        "whatsapp_table_last_autovacuum_timestamp_seconds",
+        "When autovacuum last vacuumed a table (0: never)",
+        labels=["table"],
+    )
+    size = GaugeMetricFamily("whatsapp_table_size_bytes", "Size of a table's main fork", labels=["table"])
+    bloat = GaugeMetricFamily(
+        "whatsapp_table_bloat_bytes",
+        "Estimated bloat of a table: its size less what its live rows need by the last ANALYZE's column widths",
+        labels=["table"],
+    )
+    for table, dead_n, live_n, last_at, _count, size_b, bloat_b in rows or ():
+        dead.add_metric([table], dead_n)
+        live.add_metric([table], live_n)
+        last.add_metric([table], last_at or 0.0)
+        size.add_metric([table], size_b)
+        if bloat_b is not None:
+            bloat.add_metric([table], bloat_b)
+    return [up, dead, live, last, size, bloat]
+
+
+LatenessRows = list[tuple[str, float | None, float, bool | None]]
+SuccessRows = list[tuple[str, str, int | None, int, int, float]]
+
+
+async def _health_rows(pool: AsyncConnectionPool) -> tuple[LatenessRows | None, SuccessRows | None]:
+    """The jobs' lateness and the webhooks' success rate, on a connection of their own within the
+    queues' timeout; each None when it cannot be read (a database deployed before them)."""
+    found: list[list | None] = [None, None]
+    try:
+        async with asyncio.timeout(QUEUE_TIMEOUT_SECONDS), pool.connection(timeout=QUEUE_TIMEOUT_SECONDS) as conn:
+            for i, query in enumerate((CRON_LATENESS, WEBHOOK_SUCCESS)):
+                try:
+                    found[i] = await (await conn.execute(query, prepare=True)).fetchall()
+                except psycopg.Error as exc:
+                    if isinstance(exc, psycopg.OperationalError):
+                        raise
+                    log.debug("unavailable: %s", " ".join(str(exc).split()))
+    except (psycopg.Error, TimeoutError) as exc:
+        log.warning("job lateness and success rate unavailable: %s", " ".join(str(exc).split()) or type(exc).__name__)
+    return found[0], found[1]
+
+
+def _lateness_families(rows: LatenessRows | None) -> list[Metric]:
+    from prometheus_client.core import GaugeMetricFamily
+
+    up = GaugeMetricFamily("whatsapp_cron_lateness_up", "Whether the pg_cron jobs' last runs could be read")
+    up.add_metric([], 0 if rows is None else 1)
+    overdue = GaugeMetricFamily(
+        "whatsapp_cron_job_overdue",
+        "1 when an enabled pg_cron job has not started within twice its period (since it was enabled or "
+        "rescheduled, if later); absent when its schedule cannot be bounded",
+        labels=["job"],
+    )
+    age = GaugeMetricFamily(
+        "whatsapp_cron_job_last_run_age_seconds",
+        "Seconds since an enabled pg_cron job last started (or was enabled or rescheduled, if later)",
+        labels=["job"],
+    )
+    period = GaugeMetricFamily(
+        "whatsapp_cron_job_period_seconds",
+        "The longest wait between two runs a job's schedule allows",
+        labels=["job"],
+    )
+    for job, period_s, age_s, late in rows or ():
+        age.add_metric([job], age_s)
+        if period_s is not None:
+            period.add_metric([job], period_s)
+            overdue.add_metric([job], 1 if late else 0)
+    return [up, overdue, age, period]
+
+
+def _success_families(rows: SuccessRows | None) -> list[Metric]:
+    from prometheus_client.core import GaugeMetricFamily
+
+    up = GaugeMetricFamily("whatsapp_webhook_success_up", "Whether the webhooks' success rate could be read")
+    up.add_metric([], 0 if rows is None else 1)
+    labels = ["provider", "channel", "window"]
+    ratio = GaugeMetricFamily(
+        "whatsapp_webhook_success_ratio",
+        "Share of the webhooks received in the window (1h, 24h, up to the last minute counted) that are not "
+        "failed: not dead-lettered, or re-driven since",
+        labels=labels,
+    )
+    webhooks = GaugeMetricFamily(
+        "whatsapp_webhook_window_received", "Webhooks received in the window (1h, 24h)", labels=labels
+    )
+    failed = GaugeMetricFamily(
+        "whatsapp_webhook_window_failed",
+        "Webhooks of the window (1h, 24h) failed now: dead-lettered and not re-driven",
+        labels=labels,
+    )
+    for span, provider, channel_id, n, n_failed, share in rows or ():
+        key = [provider, "unknown" if channel_id is None else str(channel_id), span]
+        ratio.add_metric(key, share)
+        webhooks.add_metric(key, n)
+        failed.add_metric(key, n_failed)
+    return [up, ratio, webhooks, failed]
+
+
 @get("/metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -343,5 +472,6 @@ async def metrics(request: Request) -> Response:
     state = request.app.state
     queues, cron = await _queue_rows(state.pool)
     families = _queue_families(queues) + _cron_families(cron)
+    families += _vacuum_families(await _vacuum_rows(state.pool))
     text = generate_latest(state.metrics.registry) + generate_latest(_Families(families))  # type: ignore[arg-type]
     return Response(text, media_type=CONTENT_TYPE_LATEST)

@@ -41,7 +41,8 @@ ALLOWED: dict[str, set[tuple[str, str, str]]] = {
             "api_campaign_audience(bytea,bigint,jsonb,text)", "api_campaign_control(bytea,bigint,text,text)",
             "api_campaign_create(bytea,jsonb,text)", "api_campaign_recipients(bytea,bigint,text,integer,integer)",
             "api_campaign_results(bytea,bigint)", "api_campaign_upload(bytea,bigint,jsonb,boolean,text)",
-            "send_message(bytea,jsonb,text,text)", "send_messages(bytea,bigint,jsonb,text)")),
+            "send_message(bytea,jsonb,text,text)", "send_messages(bytea,bigint,jsonb,text)",
+            "vacuum_metrics()")),
     },
     "worker": {
         ("schema", WH, "USAGE"),

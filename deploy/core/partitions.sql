@@ -1,9 +1,12 @@
 -- Deploy whatsapp_handler:core/partitions to pg
--- requires: core/schema
+-- Reworked after v1.0.0: create_partition gives each partition it makes the autovacuum settings
+-- of its table (_set_autovacuum, core/autovacuum), so the maintenance job's new partitions get
+-- them too. Only create_partition changed: create_partitions is as deploy/core/partitions@v1.0.0.sql made it.
+-- requires: core/autovacuum
 BEGIN;
 SET LOCAL ROLE whatsapp_handler_owner;
 
-CREATE FUNCTION whatsapp_handler.create_partition(p_parent regclass, p_from timestamptz, p_to timestamptz)
+CREATE OR REPLACE FUNCTION whatsapp_handler.create_partition(p_parent regclass, p_from timestamptz, p_to timestamptz)
 RETURNS regclass
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -53,34 +56,13 @@ BEGIN
             USING ERRCODE = 'WH010',
                   HINT = 'The range overlaps an existing partition, or rows for it already sit in the default partition.';
     END;
+    -- A partitioned table holds no storage parameters: each partition gets its table's.
+    PERFORM _set_autovacuum(format('whatsapp_handler.%I', v_name)::regclass);
     RETURN format('whatsapp_handler.%I', v_name)::regclass;
 END
 $$;
 REVOKE ALL ON FUNCTION whatsapp_handler.create_partition(regclass, timestamptz, timestamptz) FROM PUBLIC;
 COMMENT ON FUNCTION whatsapp_handler.create_partition(regclass, timestamptz, timestamptz) IS
-    'Creates (or finds) the partition of a whatsapp_handler partitioned table for [p_from, p_to), named <table>_pYYYYMMDD after its lower bound, which must be midnight UTC; returns it. Raises WH008 for a non-partitioned table, an empty range or a bound off midnight UTC, WH010 when the range overlaps another partition or rows in the default partition.';
-
-CREATE FUNCTION whatsapp_handler.create_partitions(p_parent regclass, p_step text, p_ahead integer)
-RETURNS SETOF regclass
-LANGUAGE plpgsql
-SECURITY DEFINER
-SET search_path = pg_catalog, whatsapp_handler, pg_temp
-AS $$
-DECLARE
-    v_start timestamptz;
-BEGIN
-    IF p_step IS NULL OR p_step NOT IN ('day', 'month') OR p_ahead IS NULL OR p_ahead NOT BETWEEN 0 AND 400 THEN
-        RAISE EXCEPTION 'partition step % ahead % is not supported', p_step, p_ahead
-            USING ERRCODE = 'WH008', HINT = 'Step is day or month; ahead is 0 to 400 periods.';
-    END IF;
-    v_start := date_trunc(p_step, now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
-    RETURN QUERY
-    SELECT create_partition(p_parent, v_start + n * ('1 ' || p_step)::interval, v_start + (n + 1) * ('1 ' || p_step)::interval)
-    FROM generate_series(0, p_ahead) AS n;
-END
-$$;
-REVOKE ALL ON FUNCTION whatsapp_handler.create_partitions(regclass, text, integer) FROM PUBLIC;
-COMMENT ON FUNCTION whatsapp_handler.create_partitions(regclass, text, integer) IS
-    'Creates (or finds) the partitions of the current UTC day or month and of the p_ahead periods after it; returns them. Raises WH008 for an unknown step or a count outside 0-400, and what create_partition raises.';
+    'Creates (or finds) the partition of a whatsapp_handler partitioned table for [p_from, p_to), named <table>_pYYYYMMDD after its lower bound, which must be midnight UTC, with the autovacuum settings of its table (core/autovacuum); returns it. Raises WH008 for a non-partitioned table, an empty range or a bound off midnight UTC, WH010 when the range overlaps another partition or rows in the default partition.';
 
 COMMIT;
