@@ -69,6 +69,12 @@ RELAY_METRICS = (
     "whatsapp_queue_oldest_message_age_seconds",
     "whatsapp_cron_metrics_up",
     "whatsapp_cron_job_failures",
+    "whatsapp_vacuum_metrics_up",
+    "whatsapp_table_dead_tuples",
+    "whatsapp_table_live_tuples",
+    "whatsapp_table_last_autovacuum_timestamp_seconds",
+    "whatsapp_table_size_bytes",
+    "whatsapp_table_bloat_bytes",
     "whatsapp_relay_rights_failures_total",
     "whatsapp_relay_worker_restarts_total",
 )
