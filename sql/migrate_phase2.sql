@@ -247,6 +247,14 @@ BEGIN
         v_source);
 END
 $read$;
+-- Temporary tables have no statistics until analysed: without them a join of 100,000 rows
+-- is planned as a nested loop.
+ANALYZE p2_users;
+ANALYZE p2_prefs;
+ANALYZE p2_pref_keys;
+ANALYZE p2_outbox;
+ANALYZE p2_dlq;
+ANALYZE p2_wa;
 
 -- 3. People. Each source user is one of: carried (imported), the same person as another
 --    row under another spelling of the number (merged into the one kept), already known
@@ -264,6 +272,8 @@ SELECT DISTINCT ON (phone) phone, source_id AS kept_id
 FROM p2_people WHERE phone IS NOT NULL
 ORDER BY phone, coalesce(verified_at, otp_verified_at) IS NULL, last_active_at DESC NULLS LAST,
          created_at NULLS LAST, source_id;
+ANALYZE p2_people;
+ANALYZE p2_kept;
 
 INSERT INTO :"source".wh_migration_report (source_table, source_id, outcome, detail)
 SELECT 'users', source_id,
@@ -289,8 +299,8 @@ SELECT p.source_id, p.phone,
            AND NOT (p.terms_version ~ '^[A-Za-z0-9._-]{1,32}$' AND p.terms_accepted_at IS NOT NULL) AS terms_dropped
 FROM p2_people p
 JOIN p2_kept k ON k.kept_id = p.source_id
-JOIN LATERAL (SELECT min(o.created_at) AS created_at, max(o.last_active_at) AS last_active_at
-              FROM p2_people o WHERE o.phone = p.phone) g ON true
+JOIN (SELECT o.phone, min(o.created_at) AS created_at, max(o.last_active_at) AS last_active_at
+      FROM p2_people o WHERE o.phone IS NOT NULL GROUP BY o.phone) g ON g.phone = p.phone
 WHERE NOT EXISTS (SELECT FROM whatsapp_handler.users u WHERE u.phone = p.phone);
 
 -- Direct inserts: register_user would announce each person (user.registered), which an
@@ -309,6 +319,7 @@ WITH ins AS (
 )
 SELECT ins.id AS user_id, n.source_id, n.phone, n.terms_version, n.terms_accepted_at
 FROM ins JOIN p2_new n ON n.phone = ins.phone;
+ANALYZE p2_inserted;
 
 INSERT INTO :"source".wh_user_ids (source_id, user_id, outcome)
 SELECT p.source_id, coalesce(i.user_id, u.id),
@@ -465,29 +476,33 @@ SELECT set_config('wh_migrate.cutoff',
                   coalesce((now() - whatsapp_handler._setting_interval('retention.messages'))::text, '-infinity'), true)
        AS p2_cutoff \gset
 
--- A status of theirs as this service's, or NULL when it is none of sent, delivered, read, failed.
-CREATE FUNCTION pg_temp.p2_status(p_status text)
-RETURNS whatsapp_handler.message_status LANGUAGE sql IMMUTABLE AS $$
-    SELECT CASE WHEN lower(p_status) IN ('sent', 'delivered', 'read', 'failed')
-                THEN lower(p_status)::whatsapp_handler.message_status END
-$$;
+-- Each distinct spelling of a number normalised once.
+CREATE TEMPORARY TABLE p2_wa_phones ON COMMIT DROP AS
+SELECT phone_raw, pg_temp.p2_phone(phone_raw) AS phone FROM (SELECT DISTINCT phone_raw FROM p2_wa WHERE phone_raw IS NOT NULL) d;
+ANALYZE p2_wa_phones;
 
 CREATE TEMPORARY TABLE p2_messages ON COMMIT DROP AS
-SELECT w.message_id,
-       min(lower(w.direction)) AS direction,
-       min(w.created_at) AS created_at,
-       max(w.created_at) AS status_at,
-       min(pg_temp.p2_phone(w.phone_raw)) AS phone,
-       (array_agg(w.payload ORDER BY w.created_at, w.source_id))[1] AS payload,
-       (array_agg(w.correlation_id ORDER BY w.created_at, w.source_id))[1] AS correlation_id,
-       -- The furthest status reached, in the project's order (_status_rank).
-       (array_agg(pg_temp.p2_status(w.status) ORDER BY whatsapp_handler._status_rank(pg_temp.p2_status(w.status)) DESC)
-           FILTER (WHERE pg_temp.p2_status(w.status) IS NOT NULL))[1] AS status
-FROM p2_wa w
-WHERE w.message_id IS NOT NULL AND char_length(w.message_id) BETWEEN 1 AND 256
-  AND lower(w.direction) IN ('inbound', 'outbound')
-  AND w.created_at >= current_setting('wh_migrate.cutoff')::timestamptz
-GROUP BY w.message_id;
+WITH rows AS (
+    SELECT w.message_id, lower(w.direction) AS direction, w.created_at, w.source_id, w.payload, w.correlation_id, p.phone,
+           -- A status of theirs as this service's, or NULL when it is none of these.
+           CASE WHEN lower(w.status) IN ('sent', 'delivered', 'read', 'failed')
+                THEN lower(w.status)::whatsapp_handler.message_status END AS status
+    FROM p2_wa w LEFT JOIN p2_wa_phones p ON p.phone_raw = w.phone_raw
+    WHERE w.message_id IS NOT NULL AND char_length(w.message_id) BETWEEN 1 AND 256
+      AND lower(w.direction) IN ('inbound', 'outbound')
+      AND w.created_at >= current_setting('wh_migrate.cutoff')::timestamptz
+), firsts AS (
+    SELECT DISTINCT ON (message_id) message_id, direction, created_at, payload, correlation_id
+    FROM rows ORDER BY message_id, created_at, source_id
+), folded AS (
+    SELECT message_id, max(created_at) AS status_at, min(phone) AS phone,
+           -- The furthest status reached, in the project's order (_status_rank).
+           (array_agg(status ORDER BY whatsapp_handler._status_rank(status) DESC) FILTER (WHERE status IS NOT NULL))[1] AS status
+    FROM rows GROUP BY message_id
+)
+SELECT f.message_id, f.direction, f.created_at, g.status_at, g.phone, f.payload, f.correlation_id, g.status
+FROM firsts f JOIN folded g ON g.message_id = f.message_id;
+ANALYZE p2_messages;
 
 CREATE TEMPORARY TABLE p2_message_rows ON COMMIT DROP AS
 SELECT m.*, u.id AS user_id, c.id AS conversation_id,
