@@ -451,8 +451,9 @@ WITH ins AS (
     RETURNING id, received_at, provider, correlation_id, error
 )
 SELECT ins.*, l.source_id, l.retry_count, l.error_message
-FROM ins JOIN p2_letters l
-  ON starts_with(ins.error, format('imported from %s.webhook_dlq %s ', current_setting('wh_migrate.source'), l.source_id));
+FROM ins JOIN p2_letters l  -- the source id is the word after the prefix: an equality, hashed
+  ON split_part(substr(ins.error, char_length(format('imported from %s.webhook_dlq ', current_setting('wh_migrate.source'))) + 1), ' ', 1)
+     = l.source_id;
 
 SELECT count(whatsapp_handler._mark_inbound_letter(
            whatsapp_handler._dead_letter_inbound(jsonb_build_object(
