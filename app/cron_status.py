@@ -9,3 +9,14 @@ PROMETHEUS_MULTIPROC_DIR for granian's workers)."""
 # as; the function reads them through a helper owned by that login (deploy/jobs/cron_job_failures.sql),
 # so the relay's login, or any login granted it, sees them.
 CRON_FAILURES = "SELECT job_name, scheduled, failures, last_message FROM whatsapp_handler.cron_job_failures()"
+
+# Per enabled job: its period (the longest wait its schedule allows; None when the schedule cannot be
+# bounded), the seconds since it last started (or since it was enabled or rescheduled, if later),
+# and whether that is more than twice the period (deploy/jobs/late_jobs.sql).
+CRON_LATENESS = "SELECT job_name, period_seconds, age_seconds, overdue FROM whatsapp_handler.cron_job_lateness()"
+
+# Per span (1h, 24h), provider and channel (None: unknown) with webhooks: how many, how many are failed
+# now (dead-lettered, not re-driven), and the share not failed (deploy/ingest/success_rate.sql).
+WEBHOOK_SUCCESS = (
+    "SELECT span, provider, channel_id, webhooks, failed, success_ratio FROM whatsapp_handler.webhook_success_rate()"
+)

@@ -28,7 +28,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 
 from app.cluster import ClusterError
-from app.cron_status import CRON_FAILURES
+from app.cron_status import CRON_FAILURES, CRON_LATENESS, WEBHOOK_SUCCESS
 from app.database import MASK, SERVICE_LOGINS, embedded_cluster, password_of
 from app.settings import PROJECT_DIR, Settings
 from app.sqitch import Change, last_change, plan_changes
@@ -116,6 +116,8 @@ def run_checks(conn: psycopg.Connection, settings: Settings, max_queue_age: floa
         ("cron login", lambda: _cron_login(conn)),
         ("sqitch plan", lambda: _plan(conn, PLAN)),
         ("cron jobs", lambda: _cron_jobs(conn)),
+        ("cron late", lambda: _cron_late(conn)),
+        ("webhook success", lambda: _webhook_success(conn)),
         ("queues", lambda: _queues(conn, max_queue_age, max_dead_letter_age)),
         ("vacuum", lambda: _vacuum(conn)),
         ("logins", lambda: _logins(settings)),
@@ -262,6 +264,51 @@ def _cron_jobs(conn: psycopg.Connection) -> Iterator[Check]:
         yield Check("cron runs", "ok", "the last run of every job succeeded (or none ran yet)")
 
 
+def _cron_late(conn: psycopg.Connection) -> Iterator[Check]:
+    missing = "SELECT to_regprocedure('whatsapp_handler.cron_job_lateness()') IS NULL AS none"
+    if conn.execute(missing).fetchone()["none"]:
+        return  # an older deploy: the plan check says so
+    rows = conn.execute(CRON_LATENESS).fetchall()
+    late = [r for r in rows if r["overdue"]]
+    unbounded = [r["job_name"] for r in rows if r["period_seconds"] is None]
+    if late:
+        yield Check("cron late", "FAIL", "; ".join(
+            f"{r['job_name']} not started for {r['age_seconds']:.0f} s (period {r['period_seconds']:.0f} s)"
+            for r in late), "is pg_cron's launcher running (the pg_cron line)? is a run stuck? "
+            "docs/runbook.md#cron-job-late")  # fmt: skip
+    elif unbounded:
+        yield Check("cron late", "warn", f"schedules without a period, never judged late: {', '.join(unbounded)}",
+                    "give them a five-field schedule (docs/jobs.md#late-jobs)")  # fmt: skip
+    else:
+        yield Check("cron late", "ok", f"every enabled job of {len(rows)} started within twice its period")
+
+
+# The alert's rule (monitoring/prometheus/alerts.yml, WhatsappWebhookSuccessLow): under 99 % in the
+# last hour, counted only from this many webhooks, so that 1 failed of 3 does not page.
+MIN_SUCCESS_RATIO = 0.99
+MIN_SUCCESS_VOLUME = 200
+
+
+def _webhook_success(conn: psycopg.Connection) -> Iterator[Check]:
+    missing = "SELECT to_regprocedure('whatsapp_handler.webhook_success_rate()') IS NULL AS none"
+    if conn.execute(missing).fetchone()["none"]:
+        return  # an older deploy: the plan check says so
+    rows = [r for r in conn.execute(WEBHOOK_SUCCESS).fetchall() if r["span"] == "1h"]
+    low = [r for r in rows if r["success_ratio"] < MIN_SUCCESS_RATIO and r["webhooks"] >= MIN_SUCCESS_VOLUME]
+    found = "; ".join(
+        f"{r['provider']} channel {r['channel_id'] if r['channel_id'] is not None else 'unknown'}: "
+        f"{r['failed']} of {r['webhooks']} failed ({r['success_ratio']:.2%} processed)"
+        for r in (low or sorted(rows, key=lambda r: r["success_ratio"])[:1])
+    )
+    if low:
+        yield Check("webhook success", "FAIL", f"last hour: {found}",
+                    "`whatsapp-handler dlq list inbound` says why; docs/runbook.md#webhook-success-low")  # fmt: skip
+    elif rows:
+        yield Check("webhook success", "ok", f"last hour, lowest: {found}")
+    else:
+        yield Check("webhook success", "ok", "no webhook in the last hour counted (job_webhook_minutes)")
+
+
 def _queues(conn: psycopg.Connection, max_queue_age: float, max_dead_letter_age: float) -> Iterator[Check]:
     rows = conn.execute("SELECT queue_name, depth, oldest_age_seconds FROM whatsapp_handler.queue_metrics()").fetchall()
     if not rows:
@@ -393,7 +440,8 @@ def _channels(conn: psycopg.Connection, settings: Settings) -> Iterator[Check]:
 # a login that cannot call one of them fails there at run time, the relay with a 503.
 SERVICE_FUNCTIONS = {
     "whatsapp_handler_relay": (
-        "cron_job_failures()", "ingest_batch(text,jsonb[],text[])", "ingest_evolution(jsonb,text)",
+        "cron_job_failures()", "cron_job_lateness()", "webhook_success_rate()",
+        "ingest_batch(text,jsonb[],text[])", "ingest_evolution(jsonb,text)",
         "ingest_meta(jsonb,text)", "ingest_raw(text,bytea,text,text,text)", "ingest_twilio(jsonb,text)",
         "queue_metrics()", "readiness(text,timestamp with time zone)", "request_otp(text,bigint,text,text)",
         "verify_otp(text,text,text)",

@@ -13,7 +13,7 @@ import psycopg
 from litestar import Request, Response, get
 from psycopg_pool import AsyncConnectionPool
 
-from app.cron_status import CRON_FAILURES
+from app.cron_status import CRON_FAILURES, CRON_LATENESS, WEBHOOK_SUCCESS
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -473,5 +473,7 @@ async def metrics(request: Request) -> Response:
     queues, cron = await _queue_rows(state.pool)
     families = _queue_families(queues) + _cron_families(cron)
     families += _vacuum_families(await _vacuum_rows(state.pool))
+    lateness, success = await _health_rows(state.pool)
+    families += _lateness_families(lateness) + _success_families(success)
     text = generate_latest(state.metrics.registry) + generate_latest(_Families(families))  # type: ignore[arg-type]
     return Response(text, media_type=CONTENT_TYPE_LATEST)

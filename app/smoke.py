@@ -75,6 +75,14 @@ RELAY_METRICS = (
     "whatsapp_table_last_autovacuum_timestamp_seconds",
     "whatsapp_table_size_bytes",
     "whatsapp_table_bloat_bytes",
+    "whatsapp_cron_lateness_up",
+    "whatsapp_cron_job_overdue",
+    "whatsapp_cron_job_last_run_age_seconds",
+    "whatsapp_cron_job_period_seconds",
+    "whatsapp_webhook_success_up",
+    "whatsapp_webhook_success_ratio",
+    "whatsapp_webhook_window_received",
+    "whatsapp_webhook_window_failed",
     "whatsapp_relay_rights_failures_total",
     "whatsapp_relay_worker_restarts_total",
 )
@@ -82,7 +90,10 @@ RELAY_METRICS = (
 # counted by `serve`'s main process; a relay started by granian itself has none. (With several
 # granian workers a labelled series shows only once it has a value: the webhook series are there
 # because the refusals are counted before /metrics is read.)
-RELAY_METRICS_NOT_ALWAYS = {"whatsapp_relay_worker_restarts_total": "counted by `serve` only"}
+RELAY_METRICS_NOT_ALWAYS = {"whatsapp_relay_worker_restarts_total": "counted by `serve` only"} | dict.fromkeys(
+    ("whatsapp_webhook_success_ratio", "whatsapp_webhook_window_received", "whatsapp_webhook_window_failed"),
+    "one series per provider, channel and window with webhooks in it, after job_webhook_minutes first ran",
+)
 # The delivery worker's own /metrics (WORKER_METRICS_PORT), checked when its URL is given.
 WORKER_METRICS = (
     "whatsapp_outbound_messages_total",

@@ -316,3 +316,50 @@ def test_channels_differing_from_the_configuration_are_named(db: psycopg.Connect
 def test_the_functions_doctor_checks_are_those_the_group_is_granted(service: str) -> None:
     granted = {name.removeprefix("whatsapp_handler.") for kind, name, _ in ALLOWED[service] if kind == "function"}
     assert set(SERVICE_FUNCTIONS[f"whatsapp_handler_{service}"]) == granted
+
+
+def test_a_late_cron_job_fails_and_an_unbounded_schedule_warns(db: psycopg.Connection, db_url: str,
+                                                              tmp_path: Path) -> None:  # fmt: skip
+    db.execute("UPDATE cron.job SET database = current_database()")
+    assert status_of(run_cli("doctor", url=db_url, cwd=tmp_path), "cron late") == "ok"
+    # Enabled three hours ago, never run since: the hourly partitions job is two periods late.
+    db.execute("ALTER TABLE whatsapp_handler.jobs DISABLE TRIGGER jobs_scheduled_at")
+    db.execute("UPDATE whatsapp_handler.jobs SET scheduled_at = now() - interval '3 hours' WHERE name = 'partitions'")
+    db.execute("ALTER TABLE whatsapp_handler.jobs ENABLE TRIGGER jobs_scheduled_at")
+    (line,) = lines(run_cli("doctor", url=db_url, cwd=tmp_path))["cron late"]
+    assert line.startswith("FAIL") and "whatsapp_handler.partitions not started for" in line
+    assert "period 3600 s" in line and "docs/runbook.md#cron-job-late" in line
+    db.execute(
+        "INSERT INTO cron.job_run_details (jobid, job_pid, database, username, command, status, return_message,"
+        " start_time, end_time) SELECT jobid, 1, current_database(), username, command, 'succeeded', 'SELECT 1',"
+        " now(), now() FROM cron.job WHERE jobname = 'whatsapp_handler.partitions'"
+    )
+    assert status_of(run_cli("doctor", url=db_url, cwd=tmp_path), "cron late") == "ok"
+    db.execute("UPDATE whatsapp_handler.jobs SET schedule = '0 0 31 2 *' WHERE name = 'cron_history'")
+    (line,) = lines(run_cli("doctor", url=db_url, cwd=tmp_path))["cron late"]
+    assert line.startswith("warn") and "whatsapp_handler.cron_history" in line
+
+
+def test_a_low_webhook_success_rate_fails_with_enough_webhooks(db: psycopg.Connection, db_url: str,
+                                                              tmp_path: Path) -> None:  # fmt: skip
+    plant = (
+        "INSERT INTO whatsapp_handler.webhook_events (received_at, provider, channel_id, payload, outcome, error) "
+        "SELECT date_trunc('minute', now()) - interval '5 minutes', 'meta', %s, '{}', %s, %s "
+        "FROM generate_series(1, %s)"
+    )
+    add = "SELECT whatsapp_handler.add_channel('meta', %s, %s, %s) AS id"
+    busy = db.execute(add, ("111", "+15550000001", "Busy")).fetchone()["id"]
+    quiet = db.execute(add, ("222", "+15550000002", "Quiet")).fetchone()["id"]
+    db.execute(plant, (quiet, "failed", "WH000: planted", 1))  # 1 of 3 failed: too few to tell
+    db.execute(plant, (quiet, "processed", None, 2))
+    db.execute(plant, (busy, "processed", None, 297))
+    db.execute(plant, (busy, "failed", "WH000: planted", 3))  # 99 % of 300: not under
+    db.execute("SELECT whatsapp_handler.job_webhook_minutes()")
+    (line,) = lines(run_cli("doctor", url=db_url, cwd=tmp_path))["webhook success"]
+    assert line.startswith("ok") and f"meta channel {quiet}: 1 of 3 failed" in line
+    db.execute(plant, (busy, "failed", "WH000: planted", 1))
+    db.execute("DELETE FROM whatsapp_handler.webhook_minute_marks")
+    db.execute("SELECT whatsapp_handler.job_webhook_minutes()")
+    (line,) = lines(run_cli("doctor", url=db_url, cwd=tmp_path))["webhook success"]
+    assert line.startswith("FAIL") and f"meta channel {busy}: 4 of 301 failed" in line
+    assert f"channel {quiet}" not in line and "docs/runbook.md#webhook-success-low" in line

@@ -29,6 +29,7 @@ JOBS = {
     "whatsapp_handler.redrive_outbound": ("* * * * *", "SELECT whatsapp_handler.redrive_outbound()"),
     "whatsapp_handler.analytics_refresh": ("*/10 * * * *", "SELECT whatsapp_handler.job_analytics_refresh()"),
     "whatsapp_handler.analyst_guard": ("* * * * *", "SELECT whatsapp_handler.job_analyst_guard()"),
+    "whatsapp_handler.webhook_minutes": ("* * * * *", "SELECT whatsapp_handler.job_webhook_minutes()"),
 }
 JOB_FUNCTIONS = [
     "whatsapp_handler.job_partitions()",
@@ -38,6 +39,7 @@ JOB_FUNCTIONS = [
     "whatsapp_handler.redrive_inbound()",
     "whatsapp_handler.redrive_outbound()",
     "whatsapp_handler.job_analytics_refresh()",
+    "whatsapp_handler.job_webhook_minutes()",
     "whatsapp_handler.job_analyst_guard()",
 ]
 

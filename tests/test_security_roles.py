@@ -20,7 +20,7 @@ OWNER = "whatsapp_handler_owner"
 WH = "whatsapp_handler"
 ANALYTICS_VIEWS = ("active_users", "campaigns", "channels", "dead_letters", "delivery_costs_daily",
                    "delivery_latency_daily", "funnel_daily", "messages_daily", "onboarded_daily", "otp_daily",
-                   "refresh_status", "users")  # fmt: skip
+                   "refresh_status", "users", "webhook_success_daily")  # fmt: skip
 
 # What each group role holds beyond what PUBLIC holds: (kind, object, privilege). From docs/security.md
 # and the GRANTs of deploy/: the relay, the worker and the consumer call functions only; the analyst
@@ -29,7 +29,8 @@ ALLOWED: dict[str, set[tuple[str, str, str]]] = {
     "relay": {
         ("schema", WH, "USAGE"),
         *(("function", f"{WH}.{f}", "EXECUTE") for f in (
-            "cron_job_failures()", "ingest_batch(text,jsonb[],text[])", "ingest_evolution(jsonb,text)",
+            "cron_job_failures()", "cron_job_lateness()", "webhook_success_rate()",
+            "ingest_batch(text,jsonb[],text[])", "ingest_evolution(jsonb,text)",
             "ingest_meta(jsonb,text)", "ingest_raw(text,bytea,text,text,text)", "ingest_twilio(jsonb,text)",
             "queue_metrics()", "readiness(text,timestamp with time zone)",
             "request_otp(text,bigint,text,text)", "verify_otp(text,text,text)",
@@ -77,7 +78,8 @@ CRON_ALLOWED = {
     *(("function", f"{WH}.{f}", "EXECUTE") for f in (
         "job_partitions()", "job_retention()", "job_trim_cron_history()", "job_erase_inactive_users(integer)",
         "redrive_inbound(integer,bigint[])", "redrive_outbound(integer,bigint[])",
-        "job_analytics_refresh(timestamp with time zone)", "job_analyst_guard()",
+        "job_analytics_refresh(timestamp with time zone)", "job_analyst_guard()", "job_webhook_minutes()",
+        "_cron_job_last_runs()",
         "_trim_cron_history(timestamp with time zone)", "_cron_job_runs()")),
 }  # fmt: skip
 

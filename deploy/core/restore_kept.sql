@@ -1,5 +1,5 @@
 -- Deploy whatsapp_handler:core/restore_kept to pg
--- requires: core/settings core/channels conversation/reply_texts jobs/jobs analytics/analyst_channels analytics/refresh_schedule analytics/analyst_guard_schedule otp/request_otp
+-- requires: core/settings core/channels conversation/reply_texts jobs/jobs analytics/analyst_channels analytics/refresh_schedule analytics/analyst_guard_schedule otp/request_otp ingest/success_rate
 -- A revert hands what a DBA set (settings, reply texts, job schedules, channels, analyst
 -- scopes) to schema whatsapp_handler_kept (revert/kept.sql) before dropping it. This change,
 -- last of a deploy, puts those rows back and drops the schema, so that a revert and a redeploy
