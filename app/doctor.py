@@ -444,7 +444,7 @@ SERVICE_FUNCTIONS = {
         "ingest_batch(text,jsonb[],text[])", "ingest_evolution(jsonb,text)",
         "ingest_meta(jsonb,text)", "ingest_raw(text,bytea,text,text,text)", "ingest_twilio(jsonb,text)",
         "queue_metrics()", "readiness(text,timestamp with time zone)", "request_otp(text,bigint,text,text)",
-        "verify_otp(text,text,text)",
+        "verify_otp(text,text,text)", "dead_letter_history_metrics()",
         "mark_read(bytea,bigint,text,boolean,text)", "message_view(bytea,bigint)",
         "people_block(bytea,jsonb,text)", "people_consent(bytea,jsonb,text)",
         "people_erase(bytea,jsonb,text)", "people_export(bytea,jsonb,text)", "people_preferences(bytea,jsonb,text)",

@@ -24,7 +24,7 @@ from tests.helpers import raises_sqlstate
 D = dt.date
 VIEWS = ("channels", "users", "funnel_daily", "onboarded_daily", "otp_daily", "messages_daily",
          "delivery_latency_daily", "active_users", "dead_letters", "refresh_status",
-         "delivery_costs_daily", "campaigns",
+         "delivery_costs_daily", "campaigns", "dead_letter_history_daily",
          "webhook_success_daily")  # fmt: skip
 EXAMPLES = sorted((PROJECT_DIR / "sql" / "analytics").glob("*.sql"))
 

@@ -223,7 +223,7 @@ def test_outbound_backoff_and_parking_follow_their_settings(db, users):
     assert redrive_outbound(db)["results"] == []
     set_setting(db, "redrive.outbound.max_redrives", 2)
     set_setting(db, "redrive.outbound.backoff_max", "15 minutes")  # the cap makes it due
-    assert redrive_outbound(db)["results"] == [{"msg_id": letter, "result": "parked", "redrives": 2}]
+    assert redrive_outbound(db)["results"] == [{"msg_id": letter, "result": "parked", "redrives": 2, "channel_id": 1}]
 
 
 def test_forced_outbound_replay_takes_any_reason_and_parked_ones_but_no_otp(db, users):

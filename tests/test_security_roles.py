@@ -18,7 +18,8 @@ from tests.helpers import raises_sqlstate
 SCHEMAS = ("whatsapp_handler", "analytics", "pgmq", "cron", "public")
 OWNER = "whatsapp_handler_owner"
 WH = "whatsapp_handler"
-ANALYTICS_VIEWS = ("active_users", "campaigns", "channels", "dead_letters", "delivery_costs_daily",
+ANALYTICS_VIEWS = ("active_users", "campaigns", "channels", "dead_letter_history_daily", "dead_letters",
+                   "delivery_costs_daily",
                    "delivery_latency_daily", "funnel_daily", "messages_daily", "onboarded_daily", "otp_daily",
                    "refresh_status", "users", "webhook_success_daily")  # fmt: skip
 
@@ -34,6 +35,7 @@ ALLOWED: dict[str, set[tuple[str, str, str]]] = {
             "ingest_meta(jsonb,text)", "ingest_raw(text,bytea,text,text,text)", "ingest_twilio(jsonb,text)",
             "queue_metrics()", "readiness(text,timestamp with time zone)",
             "request_otp(text,bigint,text,text)", "verify_otp(text,text,text)",
+            "dead_letter_history_metrics()",
             # The business API (sending/send, people/api, campaigns/api).
             "mark_read(bytea,bigint,text,boolean,text)", "message_view(bytea,bigint)",
             "people_block(bytea,jsonb,text)", "people_consent(bytea,jsonb,text)",

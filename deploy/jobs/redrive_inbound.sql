@@ -1,13 +1,13 @@
 -- Deploy whatsapp_handler:jobs/redrive_inbound to pg
--- requires: jobs/settings ingest/ingest queue/inbound_dlq queue/dlq_operators core/correlation_id
--- Re-drive of inbound dead letters, the body of the cron job `whatsapp_handler.redrive_inbound`
--- and of `whatsapp-handler dlq replay inbound`. A dead letter points at a stored raw
--- webhook (webhook_events); its normaliser runs again in a savepoint. The dead letter
--- carries its own re-drive state: attempts, the last sqlstate and error, and parked.
+-- Reworked after v1.0.0: the re-drive's report (each letter's result, now with its channel) is
+-- kept in the dead-letter history (queue/dead_letter_history) rather than thrown away by pg_cron,
+-- and a re-driven letter is deleted by _delete_dead_letters, not dlq_purge (whose own history row
+-- is an operator's purge). The released function is deploy/jobs/redrive_inbound@v1.0.0.sql.
+-- requires: queue/dead_letter_history
 BEGIN;
 SET LOCAL ROLE whatsapp_handler_owner;
 
-CREATE FUNCTION whatsapp_handler.redrive_inbound(p_limit integer DEFAULT 100, p_msg_ids bigint[] DEFAULT NULL)
+CREATE OR REPLACE FUNCTION whatsapp_handler.redrive_inbound(p_limit integer DEFAULT 100, p_msg_ids bigint[] DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -29,8 +29,10 @@ DECLARE
     v_sqlstate text;
     v_error    text;
     v_outcome  text;
+    v_channel  bigint;
     v_results  jsonb := '[]';
     v_seen     bigint[] := '{}';
+    v_report   jsonb;
 BEGIN
     IF p_limit IS NULL OR p_limit NOT BETWEEN 1 AND 10000 OR cardinality(p_msg_ids) > 10000 THEN
         RAISE EXCEPTION 'a re-drive takes 1 to 10000 dead letters (limit %, ids %)', p_limit, cardinality(p_msg_ids)
@@ -39,6 +41,7 @@ BEGIN
     -- Visible and not parked, or the ones named; locked (queue/inbound_dlq).
     FOR v_dead IN SELECT d.msg_id, d.message FROM _inbound_letters_due(p_limit, p_msg_ids) d LOOP
         v_seen := v_seen || v_dead.msg_id;
+        v_channel := _letter_channel_id('inbound_dlq', v_dead.message);
         v_attempts := CASE WHEN jsonb_typeof(v_dead.message -> 'attempts') = 'number'
                            THEN (v_dead.message ->> 'attempts')::numeric::integer ELSE 0 END;
         v_parked := coalesce(v_dead.message -> 'parked' = 'true'::jsonb, false);
@@ -56,7 +59,7 @@ BEGIN
             -- re-run. The dead letter is archived, so it stays visible for a week.
             PERFORM _archive_inbound_letter(v_dead.msg_id);
             v_results := v_results || jsonb_build_object('msg_id', v_dead.msg_id, 'result', 'gone',
-                'webhook_event_id', v_dead.message -> 'webhook_event_id');
+                'channel_id', v_channel, 'webhook_event_id', v_dead.message -> 'webhook_event_id');
             CONTINUE;
         END IF;
 
@@ -71,9 +74,9 @@ BEGIN
             v_outcome := CASE WHEN v_counts ->> 'outcome' = 'stored' THEN 'stored' ELSE 'processed' END;
             UPDATE webhook_events SET outcome = v_outcome, error = NULL
             WHERE id = v_event_id AND received_at = v_received;
-            PERFORM dlq_purge('inbound_dlq', ARRAY[v_dead.msg_id]);
+            PERFORM _delete_dead_letters('inbound_dlq', ARRAY[v_dead.msg_id]);
             v_results := v_results || jsonb_build_object('msg_id', v_dead.msg_id, 'result', 'redriven',
-                'webhook_event_id', v_event_id, 'outcome', v_outcome);
+                'channel_id', v_channel, 'webhook_event_id', v_event_id, 'outcome', v_outcome);
         EXCEPTION WHEN OTHERS THEN
             GET STACKED DIAGNOSTICS v_sqlstate = RETURNED_SQLSTATE, v_error = MESSAGE_TEXT;
             v_attempts := v_attempts + 1;
@@ -85,23 +88,28 @@ BEGIN
                 -- visible (for a person); the job skips it by its mark.
                 CASE WHEN v_parked THEN interval '0' ELSE least(v_base * power(2, least(v_attempts - 1, 30)), v_cap) END);
             v_results := v_results || jsonb_build_object('msg_id', v_dead.msg_id,
-                'result', CASE WHEN v_parked THEN 'parked' ELSE 'failed' END,
+                'result', CASE WHEN v_parked THEN 'parked' ELSE 'failed' END, 'channel_id', v_channel,
                 'webhook_event_id', v_event_id, 'attempts', v_attempts, 'sqlstate', v_sqlstate, 'error', left(v_error, 500));
         END;
     END LOOP;
     PERFORM set_config('whatsapp_handler.correlation_id', coalesce(v_cid, ''), true);
 
-    RETURN jsonb_build_object(
+    v_report := jsonb_build_object(
         'redriven', (SELECT count(*) FROM jsonb_array_elements(v_results) r WHERE r ->> 'result' = 'redriven'),
         'failed', (SELECT count(*) FROM jsonb_array_elements(v_results) r WHERE r ->> 'result' = 'failed'),
         'parked', (SELECT count(*) FROM jsonb_array_elements(v_results) r WHERE r ->> 'result' = 'parked'),
         'gone', (SELECT count(*) FROM jsonb_array_elements(v_results) r WHERE r ->> 'result' = 'gone'),
         'not_found', to_jsonb(ARRAY(SELECT DISTINCT i FROM unnest(p_msg_ids) i WHERE i <> ALL (v_seen) ORDER BY i)),
         'results', v_results);
+    -- The report is kept (a job's return value pg_cron throws away): the job's sweep is a
+    -- redrive, letters named by an operator a replay.
+    PERFORM _dead_letter_log(CASE WHEN p_msg_ids IS NULL THEN 'redrive' ELSE 'replay' END, 'inbound_dlq',
+                             'redrive_inbound', v_report);
+    RETURN v_report;
 END
 $$;
 REVOKE ALL ON FUNCTION whatsapp_handler.redrive_inbound(integer, bigint[]) FROM PUBLIC;
 COMMENT ON FUNCTION whatsapp_handler.redrive_inbound(integer, bigint[]) IS
-    'Re-drives inbound dead letters (pgmq queue inbound_dlq; cron job whatsapp_handler.redrive_inbound; `whatsapp-handler dlq replay`). Without p_msg_ids: up to p_limit visible, unparked dead letters, oldest first; with p_msg_ids: exactly those (not p_limit, not backoff, parked too). Each re-runs its stored webhook''s normaliser in a savepoint: on success the webhook is marked processed (or stored) and the dead letter deleted; on failure the dead letter records sqlstate, error, attempts and last_attempt_at and becomes visible again after redrive.inbound.backoff doubled per attempt (at most redrive.inbound.backoff_max), and at redrive.inbound.max_attempts it is marked parked (kept for a person, skipped by the job). A dead letter whose raw webhook is gone is archived; one whose webhook was kept raw only (its body is not JSON, WH045) is parked at its first attempt. Locked dead letters are skipped. Returns {redriven, failed, parked, gone, not_found: [msg_ids asked for but not found or locked], results: [{msg_id, result: redriven|failed|parked|gone, webhook_event_id, outcome | attempts, sqlstate, error}]}. Raises WH024 for p_limit outside 1-10000 or more than 10000 msg_ids, WH011 or WH020 for a missing or malformed setting.';
+    'Re-drives inbound dead letters (pgmq queue inbound_dlq; cron job whatsapp_handler.redrive_inbound; `whatsapp-handler dlq replay`). Without p_msg_ids: up to p_limit visible, unparked dead letters, oldest first; with p_msg_ids: exactly those (not p_limit, not backoff, parked too). Each re-runs its stored webhook''s normaliser in a savepoint: on success the webhook is marked processed (or stored) and the dead letter deleted; on failure the dead letter records sqlstate, error, attempts and last_attempt_at and becomes visible again after redrive.inbound.backoff doubled per attempt (at most redrive.inbound.backoff_max), and at redrive.inbound.max_attempts it is marked parked (kept for a person, skipped by the job). A dead letter whose raw webhook is gone is archived; one whose webhook was kept raw only (its body is not JSON, WH045) is parked at its first attempt. Locked dead letters are skipped. Returns {redriven, failed, parked, gone, not_found: [msg_ids asked for but not found or locked], results: [{msg_id, result: redriven|failed|parked|gone, channel_id, webhook_event_id, outcome | attempts, sqlstate, error}]}; the report is written to the dead-letter history (action redrive without p_msg_ids, replay with them; a park row for the letters parked) with the job or login that called. Raises WH024 for p_limit outside 1-10000 or more than 10000 msg_ids, WH011 or WH020 for a missing or malformed setting.';
 
 COMMIT;

@@ -1,12 +1,19 @@
 -- Revert whatsapp_handler:outbox/consumer from pg
+-- Puts back outbox_dlq_replay as v1.0.0 released it (deploy/outbox/consumer@v1.0.0.sql).
 BEGIN;
-\ir ../kept.sql
+SET LOCAL ROLE whatsapp_handler_owner;
 
-DROP FUNCTION whatsapp_handler.outbox_dlq_replay(bigint[]);
-DROP FUNCTION whatsapp_handler.outbox_nack(bigint, integer);
-DROP FUNCTION whatsapp_handler.outbox_ack(bigint[]);
-DROP FUNCTION whatsapp_handler.outbox_read(integer, integer);
-WITH gone AS (DELETE FROM whatsapp_handler.settings WHERE key = 'outbox.max_reads' RETURNING *)
-SELECT whatsapp_handler_kept.keep('setting', jsonb_agg(to_jsonb(gone))) FROM gone;
+CREATE OR REPLACE FUNCTION whatsapp_handler.outbox_dlq_replay(p_msg_ids bigint[])
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, whatsapp_handler, pg_temp
+AS $$
+BEGIN
+    RETURN _replay_outbox_letters(p_msg_ids);
+END
+$$;
+REVOKE ALL ON FUNCTION whatsapp_handler.outbox_dlq_replay(bigint[]) FROM PUBLIC;
+COMMENT ON FUNCTION whatsapp_handler.outbox_dlq_replay(bigint[]) IS
+    'Operators: puts the events of these outbox_dlq letters back on the outbox (read count starting afresh) and deletes the letters. Returns how many went back. Raises nothing.';
 
 COMMIT;

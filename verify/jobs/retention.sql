@@ -3,9 +3,11 @@ BEGIN;
 
 SELECT whatsapp_handler._assert_function('whatsapp_handler.job_retention()', '{}');
 SELECT 1 / count(*) FROM pg_catalog.pg_proc WHERE oid = 'whatsapp_handler.job_retention()'::regprocedure AND prosecdef;
--- The version reworked after v1.0.0 trims the send API's idempotency keys too.
+-- The version reworked after v1.0.0 trims the send API's idempotency keys and the dead-letter history too.
 SELECT 1 / count(*) FROM pg_catalog.pg_proc
 WHERE oid = 'whatsapp_handler.job_retention()'::regprocedure AND prosrc LIKE '%send_requests%';
+SELECT 1 / count(*) FROM pg_catalog.pg_proc
+WHERE oid = 'whatsapp_handler.job_retention()'::regprocedure AND prosrc LIKE '%dead_letter_history%';
 SELECT whatsapp_handler._assert_function('whatsapp_handler.job_trim_cron_history()', '{}');
 SELECT 1 / count(*) FROM pg_catalog.pg_proc WHERE oid = 'whatsapp_handler.job_trim_cron_history()'::regprocedure AND prosecdef;
 -- The delete runs as the jobs' login, which owns it; only the owner's functions call it.
