@@ -4,12 +4,14 @@
     dlq show QUEUE MSG_ID             one dead letter, whole
     dlq replay QUEUE (MSG_ID... | --all)
     dlq purge QUEUE (MSG_ID... | --all) --yes
+    dlq history [--queue QUEUE] [--limit N]   what re-drives, replays and purges did, newest first
 
 Every action calls SQL functions, none reads the queues' tables: list, show and purge
 call dlq_counts, dlq_letters and dlq_purge (queue/dlq_operators); replays go through
 the same SQL as the scheduled re-drive (redrive_inbound, redrive_outbound) or, for the
 outbox, outbox_dlq_replay; forced by id, so parked letters and those waiting for their
-backoff go too. Long runs show a progress bar.
+backoff go too. Long runs show a progress bar. Each of those SQL calls leaves a row of the
+dead-letter history (queue/dead_letter_history), which history reads through dlq_history.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ REPLAY = {
     "outbox": "SELECT whatsapp_handler.outbox_dlq_replay(%s) AS r",
 }
 CHUNK = 100
+HISTORY_LIMIT = 10000
 
 
 class DlqUsageError(Exception):
@@ -41,7 +44,7 @@ class DlqUsageError(Exception):
 
 def add_parser(commands: Any) -> None:
     dlq = commands.add_parser("dlq", help="list, show, replay or purge dead letters (inbound, outbound, outbox)")
-    actions = dlq.add_subparsers(dest="action", required=True, metavar="{list,show,replay,purge}")
+    actions = dlq.add_subparsers(dest="action", required=True, metavar="{list,show,replay,purge,history}")
     listing = actions.add_parser("list", help="counts per queue, or the dead letters of one queue")
     listing.add_argument("queue", nargs="?", choices=sorted(QUEUES))
     listing.add_argument("--limit", type=int, default=50, help="at most this many letters (default 50)")
@@ -56,6 +59,9 @@ def add_parser(commands: Any) -> None:
         action.add_argument("--all", action="store_true", help="every letter of the queue")
         if name == "purge":
             action.add_argument("--yes", action="store_true", help="confirm: purged letters are gone")
+    past = actions.add_parser("history", help="re-drives, replays, purges and parked letters, newest first")
+    past.add_argument("--queue", choices=sorted(QUEUES), help="only this queue's")
+    past.add_argument("--limit", type=int, default=20, help=f"at most this many rows, 1-{HISTORY_LIMIT} (default 20)")
 
 
 def command(conninfo: str, args: argparse.Namespace) -> int:
@@ -64,6 +70,8 @@ def command(conninfo: str, args: argparse.Namespace) -> int:
             return _list(conn, args.queue, args.limit)
         if args.action == "show":
             return _show(conn, args.queue, args.msg_id)
+        if args.action == "history":
+            return _history(conn, args.queue, args.limit)
         if not args.msg_ids and not args.all:
             raise DlqUsageError(f"name the letters to {args.action} (MSG_ID ...) or pass --all")
         if args.msg_ids and args.all:
@@ -124,6 +132,43 @@ def _show(conn: psycopg.Connection, queue: str, msg_id: int) -> int:
     if row is None:
         raise DlqUsageError(f"no {queue} dead letter {msg_id} (see `whatsapp-handler dlq list {queue}`)")
     sys.stdout.write(json.dumps(row, default=str, indent=2, ensure_ascii=False) + "\n")
+    return 0
+
+
+def _ids(ids: list[int], shown: int = 5) -> str:
+    text = " ".join(str(i) for i in ids[:shown])
+    return text + (f" (+{len(ids) - shown})" if len(ids) > shown else "")
+
+
+def _results(outcome: dict[str, Any]) -> str:
+    """Letters per result (redriven 3, failed 1), and those named but not found."""
+    counts: dict[str, int] = {}
+    for result in outcome.get("results") or ():
+        counts[str(result.get("result"))] = counts.get(str(result.get("result")), 0) + 1
+    text = ", ".join(f"{key} {count}" for key, count in sorted(counts.items()))
+    if outcome.get("not_found"):
+        text += (", " if text else "") + f"not found {len(outcome['not_found'])}"
+    if "run" in outcome:
+        text += f" (run {outcome['run']})"
+    return text or "-"
+
+
+def _history(conn: psycopg.Connection, queue: str | None, limit: int) -> int:
+    if not 1 <= limit <= HISTORY_LIMIT:
+        raise DlqUsageError(f"--limit is 1 to {HISTORY_LIMIT}, not {limit}")
+    rows = conn.execute(
+        "SELECT id, created_at, login, job, action, queue, msg_ids, outcome FROM whatsapp_handler.dlq_history(%s, %s)",
+        (QUEUES[queue] if queue else None, limit),
+    ).fetchall()
+    if not rows:
+        print(f"no dead-letter history{f' of {queue}' if queue else ''}")
+        return 0
+    table = Table("id", "age", "by", "action", "queue", "msg_ids", "results", title="dead-letter history")
+    for row in rows:
+        by = f"job {row['job']}" if row["job"] else row["login"]
+        table.add_row(str(row["id"]), _age(row["created_at"]), by, row["action"], row["queue"].removesuffix("_dlq"),
+                      _ids(row["msg_ids"]), _results(row["outcome"]))  # fmt: skip
+    Console(soft_wrap=True).print(table)
     return 0
 
 

@@ -115,12 +115,40 @@ def test_a_long_replay_goes_in_chunks(db, cli, channel_id):
         ("replay", "inbound", "1", "--all"),
         ("show", "inbound", "12345"),
         ("purge", "outbox", "1"),
+        ("history", "--limit", "0"),
+        ("history", "--limit", "10001"),
     ],
 )
 def test_bad_requests_are_one_line_errors(cli, args):
     assert_one_line_error(cli(*args), 2)
 
 
-def test_an_unknown_queue_is_refused_by_the_parser(cli):
-    result = cli("list", "telegram")
+@pytest.mark.parametrize("args", [("list", "telegram"), ("history", "--queue", "telegram")])
+def test_an_unknown_queue_is_refused_by_the_parser(cli, args):
+    result = cli(*args)
     assert result.returncode == 2 and "invalid choice" in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+def history_rows(result) -> list[list[str]]:
+    lines = [line for line in result.stdout.splitlines() if line.startswith("│")]
+    return [[cell.strip() for cell in line.split("│")[1:-1]] for line in lines]
+
+
+def test_history_shows_what_replays_and_purges_did_newest_first(db, cli, channel_id):
+    assert cli("history").stdout.strip() == "no dead-letter history"
+    inbound = inbound_letter(db)
+    db.execute("SELECT whatsapp_handler.add_channel('meta', %s, '+15550009999', 'late')", (UNKNOWN_REF,))
+    assert cli("replay", "inbound", str(inbound)).returncode == 0
+    outbox = [outbox_letter(db) for _ in range(2)]
+    assert cli("purge", "outbox", *map(str, outbox), "424242", "--yes").returncode == 0
+    me = db.execute("SELECT session_user AS u").fetchone()["u"]
+
+    shown = cli("history")
+    assert shown.returncode == 0, shown.stderr
+    purge, replay = history_rows(shown)
+    assert purge[2:] == [me, "purge", "outbox", " ".join(map(str, [*outbox, 424242])), "purged 2, not found 1"]
+    assert replay[2:] == [me, "replay", "inbound", str(inbound), "redriven 1"]
+    assert int(purge[0]) > int(replay[0])
+    only = history_rows(cli("history", "--queue", "inbound", "--limit", "5"))
+    assert [row[4] for row in only] == ["inbound"]
+    assert len(history_rows(cli("history", "--limit", "1"))) == 1
