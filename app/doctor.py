@@ -128,6 +128,7 @@ def run_checks(conn: psycopg.Connection, settings: Settings, max_queue_age: floa
         ("meta templates", lambda: _meta_templates(conn)),
         ("templates", lambda: _templates(conn)),
         ("campaigns", lambda: _campaigns(conn)),
+        ("channel standing", lambda: _channel_standing(conn)),
         ("slow clients", lambda: _slow_clients(settings)),
     ]
     for name, step in steps:
@@ -460,7 +461,7 @@ SERVICE_FUNCTIONS = {
         "worker_release(bigint,double precision)", "worker_retry(bigint,double precision,jsonb)",
         "worker_sent(bigint,text)", "worker_sent_batch(bigint[],text[])", "worker_pacing()",
         "worker_failed(bigint,text,text,jsonb,double precision)", "worker_campaigns(integer)",
-        "worker_campaign_metrics()", "worker_next_visible()"),
+        "worker_campaign_metrics()", "worker_next_visible()", "worker_channel_standing()"),
 }  # fmt: skip
 # What a login holds, asked on its own connection: membership and the schema first (naming a function
 # of a schema the login may not use is itself refused), then each function that exists.
@@ -810,10 +811,10 @@ def _templates(conn: psycopg.Connection) -> Iterator[Check]:
             yield Check(name, "ok", found)
 
 
-CAMPAIGNS = """SELECT c.id, c.name, c.channel_id, c.state, c.state_reason, q.event AS quality,
+CAMPAIGNS = """SELECT c.id, c.name, c.channel_id, c.state, c.state_reason, q.quality_event AS quality,
        (SELECT count(*) FROM whatsapp_handler.campaign_recipients r WHERE r.campaign_id = c.id AND r.state = 'pending')
            AS pending
-FROM whatsapp_handler.campaigns c LEFT JOIN whatsapp_handler.channel_quality q ON q.channel_id = c.channel_id
+FROM whatsapp_handler.campaigns c LEFT JOIN whatsapp_handler.channel_standing q ON q.channel_id = c.channel_id
 WHERE c.state IN ('scheduled', 'running', 'paused', 'budget_exhausted') ORDER BY c.id"""
 
 
@@ -835,6 +836,57 @@ def _campaigns(conn: psycopg.Connection) -> Iterator[Check]:
                         f"`whatsapp-handler campaign pause {r['id']}` until the number's quality recovers")  # fmt: skip
         else:
             yield Check(name, "ok", found)
+
+
+# Each active channel as /metrics shows it (worker_channel_standing: the one rule of up and down), with its name
+# and the state of a ban Meta announced.
+CHANNEL_STANDING = """SELECT s.*, c.name, t.account_info -> 'ban_info' ->> 'waba_ban_state' AS ban_state
+FROM whatsapp_handler.worker_channel_standing() s JOIN whatsapp_handler.channels c ON c.id = s.channel_id
+LEFT JOIN whatsapp_handler.channel_standing t ON t.channel_id = s.channel_id ORDER BY s.channel_id"""
+# What Meta says of a number or an account that a person should read, though the channel still sends.
+QUALITY_FLAGS = ("FLAGGED", "DOWNGRADE")
+ACCOUNT_FLAGS = ("ACCOUNT_VIOLATION", "ACCOUNT_RESTRICTION")
+STANDING_FIX = "docs/runbook.md#channel-disconnected"
+
+
+def _standing_troubles(r: dict[str, Any]) -> list[str]:
+    troubles = []
+    if r["quality_event"] in QUALITY_FLAGS:
+        troubles.append(f"Meta marked its number {r['quality_event']} (limit {r['current_limit']})")
+    if r["account_event"] in ACCOUNT_FLAGS:
+        troubles.append(f"its account's last event is {r['account_event']}")
+    if r["ban_state"] == "SCHEDULE_FOR_DISABLE":
+        troubles.append("Meta scheduled its account to be disabled")
+    return troubles
+
+
+def _channel_standing(conn: psycopg.Connection) -> Iterator[Check]:
+    """Each active channel its provider says is down (an Evolution instance not open, a Meta account disabled)
+    or in trouble (a number flagged or downgraded, an account violation, restriction or coming ban)."""
+    if conn.execute("SELECT to_regclass('whatsapp_handler.channel_standing') IS NULL AS none").fetchone()["none"]:
+        return  # a database deployed before channels/standing: the plan check says so
+    rows = conn.execute(CHANNEL_STANDING).fetchall()
+    named = 0
+    for r in rows:
+        name = f"channel standing {r['channel_id']}"
+        since = "" if r["state_seconds"] is None else f" for {r['state_seconds']:.0f} s"
+        if r["account_disabled"]:
+            yield Check(name, "FAIL", f"{r['name']}: Meta disabled its WhatsApp Business Account "
+                        f"({r['account_event']}){since}: it sends nothing",
+                        f"read the ban in Meta's Business Manager and appeal it ({STANDING_FIX})")  # fmt: skip
+        elif not r["connected"]:
+            reason = "" if r["connection_reason"] is None else f" (reason {r['connection_reason']})"
+            yield Check(name, "FAIL", f"{r['name']}: its Evolution instance is {r['connection']}{reason}{since}: "
+                        "it sends nothing", "reconnect the instance on its Evolution server, with a new QR code "
+                        f"when it was logged out (401) ({STANDING_FIX})")  # fmt: skip
+        elif troubles := _standing_troubles(r):
+            yield Check(name, "warn", f"{r['name']}: {'; '.join(troubles)}",
+                        f"find what its recipients block or report before sending more ({STANDING_FIX})")  # fmt: skip
+        else:
+            continue
+        named += 1
+    if not named:
+        yield Check("channel standing", "ok", f"{len(rows)} active channels, none down or flagged by its provider")
 
 
 # Twilio waits 15 s for an answer and Meta counts an answer over 1 s against the app: a body

@@ -196,6 +196,59 @@ class CampaignCollector:
         return [up, state, recipients]
 
 
+class ChannelCollector:
+    """Each active channel's standing (worker_channel_standing) as of the last read: whether it can send
+    (its Evolution instance open, its Meta account not disabled), its connection state and how long it has
+    held it, its number's quality. The same in every worker process: alerts take the min or max by channel."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple] | None = None
+
+    def describe(self) -> list:
+        return []
+
+    def collect(self) -> list:
+        from prometheus_client.core import GaugeMetricFamily
+
+        up = GaugeMetricFamily("whatsapp_channel_standing_metrics_up", "Whether the channels' standing could be read")
+        up.add_metric([], 0 if self.rows is None else 1)
+        connected = GaugeMetricFamily(
+            "whatsapp_channel_connected",
+            "1 while an active channel can send, 0 while it is down: its Evolution instance not open (close or "
+            "connecting), or its Meta account disabled",
+            labels=["channel", "provider"],
+        )
+        state = GaugeMetricFamily(
+            "whatsapp_channel_connection_state",
+            "1 for an Evolution channel's connection state as its last CONNECTION_UPDATE said (open, connecting, "
+            "close), with Evolution's statusReason",
+            labels=["channel", "provider", "state", "reason"],
+        )
+        age = GaugeMetricFamily(
+            "whatsapp_channel_state_age_seconds",
+            "Seconds since the channel's connection state or its account's standing last changed",
+            labels=["channel", "provider"],
+        )
+        quality = GaugeMetricFamily(
+            "whatsapp_channel_quality",
+            "1 for a Meta channel's number's last quality event (FLAGGED, UNFLAGGED, DOWNGRADE, ...) and messaging "
+            "limit",
+            labels=["channel", "event", "limit"],
+        )
+        for channel, provider, is_up, connection, reason, seconds, q_event, q_limit, _account, _disabled in (
+            self.rows or ()
+        ):
+            labels = [str(channel), provider]
+            connected.add_metric(labels, 1 if is_up else 0)
+            if connection is not None:
+                state.add_metric([*labels, connection, "" if reason is None else str(reason)], 1)
+            if seconds is not None:
+                age.add_metric(labels, seconds)
+            if q_event is not None:
+                quality.add_metric([str(channel), q_event, q_limit or ""], 1)
+        return [up, connected, state, age, quality]
+
+
 class WorkerMetrics:
     """The delivery worker's counters, in a registry of its own as the relay's are, served on
     `worker_metrics_port` with the worker process's own CPU and memory."""
@@ -219,6 +272,9 @@ class WorkerMetrics:
         # The campaigns (worker_campaign_metrics), and this process's share of their dispatch.
         self.campaigns = CampaignCollector()
         self.registry.register(self.campaigns)
+        # Each active channel's standing (worker_channel_standing): connected or down, and why.
+        self.channels = ChannelCollector()
+        self.registry.register(self.channels)
         self.campaign_dispatched = Counter(
             "whatsapp_campaign_dispatched",
             "Campaign recipients this worker process settled into the queue (queued) or out of it (skipped)",

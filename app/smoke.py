@@ -108,6 +108,11 @@ WORKER_METRICS = (
     "whatsapp_campaign_state",
     "whatsapp_campaign_recipients",
     "whatsapp_campaign_dispatched_total",
+    "whatsapp_channel_standing_metrics_up",
+    "whatsapp_channel_connected",
+    "whatsapp_channel_connection_state",
+    "whatsapp_channel_state_age_seconds",
+    "whatsapp_channel_quality",
     "whatsapp_campaign_dispatch_failures_total",
 )
 # One series per channel, once the delivery loop has read the pacing counters (every 5 s).
@@ -117,7 +122,11 @@ WORKER_METRICS_NOT_ALWAYS = dict.fromkeys(
 ) | dict.fromkeys(
     ("whatsapp_campaign_state", "whatsapp_campaign_recipients"),
     "one series per campaign (and state), while a campaign is live or ended within a day",
-)
+) | dict.fromkeys(
+    ("whatsapp_channel_connected", "whatsapp_channel_connection_state", "whatsapp_channel_state_age_seconds",
+     "whatsapp_channel_quality"),
+    "one series per active channel (its provider told its state), after the worker's first read",
+)  # fmt: skip
 SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "summary": ("_sum", "_count")}
 
 

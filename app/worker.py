@@ -65,6 +65,9 @@ NEXT_VISIBLE = "SELECT whatsapp_handler.worker_next_visible()"
 MIN_POLL = 0.01
 CAMPAIGNS = "SELECT whatsapp_handler.worker_campaigns(%s)"
 CAMPAIGN_METRICS = "SELECT * FROM whatsapp_handler.worker_campaign_metrics()"
+# Each active channel's standing, in ChannelCollector's order.
+CHANNEL_STANDING = """SELECT channel_id, provider, connected, connection, connection_reason, state_seconds,
+       quality_event, current_limit, account_event, account_disabled FROM whatsapp_handler.worker_channel_standing()"""
 # Recipients per worker_campaigns call: each is a subtransaction, and SQL takes at most 60.
 CAMPAIGN_SLICE = 50
 # Claims the server refuses the worker's login are tried again after a pause doubling up to this: a login
@@ -124,9 +127,10 @@ class Worker:
                     extra={"sqlstate": exc.sqlstate, "login": self._login})  # fmt: skip
 
     async def _watch_pacing(self) -> None:
-        campaigns = self._metrics.campaigns
+        collectors = ((self.pacing, PACING), (self._metrics.campaigns, CAMPAIGN_METRICS),
+                      (self._metrics.channels, CHANNEL_STANDING))  # fmt: skip
         while not self.stopping.is_set():
-            for collector, query in ((self.pacing, PACING), (campaigns, CAMPAIGN_METRICS)):
+            for collector, query in collectors:
                 try:
                     async with self._pool.connection() as conn:
                         collector.rows = await (await conn.execute(query)).fetchall()

@@ -201,3 +201,21 @@ def evolution_update(instance: str, key_id: str, status: str, apikey: str = "") 
         "data": {"keyId": key_id, "remoteJid": "447700900123@s.whatsapp.net", "fromMe": True, "status": status},
         "apikey": apikey,
     }
+
+
+def evolution_connection(
+    instance: str, state: str, reason: int = 200, date_time: str | None = None, apikey: str = ""
+) -> dict[str, Any]:
+    """Evolution API's CONNECTION_UPDATE: {"state": open | connecting | close, "statusReason": Baileys' code}."""
+    body: dict[str, Any] = {
+        "event": "connection.update",
+        "instance": instance,
+        "data": {"instance": instance, "state": state, "statusReason": reason},
+        "destination": "https://hooks.example.com/webhooks/evolution",
+        "sender": "15550003333@s.whatsapp.net",
+        "server_url": "https://evolution.example.com",
+        "apikey": apikey,
+    }
+    if date_time is not None:
+        body["date_time"] = date_time
+    return body

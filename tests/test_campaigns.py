@@ -354,8 +354,8 @@ def test_a_flagged_number_pauses_its_campaigns_by_themselves(shop: Shop) -> None
     assert result.fetchone()["r"]["quality_updates"] == 1
     assert (shop.results(running)["state"], shop.results(running)["reason"]) == ("paused", "quality_flagged")
     assert shop.results(draft)["state"] == "draft"
-    quality = db.execute("SELECT event, current_limit FROM whatsapp_handler.channel_quality").fetchall()
-    assert quality == [{"event": "FLAGGED", "current_limit": "TIER_1K"}]
+    quality = db.execute("SELECT quality_event, current_limit FROM whatsapp_handler.channel_standing").fetchall()
+    assert quality == [{"quality_event": "FLAGGED", "current_limit": "TIER_1K"}]
     [changed] = [e for e in outbox_events(db) if e["type"] == "channel.quality_changed"]
     assert changed["payload"]["event"] == "FLAGGED"
     assert shop.dispatch() == 0

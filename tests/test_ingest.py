@@ -280,10 +280,13 @@ def test_evolution_upsert_update_and_other_events(db, channels):
         == "delivered"
     )
 
+    # A connection update moves the channel's standing (tests/test_channel_standing.py); a QR code is kept raw.
     connection = {"event": "connection.update", "instance": "shop-instance", "data": {"state": "open"}}
-    assert ingest(db, "evolution", connection)["outcome"] == "stored"
+    assert ingest(db, "evolution", connection)["connection"] == "changed"
+    qrcode = {"event": "qrcode.updated", "instance": "shop-instance", "data": {"qrcode": {"code": "2@x"}}}
+    assert ingest(db, "evolution", qrcode)["outcome"] == "stored"
     outcomes = db.execute("SELECT outcome FROM whatsapp_handler.webhook_events ORDER BY id").fetchall()
-    assert [o["outcome"] for o in outcomes] == ["processed", "processed", "stored"]
+    assert [o["outcome"] for o in outcomes] == ["processed", "processed", "processed", "stored"]
 
 
 def test_evolution_skips_own_echoes_and_groups(db, channels):

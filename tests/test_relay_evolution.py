@@ -43,7 +43,8 @@ def test_good_apikey_is_200_and_the_key_is_not_stored(
 
 def test_other_events_are_kept_raw(relay: Callable[..., str], db: psycopg.Connection) -> None:
     base = relay()
-    body = {"event": "connection.update", "instance": EVOLUTION_REF, "data": {"state": "open"}, "apikey": EVOLUTION_KEY}
+    body = {"event": "qrcode.updated", "instance": EVOLUTION_REF, "data": {"qrcode": {"code": "2@x"}}}
+    body["apikey"] = EVOLUTION_KEY
     response = post(base, body)
     assert response.status_code == 200, response.text
     assert count(db, "webhook_events") == 1

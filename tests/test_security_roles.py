@@ -56,7 +56,7 @@ ALLOWED: dict[str, set[tuple[str, str, str]]] = {
             "worker_retry(bigint,double precision,jsonb)", "worker_sent(bigint,text)",
             "worker_sent_batch(bigint[],text[])", "worker_pacing()",
             "worker_failed(bigint,text,text,jsonb,double precision)", "worker_campaigns(integer)",
-            "worker_campaign_metrics()", "worker_next_visible()")),
+            "worker_campaign_metrics()", "worker_next_visible()", "worker_channel_standing()")),
     },
     "analyst": {
         ("schema", "analytics", "USAGE"),

@@ -23,9 +23,10 @@ CHANNELS = [
 ]  # fmt: skip
 FILES = sorted(p.name for p in EXAMPLES.iterdir())
 # As a conversation would go: first contact, the terms accepted by button, a status; then the
-# same person on the other providers.
+# same person on the other providers; last, what the providers say of the channels themselves.
 ORDER = ["meta_text.json", "meta_button_reply.json", "meta_status.json", "twilio_inbound.form", "twilio_status.form",
-         "evolution_upsert.json", "evolution_update.json"]  # fmt: skip
+         "evolution_upsert.json", "evolution_update.json",
+         "evolution_connection.json", "meta_account_update.json"]  # fmt: skip
 
 
 def test_there_is_an_example_of_each_kind_the_doc_promises():
@@ -73,6 +74,11 @@ def test_the_relay_takes_every_example_as_the_doc_says(base, db):
     for name in ("meta_status.json", "evolution_update.json"):
         assert results[name]["outcome"] == "processed" and results[name]["statuses"] == 1, (name, results[name])
     assert results["meta_text.json"]["registrations"] == 1  # first contact registers the person
+    # The channels' standing: the instance logged out, the account (learned from meta_text.json's entry) banned.
+    assert results["evolution_connection.json"]["connection"] == "changed"
+    assert results["meta_account_update.json"]["account_updates"] == 1
+    down = "SELECT count(*) AS n FROM whatsapp_handler.worker_channel_standing() WHERE NOT connected"
+    assert db.execute(down).fetchone()["n"] == 2
     assert "<Response" in results["twilio_inbound.form"]
     inbound = provider_ids(db, "messages")
     assert "SM3f9a2c1e8b7d6a5f4e3d2c1b0a9f8e7d" in inbound and "3EB0C767D26A1D8A6B3F" in inbound
@@ -85,9 +91,9 @@ def test_the_relay_takes_every_example_as_the_doc_says(base, db):
 def test_the_openapi_document_offers_the_examples(base):
     schema = httpx.get(f"{base}/schema/openapi.json", timeout=10).json()
     for route, media, names in (
-        ("/webhooks/meta", "application/json", {"text", "button_reply", "status"}),
+        ("/webhooks/meta", "application/json", {"text", "button_reply", "status", "account_update"}),
         ("/webhooks/twilio", "application/x-www-form-urlencoded", {"inbound", "status"}),
-        ("/webhooks/evolution", "application/json", {"upsert", "update"}),
+        ("/webhooks/evolution", "application/json", {"upsert", "update", "connection"}),
     ):
         offered = schema["paths"][route]["post"]["requestBody"]["content"][media]["examples"]
         assert set(offered) == names, route

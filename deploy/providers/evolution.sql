@@ -1,24 +1,15 @@
 -- Deploy whatsapp_handler:providers/evolution to pg
--- requires: messages/record_inbound messages/status core/channels
--- Evolution API: {"event": "messages.upsert" | "MESSAGES_UPSERT" | ..., "instance",
--- "data", "apikey"}. Messages and their status updates are recorded; other events
--- (CONNECTION_UPDATE, QRCODE_UPDATED, ...) are kept raw only.
+-- requires: channels/standing
+-- Reworked after v1.0.0 (only _normalise_evolution; _evolution_channel_ref is as released):
+-- CONNECTION_UPDATE moves the channel's standing (channels/standing): the instance's
+-- connection state (open, connecting, close) with Evolution's statusReason and the body's
+-- date_time, channel.connection_changed on a change. Like a message, a connection update of
+-- an instance no channel has fails with WH003 and is dead-lettered (a re-drive applies it once
+-- the channel is added); other events (QRCODE_UPDATED, ...) are still kept raw only.
 BEGIN;
 SET LOCAL ROLE whatsapp_handler_owner;
 
--- Routing: a body names its instance, the channel's provider_ref. A SQL expression
--- without a search_path, so that it is inlined where it is called.
-CREATE FUNCTION whatsapp_handler._evolution_channel_ref(p_payload jsonb)
-RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-AS $$
-    SELECT p_payload OPERATOR(pg_catalog.->>) 'instance'
-$$;
-REVOKE ALL ON FUNCTION whatsapp_handler._evolution_channel_ref(jsonb) FROM PUBLIC;
-COMMENT ON FUNCTION whatsapp_handler._evolution_channel_ref(jsonb) IS
-    'Internal: the channel reference (provider_ref) an Evolution API body is for, its instance name. Raises nothing.';
-
-CREATE FUNCTION whatsapp_handler._normalise_evolution(p_payload jsonb, p_webhook_event_id bigint)
+CREATE OR REPLACE FUNCTION whatsapp_handler._normalise_evolution(p_payload jsonb, p_webhook_event_id bigint)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
@@ -31,17 +22,41 @@ DECLARE
     v_msg     jsonb;
     v_kind    text;
     v_status  text;
+    v_state   text;
+    v_at      timestamptz;
 BEGIN
     IF jsonb_typeof(p_payload) <> 'object' OR v_event IS NULL THEN
         RAISE EXCEPTION 'not an Evolution API webhook' USING ERRCODE = 'WH012', HINT = 'Expected {"event", "instance", "data"}.';
     END IF;
-    IF v_event NOT IN ('MESSAGES_UPSERT', 'MESSAGES_UPDATE') THEN
+    IF v_event NOT IN ('MESSAGES_UPSERT', 'MESSAGES_UPDATE', 'CONNECTION_UPDATE') THEN
         RETURN v_counts || '{"outcome": "stored"}';
     END IF;
     SELECT id INTO v_channel FROM channels WHERE provider = 'evolution' AND provider_ref = _evolution_channel_ref(p_payload);
     IF v_channel IS NULL THEN
         RAISE EXCEPTION 'no channel for Evolution instance %', _evolution_channel_ref(p_payload)
             USING ERRCODE = 'WH003', HINT = 'Add the channel (add_channel) and re-drive the dead letter.';
+    END IF;
+
+    -- The instance's connection to WhatsApp: {"state": "open" | "connecting" | "close",
+    -- "statusReason": <code>}, timed by the body's date_time (Evolution's clock).
+    IF v_event = 'CONNECTION_UPDATE' THEN
+        v_state := lower(p_payload -> 'data' ->> 'state');
+        IF v_state IS NULL OR v_state NOT IN ('open', 'connecting', 'close') THEN
+            RETURN v_counts || '{"outcome": "stored"}';
+        END IF;
+        -- Only a written date and time (never 'now', 'epoch', ...), and one that does not parse
+        -- is no time at all rather than a failure.
+        IF p_payload ->> 'date_time' ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}' THEN
+            BEGIN
+                v_at := (p_payload ->> 'date_time')::timestamptz;
+            EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format OR invalid_time_zone_displacement_value THEN
+                v_at := NULL;
+            END;
+        END IF;
+        RETURN v_counts || jsonb_build_object('connection', _channel_connection_update(
+            v_channel, v_state,
+            CASE WHEN p_payload -> 'data' ->> 'statusReason' ~ '^[0-9]{1,4}$' THEN (p_payload -> 'data' ->> 'statusReason')::integer END,
+            v_at));
     END IF;
 
     -- Versions differ: data is one object or an array of them.
@@ -93,6 +108,6 @@ END
 $$;
 REVOKE ALL ON FUNCTION whatsapp_handler._normalise_evolution(jsonb, bigint) FROM PUBLIC;
 COMMENT ON FUNCTION whatsapp_handler._normalise_evolution(jsonb, bigint) IS
-    'Internal: records the messages (MESSAGES_UPSERT) and statuses (MESSAGES_UPDATE) of an Evolution API webhook; other events are kept raw (outcome stored). Returns counts. Raises WH012 for a body of another shape, WH003 for an unknown instance, and what _record_inbound raises.';
+    'Internal: records the messages (MESSAGES_UPSERT) and statuses (MESSAGES_UPDATE) of an Evolution API webhook and applies its connection updates (CONNECTION_UPDATE) to the channel''s standing (_channel_connection_update; connection: changed, repeat or older); other events, and a connection state it does not know, are kept raw (outcome stored). Returns counts. Raises WH012 for a body of another shape, WH003 for an unknown instance (of a message, a status or a connection update), and what _record_inbound raises.';
 
 COMMIT;

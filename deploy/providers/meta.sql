@@ -1,5 +1,5 @@
 -- Deploy whatsapp_handler:providers/meta to pg
--- requires: messages/record_inbound messages/status core/channels templates/status_updates campaigns/quality
+-- requires: messages/record_inbound messages/status core/channels templates/status_updates channels/standing
 -- Meta Cloud API: {"object": "whatsapp_business_account", "entry": [{"id": <WABA id>,
 -- "changes": [{"field": "messages", "value": {"metadata": {"phone_number_id"}, "contacts",
 -- "messages", "statuses"}}]}]}, several entries and changes per body.
@@ -8,9 +8,9 @@
 -- change teaches which account (entry.id) its number belongs to, and the account's
 -- template webhooks (message_template_status_update, template_category_update,
 -- message_template_quality_update) move the registry of that account's channels
--- (templates/status_updates); a number's quality update moves its channel's standing and
--- may pause its campaigns (campaigns/quality). Other account-level fields are still kept
--- raw only.
+-- (templates/status_updates); a number's quality update and the account's account_update
+-- move the standing of its channels (channels/standing; a flagged number pauses its
+-- campaigns, campaigns/quality). Other account-level fields are still kept raw only.
 BEGIN;
 SET LOCAL ROLE whatsapp_handler_owner;
 
@@ -39,17 +39,24 @@ BEGIN
             HINT = 'Expected {"object": "whatsapp_business_account", "entry": [...]}.';
     END IF;
     FOR v_change IN
-        SELECT e ->> 'id' AS account_id, c ->> 'field' AS field, c -> 'value' AS value
+        SELECT e ->> 'id' AS account_id, e ->> 'time' AS at, c ->> 'field' AS field, c -> 'value' AS value
         FROM jsonb_array_elements(p_payload -> 'entry') e, jsonb_array_elements(e -> 'changes') c
         WHERE c ->> 'field' IN ('messages', 'message_template_status_update', 'template_category_update',
-                                'message_template_quality_update', 'phone_number_quality_update')
+                                'message_template_quality_update', 'phone_number_quality_update', 'account_update')
     LOOP
         v_value := v_change.value;
-        IF v_change.field = 'phone_number_quality_update' THEN
-            -- The number's standing (campaigns/quality): kept raw only when no channel has it.
-            v_found := _meta_quality_update(v_change.account_id, v_value);
-            v_counts := v_counts || jsonb_build_object(
-                'quality_updates', coalesce((v_counts ->> 'quality_updates')::int, 0) + v_found);
+        IF v_change.field IN ('phone_number_quality_update', 'account_update') THEN
+            -- The standing of the number's or the account's channels (channels/standing): kept
+            -- raw only when no channel has it.
+            IF v_change.field = 'account_update' THEN
+                v_found := _meta_account_update(v_change.account_id, v_value, _meta_entry_time(v_change.at));
+                v_counts := v_counts || jsonb_build_object(
+                    'account_updates', coalesce((v_counts ->> 'account_updates')::int, 0) + v_found);
+            ELSE
+                v_found := _meta_quality_update(v_change.account_id, v_value, _meta_entry_time(v_change.at));
+                v_counts := v_counts || jsonb_build_object(
+                    'quality_updates', coalesce((v_counts ->> 'quality_updates')::int, 0) + v_found);
+            END IF;
             v_any := v_any OR v_found > 0;
             CONTINUE;
         ELSIF v_change.field <> 'messages' THEN
@@ -119,12 +126,12 @@ BEGIN
             v_counts := _tally(v_counts, 'status');
         END LOOP;
     END LOOP;
-    -- Other account-level fields (account updates, ...) are kept raw only.
+    -- Other account-level fields are kept raw only.
     RETURN CASE WHEN v_any THEN v_counts ELSE v_counts || '{"outcome": "stored"}' END;
 END
 $$;
 REVOKE ALL ON FUNCTION whatsapp_handler._normalise_meta(jsonb, bigint) FROM PUBLIC;
 COMMENT ON FUNCTION whatsapp_handler._normalise_meta(jsonb, bigint) IS
-    'Internal: records the messages and statuses (with their errors and pricing) of a Meta webhook body, learns the account (entry.id) of each number, and applies the account''s template status, category and quality updates to the registry (_meta_template_update) and its numbers'' quality updates to their channels (_meta_quality_update: quality_updates counts the channels found); returns counts (templates: the registry rows the template updates found; templates_unmatched: the updates that found none, when the body had one), with outcome stored when nothing was processed (other account-level events, a template update that found no row: kept raw only). Raises WH012 for a body of another shape, WH003 for an unknown phone_number_id, and what _record_inbound raises.';
+    'Internal: records the messages and statuses (with their errors and pricing) of a Meta webhook body, learns the account (entry.id) of each number, and applies the account''s template status, category and quality updates to the registry (_meta_template_update) and its numbers'' quality updates and its account updates to their channels'' standing (_meta_quality_update, _meta_account_update: quality_updates and account_updates count the channels found); returns counts (templates: the registry rows the template updates found; templates_unmatched: the updates that found none, when the body had one), with outcome stored when nothing was processed (other account-level events, a template, quality or account update that found nothing: kept raw only). Raises WH012 for a body of another shape, WH003 for an unknown phone_number_id, and what _record_inbound raises.';
 
 COMMIT;
