@@ -35,6 +35,8 @@ REPLAY = {
     "outbox": "SELECT whatsapp_handler.outbox_dlq_replay(%s) AS r",
 }
 CHUNK = 100
+# What the dead-letter history says of the last hour: letters by queue, action and result (/metrics, doctor).
+HISTORY_METRICS = "SELECT queue, action, result, letters FROM whatsapp_handler.dead_letter_history_metrics()"
 HISTORY_LIMIT = 10000
 
 

@@ -30,6 +30,7 @@ from psycopg.rows import dict_row
 from app.cluster import ClusterError
 from app.cron_status import CRON_FAILURES, CRON_LATENESS, WEBHOOK_SUCCESS
 from app.database import MASK, SERVICE_LOGINS, embedded_cluster, password_of
+from app.dlq import HISTORY_METRICS
 from app.settings import PROJECT_DIR, Settings
 from app.sqitch import Change, last_change, plan_changes
 
@@ -119,6 +120,7 @@ def run_checks(conn: psycopg.Connection, settings: Settings, max_queue_age: floa
         ("cron late", lambda: _cron_late(conn)),
         ("webhook success", lambda: _webhook_success(conn)),
         ("queues", lambda: _queues(conn, max_queue_age, max_dead_letter_age)),
+        ("dead-letter history", lambda: _dead_letter_history(conn)),
         ("vacuum", lambda: _vacuum(conn)),
         ("logins", lambda: _logins(settings)),
         ("channels", lambda: _channels(conn, settings)),
@@ -334,6 +336,32 @@ def _queues(conn: psycopg.Connection, max_queue_age: float, max_dead_letter_age:
             yield Check(f"queue {name}", "FAIL" if own else "warn", f"{found} (older than {max_queue_age:.0f} s)", fix)
         else:
             yield Check(f"queue {name}", "ok", found)
+
+
+def _dead_letter_history(conn: psycopg.Connection) -> Iterator[Check]:
+    """The last hour of the dead-letter history: letters the re-drive gave up on (parked), and queues
+    whose scheduled re-drive got none of its letters through (WhatsappDeadLettersParked,
+    WhatsappDeadLetterRedrivesFailing)."""
+    rows = conn.execute(HISTORY_METRICS).fetchall()
+    letters = {(r["queue"], r["action"], r["result"]): r["letters"] for r in rows}
+    parked = {q: n for (q, action, _result), n in letters.items() if action == "park"}
+    failing = {
+        q: n
+        for (q, action, result), n in letters.items()
+        if action == "redrive" and result == "failed" and not letters.get((q, "redrive", "redriven"))
+    }
+    problems = [f"{q} {n} parked" for q, n in sorted(parked.items())]
+    problems += [f"{q} {n} re-driven and failed again, none got through" for q, n in sorted(failing.items())]
+    if problems:
+        queue = sorted({*parked, *failing})[0].removesuffix("_dlq")
+        yield Check("dead-letter history", "warn", f"last hour: {'; '.join(problems)}",
+                    f"`whatsapp-handler dlq history --queue {queue}` and `dlq show`; fix the cause, then `dlq replay` "
+                    "(docs/runbook.md#dead-letters-given-up)")  # fmt: skip
+    elif letters:
+        done = ", ".join(f"{q} {a} {r} {n}" for (q, a, r), n in sorted(letters.items()))
+        yield Check("dead-letter history", "ok", f"last hour: {done}")
+    else:
+        yield Check("dead-letter history", "ok", "no re-drive, replay or purge touched a dead letter in the last hour")
 
 
 # Dead rows a table may hold before doctor looks for what holds vacuum back: more than the queue

@@ -188,9 +188,9 @@ ERRORS: tuple[ErrorCode, ...] = (
     ),
     ErrorCode(
         "WH024",
-        "an argument out of range (`p_limit` 1-10000, at most 10000 msg_ids)",
+        "an argument out of range (`p_limit` 1-10000, at most 10000 msg_ids), or an unknown dead-letter queue",
         None,
-        "redrive_inbound, redrive_outbound, job_erase_inactive_users",
+        "redrive_inbound, redrive_outbound, job_erase_inactive_users, dlq_purge, dlq_letters, dlq_history",
         "operators only",
     ),
     ErrorCode(

@@ -14,6 +14,7 @@ from litestar import Request, Response, get
 from psycopg_pool import AsyncConnectionPool
 
 from app.cron_status import CRON_FAILURES, CRON_LATENESS, WEBHOOK_SUCCESS
+from app.dlq import HISTORY_METRICS
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -442,6 +443,36 @@ def _vacuum_families(rows: VacuumRows | None) -> list[Metric]:
     return [up, dead, live, last, size, bloat]
 
 
+HistoryRows = list[tuple[str, str, str, int]]
+
+
+async def _dead_letter_rows(pool: AsyncConnectionPool) -> HistoryRows | None:
+    """The dead-letter history's last hour, on a connection of its own within the queues' timeout."""
+    try:
+        async with asyncio.timeout(QUEUE_TIMEOUT_SECONDS), pool.connection(timeout=QUEUE_TIMEOUT_SECONDS) as conn:
+            return await (await conn.execute(HISTORY_METRICS, prepare=True)).fetchall()
+    except (psycopg.Error, TimeoutError) as exc:
+        # A database deployed before the history: whatsapp_dead_letter_history_up says so.
+        log.debug("dead-letter history unavailable: %s", " ".join(str(exc).split()) or type(exc).__name__)
+        return None
+
+
+def _dead_letter_families(rows: HistoryRows | None) -> list[Metric]:
+    from prometheus_client.core import GaugeMetricFamily
+
+    up = GaugeMetricFamily("whatsapp_dead_letter_history_up", "Whether the dead-letter history could be read")
+    up.add_metric([], 0 if rows is None else 1)
+    letters = GaugeMetricFamily(
+        "whatsapp_dead_letter_history_letters",
+        "Dead letters the re-drives, replays and purges of the last hour acted on, by queue, action (redrive, "
+        "replay, purge, park) and result (redriven, failed, parked, gone, refused, erased, replayed, purged)",
+        labels=["queue", "action", "result"],
+    )
+    for queue, action, result, n in rows or ():
+        letters.add_metric([queue, action, result], n)
+    return [up, letters]
+
+
 LatenessRows = list[tuple[str, float | None, float, bool | None]]
 SuccessRows = list[tuple[str, str, int | None, int, int, float]]
 
@@ -531,5 +562,7 @@ async def metrics(request: Request) -> Response:
     families += _vacuum_families(await _vacuum_rows(state.pool))
     lateness, success = await _health_rows(state.pool)
     families += _lateness_families(lateness) + _success_families(success)
+    # Not tried when the queues could not be read (the database away): each reader may wait its timeout.
+    families += _dead_letter_families(await _dead_letter_rows(state.pool) if queues is not None else None)
     text = generate_latest(state.metrics.registry) + generate_latest(_Families(families))  # type: ignore[arg-type]
     return Response(text, media_type=CONTENT_TYPE_LATEST)

@@ -83,6 +83,8 @@ RELAY_METRICS = (
     "whatsapp_webhook_success_ratio",
     "whatsapp_webhook_window_received",
     "whatsapp_webhook_window_failed",
+    "whatsapp_dead_letter_history_up",
+    "whatsapp_dead_letter_history_letters",
     "whatsapp_relay_rights_failures_total",
     "whatsapp_relay_worker_restarts_total",
 )
@@ -94,6 +96,7 @@ RELAY_METRICS_NOT_ALWAYS = {"whatsapp_relay_worker_restarts_total": "counted by 
     ("whatsapp_webhook_success_ratio", "whatsapp_webhook_window_received", "whatsapp_webhook_window_failed"),
     "one series per provider, channel and window with webhooks in it, after job_webhook_minutes first ran",
 )
+RELAY_METRICS_NOT_ALWAYS["whatsapp_dead_letter_history_letters"] = "a series per queue, action, result of the last hour"
 # The delivery worker's own /metrics (WORKER_METRICS_PORT), checked when its URL is given.
 WORKER_METRICS = (
     "whatsapp_outbound_messages_total",

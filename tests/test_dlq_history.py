@@ -257,3 +257,29 @@ def test_the_analytics_view_counts_letters_per_channel_for_each_analyst(db, anal
     assert [r["day"] for r in day] == [db.execute("SELECT (now() AT TIME ZONE 'UTC')::date AS d").fetchone()["d"]]
     with raises_sqlstate("42501"):
         scoped.execute("SELECT 1 FROM whatsapp_handler.dead_letter_history")
+
+
+def test_the_relay_reads_the_last_hour_for_metrics(db, connect_as):
+    """What /metrics shows (app/metrics.py): the relay's login reads the last hour's letters by queue,
+    action and result; an hour-old row no longer counts."""
+    from prometheus_client import generate_latest
+
+    from app.dlq import HISTORY_METRICS
+    from app.metrics import _dead_letter_families, _Families
+
+    setting(db, "redrive.inbound.backoff", '"0 seconds"')
+    setting(db, "redrive.inbound.max_attempts", "1")
+    inbound_letter(db)
+    as_cron(db, "SELECT whatsapp_handler.redrive_inbound() AS r")
+    db.execute("SELECT whatsapp_handler.dlq_purge('outbox_dlq', %s)", ([outbox_letter(db)],))
+    db.execute("UPDATE whatsapp_handler.dead_letter_history SET created_at = now() - interval '61 minutes' "
+               "WHERE queue = 'outbox_dlq'")  # fmt: skip
+    rows = connect_as("relay").execute(HISTORY_METRICS).fetchall()
+    text = generate_latest(_Families(_dead_letter_families([tuple(r.values()) for r in rows]))).decode()
+    assert "whatsapp_dead_letter_history_up 1.0" in text
+    found = {line for line in text.splitlines() if line.startswith("whatsapp_dead_letter_history_letters{")}
+    assert found == {
+        'whatsapp_dead_letter_history_letters{action="park",queue="inbound_dlq",result="parked"} 1.0',
+        'whatsapp_dead_letter_history_letters{action="redrive",queue="inbound_dlq",result="parked"} 1.0',
+    }
+    assert "whatsapp_dead_letter_history_up 0.0" in generate_latest(_Families(_dead_letter_families(None))).decode()

@@ -363,3 +363,26 @@ def test_a_low_webhook_success_rate_fails_with_enough_webhooks(db: psycopg.Conne
     (line,) = lines(run_cli("doctor", url=db_url, cwd=tmp_path))["webhook success"]
     assert line.startswith("FAIL") and f"meta channel {busy}: 4 of 301 failed" in line
     assert f"channel {quiet}" not in line and "docs/runbook.md#webhook-success-low" in line
+
+
+def test_letters_parked_or_redriven_in_vain_in_the_last_hour_warn(db: psycopg.Connection, db_url: str,
+                                                                  tmp_path: Path) -> None:  # fmt: skip
+    (line,) = lines(run_cli("doctor", url=db_url, cwd=tmp_path))["dead-letter history"]
+    assert line.startswith("ok") and "no re-drive, replay or purge" in line
+    body = {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp", "metadata": {"phone_number_id": "999999999"},
+        "messages": [{"from": "447700900501", "id": "wamid.doc", "timestamp": "1", "type": "text",
+                      "text": {"body": "hi"}}]}}]}]}  # fmt: skip
+    db.execute("SELECT whatsapp_handler.ingest_meta(%s, 'c')", (Jsonb(body),))  # no such channel: WH003
+    db.execute("UPDATE whatsapp_handler.settings SET value = '\"0 seconds\"' WHERE key = 'redrive.inbound.backoff'")
+    db.execute("UPDATE whatsapp_handler.settings SET value = '2' WHERE key = 'redrive.inbound.max_attempts'")
+    db.execute("SET SESSION AUTHORIZATION whatsapp_handler_cron")
+    try:
+        assert db.execute("SELECT whatsapp_handler.redrive_inbound() AS r").fetchone()["r"]["failed"] == 1
+        assert db.execute("SELECT whatsapp_handler.redrive_inbound() AS r").fetchone()["r"]["parked"] == 1
+    finally:
+        db.execute("RESET SESSION AUTHORIZATION")
+    (line,) = lines(run_cli("doctor", url=db_url, cwd=tmp_path))["dead-letter history"]
+    assert line.startswith("warn") and "inbound_dlq 1 parked" in line
+    assert "inbound_dlq 1 re-driven and failed again, none got through" in line
+    assert "dlq history --queue inbound" in line and "docs/runbook.md#dead-letters-given-up" in line
