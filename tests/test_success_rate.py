@@ -14,6 +14,7 @@ from psycopg.rows import dict_row
 from app.metrics import _success_families
 from tests.conftest import LOGIN_PASSWORD
 from tests.helpers import raises_sqlstate
+from tests.test_plan import _sqitch
 
 PLANT = """INSERT INTO whatsapp_handler.webhook_events (received_at, provider, channel_id, payload, outcome, error)
 SELECT date_trunc('minute', now()) - %(ago)s::interval, %(provider)s, %(channel)s, '{}', %(outcome)s,
@@ -190,3 +191,38 @@ def test_no_service_reads_the_counts_or_runs_the_job(connect_as):
                 conn.execute(sql)
     with raises_sqlstate("42501"):
         connect_as("relay").execute("SELECT * FROM analytics.webhook_success_daily")
+
+
+@pytest.mark.parametrize(
+    ("breakage", "change"),
+    [
+        ("GRANT EXECUTE ON FUNCTION whatsapp_handler.webhook_success_rate() TO whatsapp_handler_worker",
+         "ingest/success_rate"),
+        ("ALTER TABLE whatsapp_handler.analytics_webhooks_daily NO FORCE ROW LEVEL SECURITY", "ingest/success_rate"),
+        ("CREATE TRIGGER t BEFORE INSERT ON whatsapp_handler.webhook_events FOR EACH ROW "
+         "EXECUTE FUNCTION whatsapp_handler._job_scheduled_at()", "ingest/success_rate"),
+        ("ALTER FUNCTION whatsapp_handler._cron_job_last_runs() OWNER TO whatsapp_handler_owner", "jobs/late_jobs"),
+        ("DROP TRIGGER jobs_scheduled_at ON whatsapp_handler.jobs", "jobs/late_jobs"),
+    ],
+)  # fmt: skip
+def test_verify_fails_when_an_object_is_wrong(db, db_url, breakage, change):
+    assert _sqitch("verify", "--from", change, "--to", change, url=db_url).returncode == 0
+    db.execute(breakage)
+    result = _sqitch("verify", "--from", change, "--to", change, url=db_url)
+    assert result.returncode != 0 and "not ok" in result.stdout, result.stdout
+
+
+def test_a_revert_and_redeploy_keep_the_jobs_schedule(db, db_url):
+    """The revert hands the job's row to core/restore_kept: a DBA's schedule survives a round trip."""
+    db.execute("UPDATE whatsapp_handler.jobs SET schedule = '*/2 * * * *' WHERE name = 'webhook_minutes'")
+    result = _sqitch("revert", "-y", "--to", "jobs/late_jobs", url=db_url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert db.execute("SELECT to_regclass('whatsapp_handler.webhook_minutes') AS t").fetchone()["t"] is None
+    assert (
+        db.execute("SELECT count(*) AS n FROM whatsapp_handler.jobs WHERE name = 'webhook_minutes'").fetchone()["n"]
+        == 0
+    )
+    result = _sqitch("deploy", url=db_url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    row = db.execute("SELECT schedule FROM whatsapp_handler.jobs WHERE name = 'webhook_minutes'").fetchone()
+    assert row == {"schedule": "*/2 * * * *"}

@@ -98,7 +98,7 @@ BEGIN
     BEGIN
         WITH waiting AS (
             SELECT date_trunc('minute', (q.message ->> 'received_at')::timestamptz) AS minute,
-                   q.message ->> 'provider' AS provider, (q.message ->> 'channel_id')::bigint AS channel_id,
+                   q.message ->> 'provider' AS provider, coalesce((q.message ->> 'channel_id')::bigint, 0) AS channel,
                    count(*) AS letters
             FROM pgmq.q_inbound_dlq q
             WHERE q.message ? 'webhook_event_id' AND q.message ? 'received_at'
@@ -106,9 +106,10 @@ BEGIN
         ), stale AS (
             SELECT m.minute, min(m.first_id) AS first_id, max(m.last_id) AS last_id
             FROM webhook_minutes m
+            -- Joined on equalities (a hash join): channel ids are positive, 0 stands for none.
             LEFT JOIN waiting l ON l.minute = m.minute AND l.provider = m.provider::text
-                               AND l.channel_id IS NOT DISTINCT FROM m.channel_id
-            WHERE m.failed > coalesce(l.letters, 0) AND m.minute >= v_day AND m.minute < v_from
+                               AND l.channel = coalesce(m.channel_id, 0)
+            WHERE m.failed > coalesce(l.letters, 0) AND m.failed > 0 AND m.minute >= v_day AND m.minute < v_from
             GROUP BY m.minute
         ), recount AS (
             SELECT s.minute, w.provider, w.channel_id, count(*) FILTER (WHERE w.outcome = 'failed') AS failed
