@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 QUEUE_METRICS = "SELECT queue_name, depth, oldest_age_seconds FROM whatsapp_handler.queue_metrics()"
+# Per table with its own autovacuum settings (the hot tables' partitions, the queue tables): dead and live
+# rows, the last autovacuum, the size and an estimate of bloat (deploy/core/vacuum_metrics.sql).
+VACUUM_METRICS = """SELECT table_name, dead_tuples, live_tuples, extract(epoch FROM last_autovacuum)::float8,
+    autovacuum_count, table_bytes, bloat_bytes FROM whatsapp_handler.vacuum_metrics()"""
 
 # A scrape must answer even when the database does not.
 QUEUE_TIMEOUT_SECONDS = 1.0
@@ -340,23 +344,36 @@ QueueRows = list[tuple[str, int, float | None]]
 CronRows = list[tuple[str, bool, int, str | None]]
 
 
-async def _queue_rows(pool: AsyncConnectionPool) -> tuple[QueueRows | None, CronRows | None]:
-    """The queues' gauges and the cron jobs' failures, on one connection within one timeout."""
+# What the relay's /metrics reads from the database, each an optional part: a database deployed
+# before one of them still gives the others. The queues come first: they tell whether the database
+# answers at all (whatsapp_queue_metrics_up).
+SCRAPE_QUERIES = {
+    "queues": QUEUE_METRICS,
+    "cron": CRON_FAILURES,
+    "vacuum": VACUUM_METRICS,
+    "lateness": CRON_LATENESS,
+    "success": WEBHOOK_SUCCESS,
+    "dead_letters": HISTORY_METRICS,
+}
+
+
+async def _scrape_rows(pool: AsyncConnectionPool) -> dict[str, list | None]:
+    """Every database reader of a scrape, on one connection within one timeout: with the database away
+    the scrape waits one timeout, not one per reader. A reader whose function is missing or refused is
+    None and the others go on (the pool's connections are autocommit)."""
+    found: dict[str, list | None] = dict.fromkeys(SCRAPE_QUERIES)
     try:
         async with asyncio.timeout(QUEUE_TIMEOUT_SECONDS), pool.connection(timeout=QUEUE_TIMEOUT_SECONDS) as conn:
-            queues = await (await conn.execute(QUEUE_METRICS, prepare=True)).fetchall()
-            try:
-                cron: CronRows | None = await (await conn.execute(CRON_FAILURES, prepare=True)).fetchall()
-            except psycopg.Error as exc:
-                if isinstance(exc, psycopg.OperationalError):
-                    raise
-                # A database deployed before cron_job_failures(): the queue gauges still count.
-                log.debug("cron job failures unavailable: %s", exc)
-                cron = None
-            return queues, cron
+            for part, query in SCRAPE_QUERIES.items():
+                try:
+                    found[part] = await (await conn.execute(query, prepare=True)).fetchall()
+                except psycopg.Error as exc:
+                    if isinstance(exc, psycopg.OperationalError):
+                        raise
+                    log.debug("%s metrics unavailable: %s", part, " ".join(str(exc).split()))
     except (psycopg.Error, TimeoutError) as exc:
-        log.warning("queue metrics unavailable: %s", " ".join(str(exc).split()) or type(exc).__name__)
-        return None, None
+        log.warning("database metrics unavailable: %s", " ".join(str(exc).split()) or type(exc).__name__)
+    return found
 
 
 def _cron_families(rows: CronRows | None) -> list[Metric]:
@@ -393,22 +410,7 @@ def _queue_families(rows: QueueRows | None) -> list[Metric]:
     return [up, depth, age]
 
 
-# Per table with its own autovacuum settings (the hot tables' partitions, the queue tables): dead and live
-# rows, the last autovacuum, the size and an estimate of bloat (deploy/core/vacuum_metrics.sql).
-VACUUM_METRICS = """SELECT table_name, dead_tuples, live_tuples, extract(epoch FROM last_autovacuum)::float8,
-    autovacuum_count, table_bytes, bloat_bytes FROM whatsapp_handler.vacuum_metrics()"""
 VacuumRows = list[tuple[str, int, int, float | None, int, int, int | None]]
-
-
-async def _vacuum_rows(pool: AsyncConnectionPool) -> VacuumRows | None:
-    """The tables' vacuum gauges, on a connection of their own within the queues' timeout."""
-    try:
-        async with asyncio.timeout(QUEUE_TIMEOUT_SECONDS), pool.connection(timeout=QUEUE_TIMEOUT_SECONDS) as conn:
-            return await (await conn.execute(VACUUM_METRICS, prepare=True)).fetchall()
-    except (psycopg.Error, TimeoutError) as exc:
-        # A database deployed before vacuum_metrics() too: whatsapp_vacuum_metrics_up says so.
-        log.debug("vacuum metrics unavailable: %s", " ".join(str(exc).split()) or type(exc).__name__)
-        return None
 
 
 def _vacuum_families(rows: VacuumRows | None) -> list[Metric]:
@@ -446,17 +448,6 @@ def _vacuum_families(rows: VacuumRows | None) -> list[Metric]:
 HistoryRows = list[tuple[str, str, str, int]]
 
 
-async def _dead_letter_rows(pool: AsyncConnectionPool) -> HistoryRows | None:
-    """The dead-letter history's last hour, on a connection of its own within the queues' timeout."""
-    try:
-        async with asyncio.timeout(QUEUE_TIMEOUT_SECONDS), pool.connection(timeout=QUEUE_TIMEOUT_SECONDS) as conn:
-            return await (await conn.execute(HISTORY_METRICS, prepare=True)).fetchall()
-    except (psycopg.Error, TimeoutError) as exc:
-        # A database deployed before the history: whatsapp_dead_letter_history_up says so.
-        log.debug("dead-letter history unavailable: %s", " ".join(str(exc).split()) or type(exc).__name__)
-        return None
-
-
 def _dead_letter_families(rows: HistoryRows | None) -> list[Metric]:
     from prometheus_client.core import GaugeMetricFamily
 
@@ -475,24 +466,6 @@ def _dead_letter_families(rows: HistoryRows | None) -> list[Metric]:
 
 LatenessRows = list[tuple[str, float | None, float, bool | None]]
 SuccessRows = list[tuple[str, str, int | None, int, int, float]]
-
-
-async def _health_rows(pool: AsyncConnectionPool) -> tuple[LatenessRows | None, SuccessRows | None]:
-    """The jobs' lateness and the webhooks' success rate, on a connection of their own within the
-    queues' timeout; each None when it cannot be read (a database deployed before them)."""
-    found: list[list | None] = [None, None]
-    try:
-        async with asyncio.timeout(QUEUE_TIMEOUT_SECONDS), pool.connection(timeout=QUEUE_TIMEOUT_SECONDS) as conn:
-            for i, query in enumerate((CRON_LATENESS, WEBHOOK_SUCCESS)):
-                try:
-                    found[i] = await (await conn.execute(query, prepare=True)).fetchall()
-                except psycopg.Error as exc:
-                    if isinstance(exc, psycopg.OperationalError):
-                        raise
-                    log.debug("unavailable: %s", " ".join(str(exc).split()))
-    except (psycopg.Error, TimeoutError) as exc:
-        log.warning("job lateness and success rate unavailable: %s", " ".join(str(exc).split()) or type(exc).__name__)
-    return found[0], found[1]
 
 
 def _lateness_families(rows: LatenessRows | None) -> list[Metric]:
@@ -557,12 +530,9 @@ async def metrics(request: Request) -> Response:
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
     state = request.app.state
-    queues, cron = await _queue_rows(state.pool)
-    families = _queue_families(queues) + _cron_families(cron)
-    families += _vacuum_families(await _vacuum_rows(state.pool))
-    lateness, success = await _health_rows(state.pool)
-    families += _lateness_families(lateness) + _success_families(success)
-    # Not tried when the queues could not be read (the database away): each reader may wait its timeout.
-    families += _dead_letter_families(await _dead_letter_rows(state.pool) if queues is not None else None)
+    rows = await _scrape_rows(state.pool)
+    families = _queue_families(rows["queues"]) + _cron_families(rows["cron"]) + _vacuum_families(rows["vacuum"])
+    families += _lateness_families(rows["lateness"]) + _success_families(rows["success"])
+    families += _dead_letter_families(rows["dead_letters"])
     text = generate_latest(state.metrics.registry) + generate_latest(_Families(families))  # type: ignore[arg-type]
     return Response(text, media_type=CONTENT_TYPE_LATEST)

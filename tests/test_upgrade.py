@@ -107,10 +107,12 @@ def _counts(url: str) -> dict[str, object]:
 
 
 def _kept(after: dict[str, object], before: dict[str, object]) -> None:
-    """Everything as it was, but a change after the tag may add settings rows of its own: every
-    row there was keeps its value (what a DBA set among them)."""
-    assert {k: v for k, v in after.items() if k != "settings"} == {k: v for k, v in before.items() if k != "settings"}
+    """Everything as it was, but a change after the tag may add settings rows and jobs of its own:
+    every row and job there was keeps its value and schedule (what a DBA set among them)."""
+    grown = ("settings", "jobs")
+    assert {k: v for k, v in after.items() if k not in grown} == {k: v for k, v in before.items() if k not in grown}
     assert set(before["settings"]) <= set(after["settings"])
+    assert set(before["jobs"].split(",")) <= set(after["jobs"].split(","))
 
 
 def test_a_database_deployed_at_the_release_upgrades_with_sqitch_deploy_and_keeps_its_data(cluster):
