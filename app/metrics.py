@@ -387,7 +387,7 @@ def _cron_families(rows: CronRows | None) -> list[Metric]:
     failures = GaugeMetricFamily(
         "whatsapp_cron_job_failures",
         "Failed runs of a pg_cron job since its last successful run (0 when the last run succeeded)",
-        labels=["job"],
+        labels=["cron_job"],
     )
     for job, scheduled, count, _message in rows or ():
         if scheduled:
@@ -477,17 +477,17 @@ def _lateness_families(rows: LatenessRows | None) -> list[Metric]:
         "whatsapp_cron_job_overdue",
         "1 when an enabled pg_cron job has not started within twice its period (since it was enabled or "
         "rescheduled, if later); absent when its schedule cannot be bounded",
-        labels=["job"],
+        labels=["cron_job"],
     )
     age = GaugeMetricFamily(
         "whatsapp_cron_job_last_run_age_seconds",
         "Seconds since an enabled pg_cron job last started (or was enabled or rescheduled, if later)",
-        labels=["job"],
+        labels=["cron_job"],
     )
     period = GaugeMetricFamily(
         "whatsapp_cron_job_period_seconds",
         "The longest wait between two runs a job's schedule allows",
-        labels=["job"],
+        labels=["cron_job"],
     )
     for job, period_s, age_s, late in rows or ():
         age.add_metric([job], age_s)

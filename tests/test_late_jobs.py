@@ -198,7 +198,7 @@ def test_the_gauges(jobs_db, connect_as):
         .execute("SELECT job_name, period_seconds, age_seconds, overdue FROM whatsapp_handler.cron_job_lateness()")
         .fetchall()
     )
-    families = {f.name: {s.labels.get("job"): s.value for s in f.samples}
+    families = {f.name: {s.labels.get("cron_job"): s.value for s in f.samples}
                 for f in _lateness_families([tuple(r.values()) for r in rows])}  # fmt: skip
     assert families["whatsapp_cron_lateness_up"] == {None: 1}
     assert families["whatsapp_cron_job_overdue"]["whatsapp_handler.retention"] == 1

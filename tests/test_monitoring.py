@@ -135,11 +135,11 @@ def test_cron_failures_are_scraped_with_a_login_that_sees_the_jobs(
     base = http_server.start(relay_environment(db_url))
     before = scrape(base)
     assert before[("whatsapp_cron_metrics_up", ())] == 1
-    assert before[("whatsapp_cron_job_failures", (("job", "whatsapp_handler.partitions"),))] == 0
+    assert before[("whatsapp_cron_job_failures", (("cron_job", "whatsapp_handler.partitions"),))] == 0
     _fail_a_job(db)
     after = scrape(base)
-    assert after[("whatsapp_cron_job_failures", (("job", "whatsapp_handler.partitions"),))] == 1
-    assert after[("whatsapp_cron_job_failures", (("job", "whatsapp_handler.retention"),))] == 0
+    assert after[("whatsapp_cron_job_failures", (("cron_job", "whatsapp_handler.partitions"),))] == 1
+    assert after[("whatsapp_cron_job_failures", (("cron_job", "whatsapp_handler.retention"),))] == 0
     assert after[("whatsapp_queue_metrics_up", ())] == 1
 
 
@@ -151,7 +151,7 @@ def test_the_relays_own_login_sees_the_failures_through_the_deployers_function(
     _fail_a_job(db)
     m = scrape(http_server.start(relay_environment(relay_db_url)))
     assert m[("whatsapp_cron_metrics_up", ())] == 1
-    assert m[("whatsapp_cron_job_failures", (("job", "whatsapp_handler.partitions"),))] == 1
+    assert m[("whatsapp_cron_job_failures", (("cron_job", "whatsapp_handler.partitions"),))] == 1
     assert m[("whatsapp_queue_metrics_up", ())] == 1
 
 
@@ -172,4 +172,4 @@ def test_jobs_scheduled_for_another_login_than_the_jobs_login_are_reported_blind
     db.execute("UPDATE cron.job SET username = 'whatsapp_handler_cron'")
     m = scrape(base)
     assert m[("whatsapp_cron_metrics_up", ())] == 1
-    assert m[("whatsapp_cron_job_failures", (("job", "whatsapp_handler.partitions"),))] == 1
+    assert m[("whatsapp_cron_job_failures", (("cron_job", "whatsapp_handler.partitions"),))] == 1
