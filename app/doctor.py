@@ -855,7 +855,11 @@ def _campaigns(conn: psycopg.Connection) -> Iterator[Check]:
     for r in rows:
         name = f"campaign {r['id']}"
         found = f"{r['name']!r} on channel {r['channel_id']}: {r['state']}, {r['pending']} recipients pending"
-        if r["state"] == "paused" and r["state_reason"] != "operator":
+        if r["state"] == "paused" and r["state_reason"] == "channel_down":
+            yield Check(name, "warn", f"{found}, paused while its channel is down",
+                        "it goes on by itself when the channel is back: see the channel's line "
+                        "(docs/runbook.md#channel-disconnected)")  # fmt: skip
+        elif r["state"] == "paused" and r["state_reason"] != "operator":
             yield Check(name, "warn", f"{found}, paused by itself ({r['state_reason']})",
                         "fix the cause (docs/runbook.md#campaign-paused), then `whatsapp-handler campaign resume "
                         f"{r['id']}`")  # fmt: skip

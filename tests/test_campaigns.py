@@ -375,6 +375,55 @@ def test_a_quality_update_of_another_number_moves_nothing(shop: Shop) -> None:
     assert result["outcome"] == "stored" and shop.results(campaign)["state"] == "running"
 
 
+def account_update(shop: Shop, ban_state: str) -> None:
+    """Meta's account_update banning (DISABLE) or reinstating (REINSTATE) the channel's account."""
+    value = {"event": "DISABLED_UPDATE", "ban_info": {"waba_ban_state": ban_state, "waba_ban_date": "1 Dec 2026"}}
+    body = p.meta_account_body("account_update", value)
+    shop.db.execute("SELECT whatsapp_handler.ingest_meta(%s, NULL)", (Jsonb(body),))
+
+
+def state(shop: Shop, campaign: int) -> tuple[str, str | None]:
+    found = shop.results(campaign)
+    return found["state"], found["reason"]
+
+
+def test_a_channel_down_pauses_its_campaigns_until_it_is_back(shop: Shop) -> None:
+    running, later, held = shop.create(), shop.create(starts_at="2999-01-01T00:00:00Z"), shop.create()
+    for n, campaign in enumerate((running, later, held)):
+        shop.upload(campaign, rows(2 * n + 1, 2 * n + 2))
+        shop.control(campaign, "start")
+    shop.control(held, "pause")
+    # A message webhook of the number teaches it its account; then the account is banned.
+    shop.db.execute("SELECT whatsapp_handler.ingest_meta(%s, NULL)", (Jsonb(p.meta_body(p.meta_value())),))
+    account_update(shop, "DISABLE")
+    assert [state(shop, c) for c in (running, later, held)] == [
+        ("paused", "channel_down"), ("paused", "channel_down"), ("paused", "operator")]  # fmt: skip
+    assert shop.dispatch() == 0
+
+    account_update(shop, "REINSTATE")
+    # Back by themselves, each to where it was: the one not yet due scheduled again; the operator's pause stays.
+    assert [state(shop, c) for c in (running, later, held)] == [
+        ("running", None), ("scheduled", None), ("paused", "operator")]  # fmt: skip
+    assert shop.dispatch() == 2
+    moves = ("campaign.paused", "campaign.running")
+    kinds = [(e["type"], e["payload"].get("reason")) for e in outbox_events(shop.db)
+             if e["type"] in moves and e["payload"]["campaign_id"] == running]  # fmt: skip
+    assert kinds == [("campaign.running", None), ("campaign.paused", "channel_down"), ("campaign.running", None)]
+
+
+def test_a_number_flagged_while_its_channel_is_down_waits_for_an_operator(shop: Shop) -> None:
+    campaign = shop.create()
+    shop.upload(campaign, rows(1))
+    shop.control(campaign, "start")
+    shop.db.execute("SELECT whatsapp_handler.ingest_meta(%s, NULL)", (Jsonb(p.meta_body(p.meta_value())),))
+    account_update(shop, "DISABLE")
+    shop.db.execute("SELECT whatsapp_handler.ingest_meta(%s, NULL)", (Jsonb(quality_update("FLAGGED")),))
+    assert state(shop, campaign) == ("paused", "quality_flagged")
+    account_update(shop, "REINSTATE")
+    assert state(shop, campaign) == ("paused", "quality_flagged")
+    assert shop.control(campaign, "resume")["state"] == "running"
+
+
 def test_doctor_names_a_campaign_that_paused_itself(shop: Shop, db_url: str, tmp_path) -> None:
     from tests.test_cli import run_cli
     from tests.test_doctor import lines

@@ -5,7 +5,8 @@
 -- a campaign may go through), campaign_upload (which rows become recipients, and why the
 -- others do not), campaigns/dispatch (recipients into the outbound queue, exactly once).
 --   campaign:  draft → scheduled → running ⇄ paused → completed; cancelled from any state
---              before completed; running ⇄ budget_exhausted (the day's budget spent)
+--              before completed; running ⇄ budget_exhausted (the day's budget spent); a
+--              campaign paused before its start resumes to scheduled
 --   recipient: pending → queued → sent → delivered → read, or failed; or skipped with a reason
 BEGIN;
 SET LOCAL ROLE whatsapp_handler_owner;
@@ -105,6 +106,17 @@ REVOKE ALL ON FUNCTION whatsapp_handler._campaign_refuse(whatsapp_handler.campai
 COMMENT ON FUNCTION whatsapp_handler._campaign_refuse(whatsapp_handler.campaigns, text) IS
     'Internal: refuses an action the campaign''s state does not allow, naming the state. Raises WH077 always.';
 
+-- Where a campaign goes when it starts or resumes: scheduled until its start, running from then.
+CREATE FUNCTION whatsapp_handler._campaign_go_state(p_starts_at timestamptz)
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT CASE WHEN p_starts_at OPERATOR(pg_catalog.>) pg_catalog.now() THEN 'scheduled' ELSE 'running' END
+$$;
+REVOKE ALL ON FUNCTION whatsapp_handler._campaign_go_state(timestamptz) FROM PUBLIC;
+COMMENT ON FUNCTION whatsapp_handler._campaign_go_state(timestamptz) IS
+    'Internal: the state a campaign starting or resuming goes to: scheduled while its starts_at is ahead, else running. Raises nothing.';
+
 -- The one rule of a campaign's states: which action moves which state where. A refusal
 -- names the state, so that the caller knows what to do instead.
 CREATE FUNCTION whatsapp_handler._campaign_move(p_campaign_id bigint, p_to text, p_reason text DEFAULT NULL)
@@ -115,9 +127,10 @@ AS $$
 DECLARE
     v_c    campaigns;
     v_from text[] := CASE p_to
-        WHEN 'scheduled' THEN ARRAY['draft']
+        WHEN 'scheduled' THEN ARRAY['draft', 'paused']
         WHEN 'running' THEN ARRAY['draft', 'scheduled', 'paused', 'budget_exhausted']
-        WHEN 'paused' THEN ARRAY['scheduled', 'running', 'budget_exhausted']
+        -- Paused again for another reason: the latest cause is the one to clear.
+        WHEN 'paused' THEN ARRAY['scheduled', 'running', 'budget_exhausted', 'paused']
         WHEN 'budget_exhausted' THEN ARRAY['running']
         WHEN 'completed' THEN ARRAY['running']
         WHEN 'cancelled' THEN ARRAY['draft', 'scheduled', 'running', 'paused', 'budget_exhausted']
@@ -439,14 +452,14 @@ BEGIN
         END IF;
         PERFORM _template_for_send(v_c.channel_id, _campaign_message(v_c, '+10000000000',
                     (SELECT coalesce(jsonb_agg('x'::text), '[]') FROM generate_series(1, v_c.body_parameters))) -> 'template');
-        v_c := _campaign_move(v_c.id, CASE WHEN v_c.starts_at > now() THEN 'scheduled' ELSE 'running' END);
+        v_c := _campaign_move(v_c.id, _campaign_go_state(v_c.starts_at));
     ELSIF p_action = 'pause' THEN
         v_c := _campaign_move(v_c.id, 'paused', 'operator');
     ELSIF p_action = 'resume' THEN
         IF v_c.state <> 'paused' THEN
             PERFORM _campaign_refuse(v_c, 'resume');
         END IF;
-        v_c := _campaign_move(v_c.id, 'running');
+        v_c := _campaign_move(v_c.id, _campaign_go_state(v_c.starts_at));
     ELSIF p_action = 'cancel' THEN
         v_c := _campaign_move(v_c.id, 'cancelled', 'operator');
     ELSE
@@ -458,7 +471,7 @@ END
 $$;
 REVOKE ALL ON FUNCTION whatsapp_handler.campaign_control(bigint, text) FROM PUBLIC;
 COMMENT ON FUNCTION whatsapp_handler.campaign_control(bigint, text) IS
-    'start (draft or scheduled, with a pending recipient and its template approved: running, or scheduled until starts_at), pause, resume (a paused campaign only), cancel; returns {id, state, reason}. Raises WH076 unknown campaign, WH077 the state does not allow it (the message names the state), WH065/WH066/WH067 the template cannot be sent, WH079 unknown action.';
+    'start (draft or scheduled, with a pending recipient and its template approved: running, or scheduled until starts_at), pause, resume (a paused campaign only: scheduled again before its starts_at, else running), cancel; returns {id, state, reason}. Raises WH076 unknown campaign, WH077 the state does not allow it (the message names the state), WH065/WH066/WH067 the template cannot be sent, WH079 unknown action.';
 
 -- What became of a campaign: its state and the funnel of its recipients.
 CREATE FUNCTION whatsapp_handler.campaign_results(p_campaign_id bigint)

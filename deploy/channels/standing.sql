@@ -12,8 +12,8 @@
 -- nothing, and an update older than the one kept (by the provider's own time) changes
 -- nothing. A channel is down while its Evolution instance is not open or its Meta account is
 -- disabled or deleted (_channel_connected, the one rule /metrics, the alert and doctor read).
--- What a channel's campaigns do about a flagged number is the campaigns' rule
--- (campaigns/quality, a trigger on this table).
+-- What a channel's campaigns do about a flagged number or a channel down is the campaigns'
+-- rule (campaigns/standing, triggers on this table).
 BEGIN;
 SET LOCAL ROLE whatsapp_handler_owner;
 

@@ -10,7 +10,7 @@
 -- message_template_quality_update) move the registry of that account's channels
 -- (templates/status_updates); a number's quality update and the account's account_update
 -- move the standing of its channels (channels/standing; a flagged number pauses its
--- campaigns, campaigns/quality). Other account-level fields are still kept raw only.
+-- campaigns, campaigns/standing). Other account-level fields are still kept raw only.
 BEGIN;
 SET LOCAL ROLE whatsapp_handler_owner;
 

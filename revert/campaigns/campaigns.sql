@@ -11,6 +11,7 @@ DROP FUNCTION whatsapp_handler.campaign_create(jsonb, bigint);
 DROP FUNCTION whatsapp_handler._campaign_time(text);
 DROP FUNCTION whatsapp_handler._campaign_message(whatsapp_handler.campaigns, text, jsonb);
 DROP FUNCTION whatsapp_handler._campaign_move(bigint, text, text);
+DROP FUNCTION whatsapp_handler._campaign_go_state(timestamptz);
 DROP FUNCTION whatsapp_handler._campaign_refuse(whatsapp_handler.campaigns, text);
 DROP FUNCTION whatsapp_handler._campaign(bigint);
 DROP TABLE whatsapp_handler.campaign_recipients;

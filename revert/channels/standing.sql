@@ -1,7 +1,7 @@
 -- Revert whatsapp_handler:channels/standing from pg
 -- What providers told of their channels goes with the table: each provider tells it again at
 -- its next change (an Evolution instance's next connection update, Meta's next quality or
--- account update), as campaigns/quality's channel_quality did before it.
+-- account update), as the channel_quality table of campaigns' first version did.
 BEGIN;
 
 DROP FUNCTION whatsapp_handler.worker_channel_standing();

@@ -10,6 +10,7 @@ SELECT 1 / (count(*) = 2)::int FROM whatsapp_handler.settings WHERE key IN ('cam
 SELECT 1 / (NOT has_table_privilege('whatsapp_handler_relay', 'whatsapp_handler.campaigns', 'select'))::int;
 SELECT whatsapp_handler._assert_function('whatsapp_handler._campaign(bigint)', '{}');
 SELECT whatsapp_handler._assert_function('whatsapp_handler._campaign_refuse(whatsapp_handler.campaigns, text)', '{}');
+SELECT whatsapp_handler._assert_function('whatsapp_handler._campaign_go_state(timestamptz)', '{}');
 SELECT whatsapp_handler._assert_function('whatsapp_handler._campaign_move(bigint, text, text)', '{}');
 SELECT whatsapp_handler._assert_function('whatsapp_handler._campaign_message(whatsapp_handler.campaigns, text, jsonb)', '{}');
 SELECT whatsapp_handler._assert_function('whatsapp_handler._campaign_time(text)', '{}');

@@ -1,9 +1,0 @@
--- Verify whatsapp_handler:campaigns/quality on pg
-BEGIN;
-
-SELECT whatsapp_handler._assert_function('whatsapp_handler._campaigns_pause_on_quality()', '{}');
-SELECT 1 / count(*) FROM pg_catalog.pg_trigger
-WHERE tgname = 'channel_standing_campaigns_pause' AND tgrelid = 'whatsapp_handler.channel_standing'::regclass
-  AND tgfoid = 'whatsapp_handler._campaigns_pause_on_quality()'::regprocedure AND tgenabled = 'O';
-
-ROLLBACK;
