@@ -5,8 +5,8 @@ each phase on its own durable cluster (fsync and synchronous_commit on) with the
 Run by hand; results go to bench/RESULTS.md.
 
     .venv/bin/python bench/vacuum_bench.py [--duration 180] [--phases defaults,tuned]
-        [--analyst-at 10] [--analyst-max 120] [--ingest-threads 2] [--sample-every 5] [--out FILE]
-        [--revision REV]
+        [--analyst-at 10 | --no-analyst] [--analyst-max 120] [--ingest-threads 2] [--sample-every 5]
+        [--backlog 0] [--channel-pace 100000] [--out FILE] [--revision REV]
 
 Load, from threads of psycopg connections as the database's superuser (the SQL the relay, the
 worker and a consumer call, without their HTTP): `--ingest-threads` call ingest_meta with one text
@@ -16,11 +16,21 @@ one consumer reads and acknowledges the outbox 100 at a time. The channel's paci
 `--analyst-at` seconds into each phase an analyst login opens a REPEATABLE READ transaction, reads a
 view and stays idle in it, having lifted its own idle timeout (as any login may); the analyst guard
 (pg_cron, every minute) ends it once it is older than `--analyst-max` seconds (setting
-analyst.max_transaction). Autovacuum runs as the cluster is shipped (autovacuum_naptime 1 min).
+analyst.max_transaction). `--no-analyst` leaves it out. Autovacuum runs as the cluster is shipped
+(autovacuum_naptime 1 min).
+
+`--backlog N` is the queue after a provider outage: N outbound text messages are queued before the
+load starts (spread over the known users in turns, one per user a turn, so that each user's line
+holds N / 100,000; then VACUUM ANALYZE, as a quiet queue would be), and the same worker drains them
+at its own rate while the sender keeps queueing. `--channel-pace` is the channel's pacing cap
+(pacing.channel.per_second, burst a hundredth of it; default lifted), the rate a worker gets in
+the field.
 
 Every `--sample-every` seconds it records, per table: dead and live tuples (pg_stat_user_tables;
-a partitioned table as the sum of its partitions), size with indexes, autovacuum count, and the
-messages ingested, sent and consumed since the last sample. Prints the samples, a summary per phase
+a partitioned table as the sum of its partitions), size with indexes, autovacuum count, whether an
+autovacuum of it is running (pg_stat_progress_vacuum); the messages ingested, sent and consumed
+since the last sample, the backlog left (N + queued - sent) and the worker's claims' latency
+(worker_claim, mean and 95th percentile). Prints the samples, a summary per phase
 and the ratios tuned/defaults; `--out` writes everything as JSON. `--duration 5 --phases defaults`
 is the smoke run.
 """
@@ -59,6 +69,34 @@ SELECT t.rel::regclass::text AS name, sum(n_dead_tup)::bigint AS dead, sum(n_liv
        sum(n_tup_hot_upd)::bigint AS hot
 FROM t GROUP BY t.rel
 """
+VACUUMING = (
+    "SELECT coalesce(i.inhparent, p.relid)::regclass::text FROM pg_stat_progress_vacuum p "
+    "LEFT JOIN pg_inherits i ON i.inhrelid = p.relid WHERE p.datname = current_database()"
+)
+# The backlog: message i to the (i mod n)-th known user's conversation, in that order, each with its
+# outbound row, as send_messages would have queued them (kit/durable.py's fill_outbound, in turns).
+BACKLOG = """
+WITH c AS (
+    SELECT id, user_id, channel_id, row_number() OVER (ORDER BY id) - 1 AS k
+    FROM whatsapp_handler.conversations
+), g AS (
+    SELECT c.id, c.user_id, c.channel_id, nextval('whatsapp_handler.messages_id_seq') AS mid
+    FROM generate_series(0, %(n)s - 1) i JOIN c ON c.k = i %% (SELECT count(*) FROM c) ORDER BY i
+), m AS (
+    INSERT INTO whatsapp_handler.messages (id, created_at, channel_id, user_id, conversation_id, direction,
+                                           message_type, body, status)
+    OVERRIDING SYSTEM VALUE
+    SELECT mid, now(), channel_id, user_id, id, 'outbound', 'text', 'Your order has shipped.', 'queued' FROM g
+    RETURNING id, created_at, channel_id, user_id
+)
+INSERT INTO pgmq.q_outbound (vt, message, headers)
+SELECT clock_timestamp(),
+       jsonb_build_object('kind', 'text', 'message_id', m.id, 'message_created_at', m.created_at,
+                          'channel_id', m.channel_id, 'user_id', m.user_id, 'to', u.phone,
+                          'body', 'Your order has shipped.', 'reply_key', 'bench'),
+       jsonb_build_object('x-pgmq-group', 'user:' || m.user_id)
+FROM m JOIN whatsapp_handler.users u ON u.id = m.user_id ORDER BY m.id
+"""
 # Every table's own autovacuum storage parameters back to the server's (the defaults phase).
 RESET = """
 SELECT format('ALTER TABLE %s RESET (%s)', c.oid::regclass,
@@ -80,6 +118,16 @@ class Counter:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.counts = {"ingested": 0, "sent": 0, "consumed": 0, "queued": 0, "errors": 0}
+        self.claims: list[float] = []  # seconds each worker_claim took, since the last sample
+
+    def claimed(self, seconds: float) -> None:
+        with self.lock:
+            self.claims.append(seconds)
+
+    def take_claims(self) -> list[float]:
+        with self.lock:
+            claims, self.claims = self.claims, []
+            return claims
 
     def add(self, key: str, n: int) -> None:
         with self.lock:
@@ -90,13 +138,13 @@ class Counter:
             return dict(self.counts)
 
 
-def prepare(url: str, defaults: bool, analyst_max: int) -> None:
+def prepare(url: str, defaults: bool, analyst_max: int, channel_pace: int) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("SELECT whatsapp_handler.template_upsert(1, 'bench_update', 'en', 'utility', 'approved',"
                      " '[{\"type\": \"BODY\", \"text\": \"Your order {{1}} has shipped\"}]')")  # fmt: skip
         conn.execute("INSERT INTO whatsapp_handler.api_keys (name, key_hash, channel_ids, scopes)"
                      " VALUES ('bench', sha256('bench-key'::bytea), '{1}', '{send,read}')")  # fmt: skip
-        set_channel_pace(conn, 100000, 1000)
+        set_channel_pace(conn, channel_pace, max(1, channel_pace // 100))  # refills at per_second - burst + 1
         conn.execute("UPDATE whatsapp_handler.settings SET value = to_jsonb(%s::text)"
                      " WHERE key = 'analyst.max_transaction'", (f"{analyst_max} seconds",))  # fmt: skip
         if defaults:
@@ -136,9 +184,11 @@ def sender(url: str, stop: threading.Event, counter: Counter, per_second: float)
 def worker(url: str, stop: threading.Event, counter: Counter) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         while not stop.is_set():
+            started = time.monotonic()
             ids = [
                 r[0] for r in conn.execute("SELECT msg_id FROM whatsapp_handler.worker_claim(100, 60)", prepare=True)
             ]
+            counter.claimed(time.monotonic() - started)
             if not ids:
                 stop.wait(0.05)
                 continue
@@ -183,8 +233,13 @@ def analyst(url: str, at: float, stop: threading.Event, state: dict) -> None:
 
 def sample(conn: psycopg.Connection) -> dict[str, dict[str, int]]:
     rows = conn.execute(SAMPLE).fetchall()
+    vacuuming = {name for (name,) in conn.execute(VACUUMING).fetchall()}
     return {name: dict(zip(("dead", "live", "bytes", "autovacuums", "ins", "upd", "del", "hot"), rest, strict=True))
-            for name, *rest in rows}  # fmt: skip
+            | {"vacuuming": name in vacuuming} for name, *rest in rows}  # fmt: skip
+
+
+def percentile(values: list[float], q: float) -> float:
+    return sorted(values)[min(len(values) - 1, int(q * len(values)))] if values else 0.0
 
 
 def run_phase(name: str, args: argparse.Namespace) -> dict:
@@ -195,43 +250,57 @@ def run_phase(name: str, args: argparse.Namespace) -> dict:
         pg = durable_cluster(home, args.project)
         load_known_users(pg)
         url = pg.url("bench")
-        prepare(url, name == "defaults", args.analyst_max)
+        prepare(url, name == "defaults", args.analyst_max, args.channel_pace)
         analyst_url = add_login(pg, "bench_analyst", "bench-analyst-password", "whatsapp_handler_analyst")
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("SELECT whatsapp_handler.add_analyst('bench_analyst', '{1}')")
+            if args.backlog:
+                began = time.monotonic()
+                conn.execute(BACKLOG, {"n": args.backlog})
+                print(f"  backlog of {args.backlog} queued in {time.monotonic() - began:.0f} s", file=sys.stderr,
+                      flush=True)  # fmt: skip
             conn.execute("VACUUM ANALYZE")
         stop, counter, state = threading.Event(), Counter(), {}
         threads = [threading.Thread(target=ingester, args=(url, stop, counter)) for _ in range(args.ingest_threads)]
         threads += [threading.Thread(target=sender, args=(url, stop, counter, args.send_rate)),
                     threading.Thread(target=worker, args=(url, stop, counter)),
-                    threading.Thread(target=consumer, args=(url, stop, counter)),
-                    threading.Thread(target=analyst, args=(analyst_url, args.analyst_at, stop, state))]  # fmt: skip
+                    threading.Thread(target=consumer, args=(url, stop, counter))]  # fmt: skip
+        if not args.no_analyst:
+            threads.append(threading.Thread(target=analyst, args=(analyst_url, args.analyst_at, stop, state)))
         samples = []
         with psycopg.connect(url, autocommit=True) as watch:
             start = time.monotonic()
             for t in threads:
                 t.start()
             last_counts, last_t = counter.snapshot(), start
-            while (now := time.monotonic()) - start < args.duration:
-                time.sleep(min(args.sample_every, max(0.0, args.duration - (now - start))))
-                now = time.monotonic()
-                counts, tables = counter.snapshot(), sample(watch)
-                s = {"t": round(now - start, 1),
-                     "analyst_open": "opened" in state and "ended" not in state,
-                     "rates": {k: round((counts[k] - last_counts[k]) / (now - last_t), 1) for k in counts},
-                     "tables": tables}  # fmt: skip
-                samples.append(s)
-                q = "  ".join(f"{t.split('.')[1]} {tables.get(t, {}).get('dead', 0)}d/"
-                              f"{tables.get(t, {}).get('bytes', 0) // 1024}k" for t in QUEUE_TABLES)  # fmt: skip
-                print(
-                    f"  {name} t={s['t']:6.1f} analyst={'open' if s['analyst_open'] else '-':4} "
-                    f"ingest/s {s['rates']['ingested']:6.1f} sent/s {s['rates']['sent']:6.1f}  {q}",
-                    flush=True,
-                )
-                last_counts, last_t = counts, now
-            stop.set()
-            for t in threads:
-                t.join()
+            try:
+                while (now := time.monotonic()) - start < args.duration:
+                    time.sleep(min(args.sample_every, max(0.0, args.duration - (now - start))))
+                    now = time.monotonic()
+                    counts, claims, tables = counter.snapshot(), counter.take_claims(), sample(watch)
+                    s = {"t": round(now - start, 1),
+                         "analyst_open": "opened" in state and "ended" not in state,
+                         "rates": {k: round((counts[k] - last_counts[k]) / (now - last_t), 1) for k in counts},
+                         "backlog": args.backlog + counts["queued"] - counts["sent"],
+                         "claims": len(claims), "claim_ms_sum": round(1000 * sum(claims), 1),
+                         "claim_ms_p95": round(1000 * percentile(claims, 0.95), 1),
+                         "tables": tables}  # fmt: skip
+                    samples.append(s)
+                    q = "  ".join(f"{t.split('.')[1]} {tables.get(t, {}).get('dead', 0)}d"
+                                  f"{'*' if tables.get(t, {}).get('vacuuming') else ''}/"
+                                  f"{tables.get(t, {}).get('bytes', 0) // 1024}k" for t in QUEUE_TABLES)  # fmt: skip
+                    print(
+                        f"  {name} t={s['t']:6.1f} analyst={'open' if s['analyst_open'] else '-':4} "
+                        f"ingest/s {s['rates']['ingested']:6.1f} sent/s {s['rates']['sent']:6.1f} "
+                        f"backlog {s['backlog']:7} claim ms {s['claim_ms_sum'] / max(1, s['claims']):6.1f} "
+                        f"p95 {s['claim_ms_p95']:6.1f}  {q}",
+                        flush=True,
+                    )
+                    last_counts, last_t = counts, now
+            finally:
+                stop.set()
+                for t in threads:
+                    t.join()
         return {"phase": name, "samples": samples, "counts": counter.snapshot(),
                 "analyst": {k: round(v - start, 1) for k, v in state.items()}}  # fmt: skip
     finally:
@@ -242,8 +311,12 @@ def run_phase(name: str, args: argparse.Namespace) -> dict:
 
 def summary(phase: dict) -> dict:
     samples = phase["samples"]
+    claims = sum(s["claims"] for s in samples)
     out: dict = {"ingest_per_s": statistics.mean(s["rates"]["ingested"] for s in samples),
-                 "sent_per_s": statistics.mean(s["rates"]["sent"] for s in samples)}  # fmt: skip
+                 "sent_per_s": statistics.mean(s["rates"]["sent"] for s in samples),
+                 "claim_ms_mean": sum(s["claim_ms_sum"] for s in samples) / max(1, claims),
+                 "claim_ms_p95_median": statistics.median(s["claim_ms_p95"] for s in samples),
+                 "backlog_end": samples[-1]["backlog"]}  # fmt: skip
     opened, ended = phase["analyst"].get("opened"), phase["analyst"].get("ended")
     during = [s for s in samples if s["analyst_open"]]
     after = [s for s in samples if ended is not None and s["t"] > ended]
@@ -260,7 +333,10 @@ def summary(phase: dict) -> dict:
         churn = last[name]["upd"] + last[name]["del"]
         if churn == 0 and name not in QUEUE_TABLES:
             continue
-        tables[name] = {"dead_peak": max(dead), "dead_mean_after_guard": round(statistics.mean(tail)),
+        tables[name] = {"dead_peak": max(dead), "dead_mean": round(statistics.mean(dead)),
+                        "dead_mean_after_guard": round(statistics.mean(tail)),
+                        "vacuuming_share": round(statistics.mean(bool(s["tables"].get(name, {}).get("vacuuming"))
+                                                                 for s in samples), 2),
                         "dead_end": dead[-1], "live_end": last[name]["live"],
                         "bytes_peak": max(s["tables"].get(name, {}).get("bytes", 0) for s in samples),
                         "bytes_end": last[name]["bytes"], "autovacuums": last[name]["autovacuums"],
@@ -276,6 +352,14 @@ def main() -> None:
     parser.add_argument("--phases", default="defaults,tuned", help="defaults, tuned or both (default both)")
     parser.add_argument("--analyst-at", type=float, default=10, help="seconds before the analyst opens (default 10)")
     parser.add_argument("--analyst-max", type=int, default=120, help="analyst.max_transaction in seconds (default 120)")
+    parser.add_argument("--no-analyst", action="store_true", help="no analyst's transaction held")
+    parser.add_argument("--backlog", type=int, default=0, help="outbound messages queued before the load (default 0)")
+    parser.add_argument(
+        "--channel-pace",
+        type=int,
+        default=100000,
+        help="pacing.channel.per_second, the worker's cap (default 100000: lifted)",
+    )
     parser.add_argument("--ingest-threads", type=int, default=2)
     parser.add_argument("--send-rate", type=float, default=200, help="business messages sent a second (default 200)")
     parser.add_argument("--sample-every", type=float, default=5)
@@ -292,29 +376,40 @@ def main() -> None:
         print(
             f"\n== {name}: ingest {s['ingest_per_s']:.1f}/s (analyst open "
             f"{s.get('ingest_per_s_analyst_open', 0):.1f}, after the guard {s.get('ingest_per_s_after_guard', 0):.1f}),"
-            f" sent {s['sent_per_s']:.1f}/s, analyst held {s['analyst_open_s']} s"
+            f" sent {s['sent_per_s']:.1f}/s, analyst held {s['analyst_open_s']} s, claim {s['claim_ms_mean']:.1f} ms"
+            f" (p95 a sample, median {s['claim_ms_p95_median']:.1f}), backlog at the end {s['backlog_end']}"
         )
         print(
-            f"{'table':45} {'dead peak':>10} {'dead after':>10} {'dead end':>9} {'live end':>9} {'kB peak':>8} "
-            f"{'kB end':>8} {'avac':>5} {'ins':>8} {'upd':>8} {'del':>8} {'hot':>8}"
+            f"{'table':45} {'dead peak':>10} {'dead mean':>10} {'dead after':>10} {'dead end':>9} {'live end':>9} "
+            f"{'kB peak':>8} {'kB end':>8} {'avac':>5} {'vac%':>5} {'ins':>8} {'upd':>8} {'del':>8} {'hot':>8}"
         )
         for table, t in s["tables"].items():
             print(
-                f"{table:45} {t['dead_peak']:>10} {t['dead_mean_after_guard']:>10} {t['dead_end']:>9} "
+                f"{table:45} {t['dead_peak']:>10} {t['dead_mean']:>10} {t['dead_mean_after_guard']:>10} "
+                f"{t['dead_end']:>9} "
                 f"{t['live_end']:>9} {t['bytes_peak'] // 1024:>8} {t['bytes_end'] // 1024:>8} {t['autovacuums']:>5} "
-                f"{t['ins']:>8} {t['upd']:>8} {t['del']:>8} {t['hot']:>8}"
+                f"{round(100 * t['vacuuming_share']):>5} {t['ins']:>8} {t['upd']:>8} {t['del']:>8} {t['hot']:>8}"
             )
     if {"defaults", "tuned"} <= result["summaries"].keys():
         d, t = result["summaries"]["defaults"], result["summaries"]["tuned"]
         print("\n== tuned / defaults")
-        for key in ("ingest_per_s", "ingest_per_s_analyst_open", "ingest_per_s_after_guard", "sent_per_s"):
+        for key in (
+            "ingest_per_s",
+            "ingest_per_s_analyst_open",
+            "ingest_per_s_after_guard",
+            "sent_per_s",
+            "claim_ms_mean",
+            "claim_ms_p95_median",
+        ):
             if d.get(key) and t.get(key):
                 print(f"{key:30} {t[key] / d[key]:.2f}")
         for table in QUEUE_TABLES + tuple(k for k in t["tables"] if k not in QUEUE_TABLES):
             a, b = d["tables"].get(table), t["tables"].get(table)
             if a and b:
-                ratio = {k: (f"{b[k] / a[k]:.2f}" if a[k] else "-") for k in ("dead_peak", "dead_mean_after_guard",
-                                                                             "bytes_end", "autovacuums")}  # fmt: skip
+                ratio = {
+                    k: (f"{b[k] / a[k]:.2f}" if a[k] else "-")
+                    for k in ("dead_peak", "dead_mean", "dead_mean_after_guard", "bytes_end", "autovacuums")
+                }
                 print(f"{table:45} " + "  ".join(f"{k} {v}" for k, v in ratio.items()))
     if args.out:
         args.out.write_text(json.dumps(result, indent=1))
