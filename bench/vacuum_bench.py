@@ -6,7 +6,7 @@ Run by hand; results go to bench/RESULTS.md.
 
     .venv/bin/python bench/vacuum_bench.py [--duration 180] [--phases defaults,tuned]
         [--analyst-at 10 | --no-analyst] [--analyst-max 120] [--ingest-threads 2] [--sample-every 5]
-        [--backlog 0] [--channel-pace 100000] [--out FILE] [--revision REV]
+        [--backlog 0] [--worker-rate 0] [--channel-pace 100000] [--out FILE] [--revision REV]
 
 Load, from threads of psycopg connections as the database's superuser (the SQL the relay, the
 worker and a consumer call, without their HTTP): `--ingest-threads` call ingest_meta with one text
@@ -22,7 +22,8 @@ analyst.max_transaction). `--no-analyst` leaves it out. Autovacuum runs as the c
 `--backlog N` is the queue after a provider outage: N outbound text messages are queued before the
 load starts (spread over the known users in turns, one per user a turn, so that each user's line
 holds N / 100,000; then VACUUM ANALYZE, as a quiet queue would be), and the same worker drains them
-at its own rate while the sender keeps queueing. `--channel-pace` is the channel's pacing cap
+at its own rate while the sender keeps queueing: flat out, or `--worker-rate` messages a second at
+most (a worker held by its provider's latency; pacing stays lifted). `--channel-pace` is the channel's pacing cap
 (pacing.channel.per_second, burst a hundredth of it; default lifted), the rate a worker gets in
 the field.
 
@@ -119,6 +120,7 @@ class Counter:
         self.lock = threading.Lock()
         self.counts = {"ingested": 0, "sent": 0, "consumed": 0, "queued": 0, "errors": 0}
         self.claims: list[float] = []  # seconds each worker_claim took, since the last sample
+        self.began = time.monotonic()
 
     def claimed(self, seconds: float) -> None:
         with self.lock:
@@ -181,9 +183,12 @@ def sender(url: str, stop: threading.Event, counter: Counter, per_second: float)
             stop.wait(max(0.0, 20 / per_second - (time.monotonic() - started)))
 
 
-def worker(url: str, stop: threading.Event, counter: Counter) -> None:
+def worker(url: str, stop: threading.Event, counter: Counter, per_second: float) -> None:
+    """Claims 100 and settles them, flat out; at most per_second messages a second when given."""
     with psycopg.connect(url, autocommit=True) as conn:
         while not stop.is_set():
+            if per_second:
+                stop.wait(max(0.0, counter.snapshot()["sent"] / per_second - (time.monotonic() - counter.began)))
             started = time.monotonic()
             ids = [
                 r[0] for r in conn.execute("SELECT msg_id FROM whatsapp_handler.worker_claim(100, 60)", prepare=True)
@@ -263,13 +268,13 @@ def run_phase(name: str, args: argparse.Namespace) -> dict:
         stop, counter, state = threading.Event(), Counter(), {}
         threads = [threading.Thread(target=ingester, args=(url, stop, counter)) for _ in range(args.ingest_threads)]
         threads += [threading.Thread(target=sender, args=(url, stop, counter, args.send_rate)),
-                    threading.Thread(target=worker, args=(url, stop, counter)),
+                    threading.Thread(target=worker, args=(url, stop, counter, args.worker_rate)),
                     threading.Thread(target=consumer, args=(url, stop, counter))]  # fmt: skip
         if not args.no_analyst:
             threads.append(threading.Thread(target=analyst, args=(analyst_url, args.analyst_at, stop, state)))
         samples = []
         with psycopg.connect(url, autocommit=True) as watch:
-            start = time.monotonic()
+            start = counter.began = time.monotonic()
             for t in threads:
                 t.start()
             last_counts, last_t = counter.snapshot(), start
@@ -359,6 +364,12 @@ def main() -> None:
         type=int,
         default=100000,
         help="pacing.channel.per_second, the worker's cap (default 100000: lifted)",
+    )
+    parser.add_argument(
+        "--worker-rate",
+        type=float,
+        default=0,
+        help="messages the worker sends a second at most (default 0: as fast as it goes)",
     )
     parser.add_argument("--ingest-threads", type=int, default=2)
     parser.add_argument("--send-rate", type=float, default=200, help="business messages sent a second (default 200)")
