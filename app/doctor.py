@@ -840,6 +840,7 @@ def _templates(conn: psycopg.Connection) -> Iterator[Check]:
 
 
 CAMPAIGNS = """SELECT c.id, c.name, c.channel_id, c.state, c.state_reason, q.quality_event AS quality,
+       whatsapp_handler._quality_flagged(q.quality_event) AS flagged,
        (SELECT count(*) FROM whatsapp_handler.campaign_recipients r WHERE r.campaign_id = c.id AND r.state = 'pending')
            AS pending
 FROM whatsapp_handler.campaigns c LEFT JOIN whatsapp_handler.channel_standing q ON q.channel_id = c.channel_id
@@ -863,7 +864,7 @@ def _campaigns(conn: psycopg.Connection) -> Iterator[Check]:
             yield Check(name, "warn", f"{found}, paused by itself ({r['state_reason']})",
                         "fix the cause (docs/runbook.md#campaign-paused), then `whatsapp-handler campaign resume "
                         f"{r['id']}`")  # fmt: skip
-        elif r["state"] == "running" and r["quality"] in ("FLAGGED", "DOWNGRADE"):
+        elif r["state"] == "running" and r["flagged"]:
             yield Check(name, "warn", f"{found}, on a number Meta marked {r['quality']}",
                         f"`whatsapp-handler campaign pause {r['id']}` until the number's quality recovers")  # fmt: skip
         else:
@@ -875,15 +876,15 @@ def _campaigns(conn: psycopg.Connection) -> Iterator[Check]:
 CHANNEL_STANDING = """SELECT s.*, c.name, t.account_info -> 'ban_info' ->> 'waba_ban_state' AS ban_state
 FROM whatsapp_handler.worker_channel_standing() s JOIN whatsapp_handler.channels c ON c.id = s.channel_id
 LEFT JOIN whatsapp_handler.channel_standing t ON t.channel_id = s.channel_id ORDER BY s.channel_id"""
-# What Meta says of a number or an account that a person should read, though the channel still sends.
-QUALITY_FLAGS = ("FLAGGED", "DOWNGRADE")
+# What Meta says of an account that a person should read, though the channel still sends (a number's
+# quality: quality_flagged, the SQL rule campaigns pause on).
 ACCOUNT_FLAGS = ("ACCOUNT_VIOLATION", "ACCOUNT_RESTRICTION")
 STANDING_FIX = "docs/runbook.md#channel-disconnected"
 
 
 def _standing_troubles(r: dict[str, Any]) -> list[str]:
     troubles = []
-    if r["quality_event"] in QUALITY_FLAGS:
+    if r["quality_flagged"]:
         troubles.append(f"Meta marked its number {r['quality_event']} (limit {r['current_limit']})")
     if r["account_event"] in ACCOUNT_FLAGS:
         troubles.append(f"its account's last event is {r['account_event']}")

@@ -38,7 +38,7 @@ COMMENT ON FUNCTION whatsapp_handler._campaigns_pause_on_quality() IS
 
 CREATE TRIGGER channel_standing_campaigns_pause
 AFTER UPDATE OF quality_event, current_limit ON whatsapp_handler.channel_standing
-FOR EACH ROW WHEN (NEW.quality_event IN ('FLAGGED', 'DOWNGRADE')
+FOR EACH ROW WHEN (whatsapp_handler._quality_flagged(NEW.quality_event)
                    AND (OLD.quality_event, OLD.current_limit) IS DISTINCT FROM (NEW.quality_event, NEW.current_limit))
 EXECUTE FUNCTION whatsapp_handler._campaigns_pause_on_quality();
 

@@ -64,6 +64,49 @@ REVOKE ALL ON FUNCTION whatsapp_handler._channel_connected(text, boolean) FROM P
 COMMENT ON FUNCTION whatsapp_handler._channel_connected(text, boolean) IS
     'Internal: whether a channel of this standing can send: its Evolution connection is open (or was never reported) and its Meta account is not disabled. Raises nothing.';
 
+-- Meta's word that a number is in trouble: its quality rating fell (FLAGGED) or its messaging
+-- limit was lowered (DOWNGRADE). Campaigns pause on it (campaigns/standing), doctor warns.
+CREATE FUNCTION whatsapp_handler._quality_flagged(p_event text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT coalesce(p_event OPERATOR(pg_catalog.=) ANY (ARRAY['FLAGGED', 'DOWNGRADE']), false)
+$$;
+REVOKE ALL ON FUNCTION whatsapp_handler._quality_flagged(text) FROM PUBLIC;
+COMMENT ON FUNCTION whatsapp_handler._quality_flagged(text) IS
+    'Internal: whether a number''s quality event (phone_number_quality_update) says it is in trouble: FLAGGED (quality rating low) or DOWNGRADE (messaging limit lowered). Raises nothing.';
+
+-- A Meta number (display_phone_number, an account update's phone_number) as a channel's phone:
+-- its digits after a +; NULL when it has none.
+CREATE FUNCTION whatsapp_handler._meta_number(p_number text)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT '+' OPERATOR(pg_catalog.||) NULLIF(pg_catalog.regexp_replace(p_number, '[^0-9]', '', 'g'), '')
+$$;
+REVOKE ALL ON FUNCTION whatsapp_handler._meta_number(text) FROM PUBLIC;
+COMMENT ON FUNCTION whatsapp_handler._meta_number(text) IS
+    'Internal: a phone number as Meta writes it in a webhook (digits, maybe spaced or with a +) as a channel''s phone (+ and the digits); NULL for NULL or no digit. Raises nothing.';
+
+-- The standing row of a channel, made when missing and locked for the caller's transaction:
+-- every update of a provider starts here, so that two updates of one channel take turns.
+CREATE FUNCTION whatsapp_handler._channel_standing_lock(p_channel_id bigint)
+RETURNS whatsapp_handler.channel_standing
+LANGUAGE plpgsql
+SET search_path = pg_catalog, whatsapp_handler, pg_temp
+AS $$
+DECLARE
+    v_row channel_standing;
+BEGIN
+    INSERT INTO channel_standing (channel_id) VALUES (p_channel_id) ON CONFLICT (channel_id) DO NOTHING;
+    SELECT * INTO v_row FROM channel_standing WHERE channel_id = p_channel_id FOR UPDATE;
+    RETURN v_row;
+END
+$$;
+REVOKE ALL ON FUNCTION whatsapp_handler._channel_standing_lock(bigint) FROM PUBLIC;
+COMMENT ON FUNCTION whatsapp_handler._channel_standing_lock(bigint) IS
+    'Internal: the channel''s standing row, inserted empty when missing, locked FOR UPDATE. Raises nothing of its own.';
+
 -- Internal: called by the Evolution normaliser for each CONNECTION_UPDATE of a known instance.
 CREATE FUNCTION whatsapp_handler._channel_connection_update(p_channel_id bigint, p_state text, p_reason integer,
                                                             p_at timestamptz)
@@ -77,8 +120,7 @@ BEGIN
     IF p_state IS NULL OR p_state NOT IN ('open', 'connecting', 'close') THEN
         RETURN NULL;
     END IF;
-    INSERT INTO channel_standing (channel_id) VALUES (p_channel_id) ON CONFLICT (channel_id) DO NOTHING;
-    SELECT * INTO v_old FROM channel_standing WHERE channel_id = p_channel_id FOR UPDATE;
+    v_old := _channel_standing_lock(p_channel_id);
     -- Evolution posts each update as it happens, but retries and parallel deliveries can
     -- bring an older one after a newer: its own time decides, when both have one.
     IF p_at < v_old.connection_at THEN
@@ -134,13 +176,12 @@ BEGIN
     END IF;
     FOR v_channel IN
         SELECT c.id FROM channels c LEFT JOIN meta_channel_accounts a ON a.channel_id = c.id
-        WHERE c.provider = 'meta' AND c.phone = '+' || regexp_replace(coalesce(p_value ->> 'display_phone_number', ''), '[^0-9]', '', 'g')
+        WHERE c.provider = 'meta' AND c.phone = _meta_number(p_value ->> 'display_phone_number')
           AND (a.account_id IS NULL OR a.account_id = p_account_id)
         ORDER BY c.id
     LOOP
         v_found := v_found + 1;
-        INSERT INTO channel_standing (channel_id) VALUES (v_channel) ON CONFLICT (channel_id) DO NOTHING;
-        SELECT * INTO v_old FROM channel_standing WHERE channel_id = v_channel FOR UPDATE;
+        v_old := _channel_standing_lock(v_channel);
         CONTINUE WHEN p_at < v_old.quality_at;
         IF (v_old.quality_event, v_old.current_limit) IS NOT DISTINCT FROM (v_event, v_limit) THEN
             UPDATE channel_standing SET quality_at = coalesce(p_at, quality_at) WHERE channel_id = v_channel;
@@ -173,7 +214,7 @@ DECLARE
     v_event    text := upper(p_value ->> 'event');
     v_info     jsonb := nullif(jsonb_strip_nulls(p_value - 'event' - 'phone_number'), '{}');
     v_ban      text := upper(p_value -> 'ban_info' ->> 'waba_ban_state');
-    v_phone    text := nullif(regexp_replace(coalesce(p_value ->> 'phone_number', ''), '[^0-9]', '', 'g'), '');
+    v_phone    text := _meta_number(p_value ->> 'phone_number');
     v_channel  bigint;
     v_old      channel_standing;
     v_disabled boolean;
@@ -184,12 +225,11 @@ BEGIN
     END IF;
     FOR v_channel IN
         SELECT a.channel_id FROM meta_channel_accounts a JOIN channels c ON c.id = a.channel_id
-        WHERE a.account_id = p_account_id AND c.provider = 'meta' AND (v_phone IS NULL OR c.phone = '+' || v_phone)
+        WHERE a.account_id = p_account_id AND c.provider = 'meta' AND (v_phone IS NULL OR c.phone = v_phone)
         ORDER BY a.channel_id
     LOOP
         v_found := v_found + 1;
-        INSERT INTO channel_standing (channel_id) VALUES (v_channel) ON CONFLICT (channel_id) DO NOTHING;
-        SELECT * INTO v_old FROM channel_standing WHERE channel_id = v_channel FOR UPDATE;
+        v_old := _channel_standing_lock(v_channel);
         CONTINUE WHEN p_at < v_old.account_at;
         v_disabled := CASE
             WHEN v_event = 'ACCOUNT_DELETED' OR (v_event = 'DISABLED_UPDATE' AND v_ban = 'DISABLE') THEN true
@@ -219,8 +259,8 @@ COMMENT ON FUNCTION whatsapp_handler._meta_account_update(text, jsonb, timestamp
 -- For /metrics and doctor: every active channel, heard of or not.
 CREATE FUNCTION whatsapp_handler.worker_channel_standing()
 RETURNS TABLE (channel_id bigint, provider text, connected boolean, connection text, connection_reason integer,
-               state_seconds double precision, quality_event text, current_limit text, account_event text,
-               account_disabled boolean)
+               state_seconds double precision, quality_event text, current_limit text, quality_flagged boolean,
+               account_event text, account_disabled boolean)
 LANGUAGE sql STABLE
 SECURITY DEFINER
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
@@ -228,7 +268,8 @@ AS $$
     SELECT c.id, c.provider::text, _channel_connected(s.connection, s.account_disabled), s.connection,
            s.connection_reason,
            extract(epoch FROM now() - greatest(s.connection_changed_at, s.account_changed_at))::double precision,
-           s.quality_event, s.current_limit, s.account_event, coalesce(s.account_disabled, false)
+           s.quality_event, s.current_limit, _quality_flagged(s.quality_event), s.account_event,
+           coalesce(s.account_disabled, false)
     FROM channels c LEFT JOIN channel_standing s ON s.channel_id = c.id
     WHERE c.active
     ORDER BY c.id
@@ -236,6 +277,6 @@ $$;
 REVOKE ALL ON FUNCTION whatsapp_handler.worker_channel_standing() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION whatsapp_handler.worker_channel_standing() TO whatsapp_handler_worker;
 COMMENT ON FUNCTION whatsapp_handler.worker_channel_standing() IS
-    'For /metrics: each active channel with its standing: connected (_channel_connected), the Evolution connection state and reason, the seconds since its connection state or its account''s standing last changed (NULL when never told), the Meta number''s quality event and limit, the Meta account''s last event and whether it is disabled. Raises nothing.';
+    'For /metrics: each active channel with its standing: connected (_channel_connected), the Evolution connection state and reason, the seconds since its connection state or its account''s standing last changed (NULL when never told), the Meta number''s quality event and limit and whether it is flagged (_quality_flagged), the Meta account''s last event and whether it is disabled. Raises nothing.';
 
 COMMIT;
