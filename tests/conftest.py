@@ -74,6 +74,10 @@ def cluster() -> Iterator[LocalCluster]:
         pg.stop()
         pg.configure(cron_database=CRON_DB)
         pg.start()
+        # pg_cron ran the template's jobs whose minute came round during the deploy: their runs
+        # would be in every copy, and a test of lateness would pass or fail by the session's clock.
+        with psycopg.connect(pg.url(TEMPLATE_DB), autocommit=True) as conn:
+            conn.execute("DELETE FROM cron.job_run_details")
         pg.ensure_database(CRON_DB, template=TEMPLATE_DB)
         # The clone's jobs still name the template: pointed at the clone, so that no job
         # connects to the template while a test database is being copied from it.
