@@ -11,13 +11,13 @@ campaign (campaigns/campaigns). The handlers hash the key, read a recipient list
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Request, Response, Router, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import ValidationException
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
-from litestar.params import JSONBody, Parameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, Field
@@ -125,9 +125,9 @@ async def create(request: Request, data: Body, pool: Pool) -> Created:
 )
 async def upload(
     request: Request,
-    campaign_id: int,
+    campaign_id: FromPath[int],
     pool: Pool,
-    skip_invalid: bool = Parameter(query="skip_invalid", default=False),
+    skip_invalid: FromQuery[bool] = False,
 ) -> Response[Uploaded]:
     """Add recipients to a draft or scheduled campaign, after those already there: `text/csv` (a header
     `phone,var1,var2,...`, one recipient per line) or `application/json` (`[{"phone", "variables"}, ...]`).
@@ -156,7 +156,7 @@ async def upload(
     status_code=200,
     responses=problems(400, 401, 403, 404, 409, 413, 422, 503),
 )
-async def audience(request: Request, campaign_id: int, data: Body, pool: Pool) -> Uploaded:
+async def audience(request: Request, campaign_id: FromPath[int], data: Body, pool: Pool) -> Uploaded:
     """Add as recipients the people the campaign's channel knows who match a filter: `{"filter":
     {"active_within": "30 days", "language": "pt-BR", "preferences": {...}, "variables": [...]}}`, each part
     optional, the variables the same for everyone."""
@@ -176,32 +176,32 @@ CONTROL_PROBLEMS = problems(400, 401, 403, 404, 409, 422, 503)
 
 
 @post("/v1/campaigns/{campaign_id:int}/start", status_code=200, responses=CONTROL_PROBLEMS)
-async def start(request: Request, campaign_id: int, pool: Pool) -> State:
+async def start(request: Request, campaign_id: FromPath[int], pool: Pool) -> State:
     """Start a draft or scheduled campaign with a pending recipient and its template approved: running, or
     scheduled until its starts_at."""
     return await _control(request, campaign_id, pool, "start")
 
 
 @post("/v1/campaigns/{campaign_id:int}/pause", status_code=200, responses=CONTROL_PROBLEMS)
-async def pause(request: Request, campaign_id: int, pool: Pool) -> State:
+async def pause(request: Request, campaign_id: FromPath[int], pool: Pool) -> State:
     """Pause a scheduled or running campaign (or one stopped by its budget); nothing more is queued."""
     return await _control(request, campaign_id, pool, "pause")
 
 
 @post("/v1/campaigns/{campaign_id:int}/resume", status_code=200, responses=CONTROL_PROBLEMS)
-async def resume(request: Request, campaign_id: int, pool: Pool) -> State:
+async def resume(request: Request, campaign_id: FromPath[int], pool: Pool) -> State:
     """Resume a paused campaign where it stopped."""
     return await _control(request, campaign_id, pool, "resume")
 
 
 @post("/v1/campaigns/{campaign_id:int}/cancel", status_code=200, responses=CONTROL_PROBLEMS)
-async def cancel(request: Request, campaign_id: int, pool: Pool) -> State:
+async def cancel(request: Request, campaign_id: FromPath[int], pool: Pool) -> State:
     """Cancel a campaign for good: its pending recipients are skipped as cancelled."""
     return await _control(request, campaign_id, pool, "cancel")
 
 
 @get("/v1/campaigns/{campaign_id:int}", responses=problems(400, 401, 403, 404, 503))
-async def results(request: Request, campaign_id: int, pool: Pool) -> dict[str, Any]:
+async def results(request: Request, campaign_id: FromPath[int], pool: Pool) -> dict[str, Any]:
     """A campaign's state and funnel: `recipients`, `states` ({state: count}) and `reasons`
     ({"skipped:no_consent": count, "failed:undeliverable": count, ...}), with its settings."""
     return await _call(pool, RESULTS, (key_hash(request), _campaign(campaign_id)))  # type: ignore[no-any-return]
@@ -210,11 +210,11 @@ async def results(request: Request, campaign_id: int, pool: Pool) -> dict[str, A
 @get("/v1/campaigns/{campaign_id:int}/recipients", responses=problems(400, 401, 403, 404, 422, 503))
 async def recipients_page(
     request: Request,
-    campaign_id: int,
+    campaign_id: FromPath[int],
     pool: Pool,
-    in_state: str | None = Parameter(query="state", required=False, max_length=32),
-    after: int | None = Parameter(query="after", required=False, ge=0, le=INT4_MAX),
-    limit: int | None = Parameter(query="limit", required=False, ge=1, le=INT4_MAX),
+    in_state: Annotated[str | None, QueryParameter(name="state", required=False, max_length=32)],
+    after: Annotated[int | None, QueryParameter(required=False, ge=0, le=INT4_MAX)],
+    limit: Annotated[int | None, QueryParameter(required=False, ge=1, le=INT4_MAX)],
 ) -> RecipientsPage:
     """A page of the campaign's recipients in upload order, in one state when `state` is given: up to `limit`
     (1-1000, default 100) after position `after`; `next_after` asks for the next page."""

@@ -10,7 +10,7 @@ and translate the answer. docs/sending.md is the reference.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Annotated, Any
 
 import psycopg
 from litestar import Request, Response, Router, get, post
@@ -18,7 +18,7 @@ from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
 from litestar.exceptions import NotAuthorizedException, ValidationException
 from litestar.handlers.base import BaseRouteHandler
-from litestar.params import Parameter
+from litestar.params import FromPath, HeaderParameter, JSONBody
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict, Field
@@ -92,9 +92,9 @@ def _object(data: Any) -> dict[str, Any]:
 @post("/v1/messages", status_code=202, responses=problems(400, 401, 403, 404, 409, 413, 422, 503))
 async def send_message(
     request: Request,
-    data: Any,
+    data: JSONBody[Any],
     pool: NamedDependency[AsyncConnectionPool],
-    idempotency_key: str | None = Parameter(header="Idempotency-Key", required=False, max_length=255),
+    idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key", required=False, max_length=255)],
 ) -> Response[Queued]:
     """Queue one message: Meta's Cloud API message object (`type` and its object: text, template, image,
     document, audio, video, location, interactive, reaction; optional `context`) plus `channel_id` and
@@ -119,7 +119,7 @@ async def send_message(
 
 
 @post("/v1/messages/batch", status_code=200, responses=problems(400, 401, 403, 413, 422, 503))
-async def send_batch(request: Request, data: Any, pool: NamedDependency[AsyncConnectionPool]) -> BatchQueued:
+async def send_batch(request: Request, data: JSONBody[Any], pool: NamedDependency[AsyncConnectionPool]) -> BatchQueued:
     """Queue up to 1000 messages on one channel: `{"channel_id": N, "messages": [{"to", "type", ...,
     "idempotency_key"}, ...]}`. Each element is queued or refused on its own; the results say which,
     in order."""
@@ -137,7 +137,9 @@ async def send_batch(request: Request, data: Any, pool: NamedDependency[AsyncCon
 
 
 @post("/v1/messages/read", status_code=202, responses=problems(400, 401, 403, 404, 422, 503))
-async def mark_read(request: Request, data: ReadReceipt, pool: NamedDependency[AsyncConnectionPool]) -> dict[str, str]:
+async def mark_read(
+    request: Request, data: JSONBody[ReadReceipt], pool: NamedDependency[AsyncConnectionPool]
+) -> dict[str, str]:
     """Mark a person's message as read (blue ticks), with the typing indicator when `typing` is true:
     queued in line with the messages waiting for them. Meta and Evolution channels; a Twilio channel
     answers 422 (WH063)."""
@@ -148,7 +150,9 @@ async def mark_read(request: Request, data: ReadReceipt, pool: NamedDependency[A
 
 
 @get("/v1/messages/{message_id:int}", responses=problems(400, 401, 404, 503))
-async def view_message(request: Request, message_id: int, pool: NamedDependency[AsyncConnectionPool]) -> dict[str, Any]:
+async def view_message(
+    request: Request, message_id: FromPath[int], pool: NamedDependency[AsyncConnectionPool]
+) -> dict[str, Any]:
     """A message this key may read: its type, status, the provider's id and every status the provider
     reported, with their errors."""
     if not 0 < message_id <= BIGINT_MAX:

@@ -10,13 +10,13 @@ which the relay's access log leaves out), never in the path. docs/sending.md "Pe
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import psycopg
 from litestar import Request, Router, get, patch, post
 from litestar.di import NamedDependency
 from litestar.exceptions import ValidationException
-from litestar.params import JSONBody, Parameter
+from litestar.params import JSONBody, QueryParameter
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, Field
@@ -97,8 +97,8 @@ async def consent(request: Request, data: Body, pool: Pool) -> Consent:
 async def preferences(
     request: Request,
     pool: Pool,
-    channel_id: int = Parameter(query="channel_id", gt=0, le=BIGINT_MAX),
-    phone: str = Parameter(query="phone", max_length=32),
+    channel_id: Annotated[int, QueryParameter(gt=0, le=BIGINT_MAX)],
+    phone: Annotated[str, QueryParameter(max_length=32)],
 ) -> dict[str, Any]:
     """A person's preferences (one set for every brand that knows them)."""
     row = await _one(pool, PREFERENCES, request, Jsonb({"channel_id": channel_id, "phone": phone}), "preferences")

@@ -87,7 +87,8 @@ class Provider(Protocol):
         """Why this channel cannot send (None when it can)."""
 
     def send_request(self, channel: ChannelConfig, message: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        """The URL and aiohttp keyword arguments (json, data, auth) that send this queued message."""
+        """The URL and aiohttp keyword arguments (json or data) that send this queued message; the
+        credentials go in auth_headers."""
 
     def auth_headers(self, channel: ChannelConfig) -> dict[str, str]:
         """The headers carrying the channel's credentials, if the provider takes them in headers."""
