@@ -107,6 +107,43 @@ def test_a_held_channel_does_not_hold_the_channels_behind_it(db, connect_as, cha
     assert [r["message"]["channel_id"] for r in second] == [other]
 
 
+def test_the_messages_behind_a_head_put_back_wait_with_it(db, connect_as, channel):
+    """A backlog behind a paced channel: the heads put back to their turns take the messages behind them
+    along, so that a claim walks only rows it may take (bench/RESULTS.md, "Paced backlog")."""
+    setting(db, "pacing.channel.per_second", "5")
+    setting(db, "pacing.channel.burst", "2")
+    setting(db, "pacing.pair.interval", '"0 seconds"')
+    lines = {user: queue(db, channel, user, n=3) for user in range(1, 11)}
+    worker = connect_as("worker")
+    taken = {r["msg_id"] for r in claim(worker, 10)}
+    assert len(taken) == 2
+    vt = {r["msg_id"]: r["vt"] for r in db.execute("SELECT msg_id, vt FROM pgmq.q_outbound").fetchall()}
+    now = db.execute("SELECT now() AS t").fetchone()["t"]
+    for head, *behind in lines.values():
+        if head in taken:
+            assert all(vt[m] <= now for m in behind)  # in flight: its settle frees them at once
+        else:
+            assert vt[head] > now and all(vt[m] == vt[head] for m in behind)
+    # What a claim walks now: nothing visible but the two in flight's followers.
+    visible = db.execute("SELECT count(*) AS n FROM pgmq.q_outbound WHERE vt <= clock_timestamp()").fetchone()["n"]
+    assert visible == 4
+
+
+def test_a_claim_reads_the_visible_through_the_vt_index(db, channel):
+    """What keeps a claim off the waiting rows: its walk is bounded by the vt index (a volatile
+    clock_timestamp() there made it a filter over every row), seen in the nested plan auto_explain prints."""
+    queue(db, channel, 1, n=3)
+    notices: list[str] = []
+    db.add_notice_handler(lambda diag: notices.append(diag.message_primary or ""))
+    for statement in ("LOAD 'auto_explain'", "SET auto_explain.log_min_duration = 0",
+                      "SET auto_explain.log_nested_statements = on", "SET auto_explain.log_level = notice",
+                      "SET enable_seqscan = off"):  # fmt: skip
+        db.execute(statement)
+    assert len(claim(db)) == 1
+    [heads] = [n for n in notices if "FOR UPDATE OF q SKIP LOCKED" in n and "q_outbound_vt_idx" in n]
+    assert "Index Cond: (vt <= " in heads, heads
+
+
 def test_a_persons_pace_holds_and_its_held_messages_are_no_attempts(db, connect_as, channel):
     setting(db, "pacing.pair.interval", '"1 second"')
     setting(db, "pacing.pair.burst", "2")

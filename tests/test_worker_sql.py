@@ -126,6 +126,53 @@ def test_retry_waits_and_release_does_not_count(db, worker, meta_channel):
     assert third["attempts"] == 2
 
 
+def test_the_messages_behind_a_retried_or_released_head_wait_with_it(db, worker, meta_channel):
+    """Visible behind a waiting head, they could not be claimed but every claim walked them."""
+    for wa_id in WA_IDS:
+        first_contact(db, wa_id)
+    [head, other] = claim(worker)
+    # Not behind a head in flight: its settle would leave them waiting out the claim's 30 s.
+    assert [q["vt"] <= db.execute("SELECT now() AS t").fetchone()["t"] for q in queued(db)
+            if q["msg_id"] not in (head["msg_id"], other["msg_id"])] == [True, True]  # fmt: skip
+    worker.execute("SELECT whatsapp_handler.worker_retry(%s, 3600, '{}')", (head["msg_id"],))
+    worker.execute("SELECT whatsapp_handler.worker_release(%s, 60)", (other["msg_id"],))
+    rows = {q["msg_id"]: q for q in queued(db)}
+    for held in (head, other):
+        group = rows[held["msg_id"]]["headers"]["x-pgmq-group"]
+        behind = [q for q in rows.values() if q["headers"]["x-pgmq-group"] == group and q["msg_id"] > held["msg_id"]]
+        assert len(behind) == 1 and behind[0]["vt"] == rows[held["msg_id"]]["vt"]
+    # Never later than the head, and never earlier than its own time: a follower held for an hour
+    # stays there when its head is released for a minute.
+    [terms] = [q for q in rows.values() if q["message"]["user_id"] == head["message"]["user_id"]
+               and q["msg_id"] != head["msg_id"]]  # fmt: skip
+    db.execute("UPDATE pgmq.q_outbound SET vt = now() WHERE msg_id = %s", (head["msg_id"],))
+    [again] = claim(worker, qty=1)
+    worker.execute("SELECT whatsapp_handler.worker_release(%s, 60)", (again["msg_id"],))
+    rows = {q["msg_id"]: q for q in queued(db)}
+    assert rows[terms["msg_id"]]["vt"] == terms["vt"] > rows[head["msg_id"]]["vt"]
+
+
+def test_a_message_queued_behind_a_waiting_head_waits_with_it(db, worker, meta_channel):
+    first_contact(db, WA_IDS[0])
+    [head] = claim(worker, qty=1)
+    group = f"user:{head['message']['user_id']}"
+
+    def enqueue() -> dict:
+        msg_id = db.execute("SELECT whatsapp_handler._enqueue_outbound(%s, %s) AS id",
+                            (Jsonb({"kind": "text", "channel_id": meta_channel}), group)).fetchone()["id"]  # fmt: skip
+        return next(q for q in queued(db) if q["msg_id"] == msg_id)
+
+    # In flight: the head may be settled any moment, so what joins it is visible at once.
+    assert enqueue()["vt"] <= db.execute("SELECT now() AS t").fetchone()["t"]
+    worker.execute("SELECT whatsapp_handler.worker_retry(%s, 600, '{}')", (head["msg_id"],))
+    [waiting] = [q for q in queued(db) if q["msg_id"] == head["msg_id"]]
+    assert enqueue()["vt"] == waiting["vt"]
+    # No group: waits behind nothing.
+    alone = db.execute("SELECT whatsapp_handler._enqueue_outbound(%s, NULL) AS id",
+                       (Jsonb({"kind": "text", "channel_id": meta_channel}),)).fetchone()["id"]  # fmt: skip
+    assert next(q["vt"] for q in queued(db) if q["msg_id"] == alone) < waiting["vt"]
+
+
 def test_a_claim_never_settled_comes_back_in_doubt(db, worker, meta_channel):
     first_contact(db, WA_IDS[0])
     [welcome] = claim(worker, qty=1, vt=1)

@@ -1,7 +1,7 @@
 -- Deploy whatsapp_handler:queue/heads to pg
--- Reworked after v1.0.0: claims plan for 100 rows, not 1000 (ROWS 100), and the outbound
--- claim holds the channels' and pairs' pacing (delivery/pacing). This is the whole
--- change as it is now, CREATE OR REPLACE over the released functions
+-- Reworked after v1.0.0: claims plan for 100 rows, not 1000 (ROWS 100), the outbound
+-- claim holds the channels' and pairs' pacing (delivery/pacing), the messages behind a
+-- waiting head wait with it (_hold_followers), and heads are found in visibility order. This is the whole change as it is now, CREATE OR REPLACE over the released functions
 -- (deploy/queue/heads@v1.0.0.sql runs first).
 -- requires: queue/outbox queue/outbound core/assert_function delivery/pacing
 -- A group's messages go one at a time and in order (x-pgmq-group: one user's replies on
@@ -30,18 +30,25 @@ ROWS 100
 SET search_path = pg_catalog, whatsapp_handler, pg_temp
 AS $body$
 #variable_conflict use_column
+DECLARE
+    -- A value, not clock_timestamp() in the query: a volatile call cannot bound an index
+    -- scan, and the walk would filter every waiting row out of the vt index one by one.
+    v_now timestamptz := clock_timestamp();
 BEGIN
     RETURN QUERY
     SELECT q.msg_id, q.headers
     FROM pgmq.q_%1$s q
-    WHERE q.vt <= clock_timestamp()
+    WHERE q.vt <= v_now
       AND NOT ((q.message ->> 'channel_id')::bigint = ANY (coalesce(p_skip_channels, '{}')))
       -- Only the head of its group, visible or not: while it is being handled (or waits
       -- for its retry), the group's next message waits behind it. One index probe per
       -- candidate, where pgmq's grouped read aggregates the whole queue each time.
       AND NOT EXISTS (SELECT FROM pgmq.q_%1$s e
                       WHERE e.headers ->> 'x-pgmq-group' = q.headers ->> 'x-pgmq-group' AND e.msg_id < q.msg_id)
-    ORDER BY q.msg_id
+    -- Through pgmq's vt index, from the longest visible: the walk stops at p_qty heads and
+    -- never touches what waits (a queue held back by its pacing is nearly all waiting). In
+    -- msg_id order the planner walked the primary key and filtered out every waiting row.
+    ORDER BY q.vt
     LIMIT p_qty
     FOR UPDATE OF q SKIP LOCKED;
 END
@@ -50,12 +57,42 @@ $template$, v_queue);
         EXECUTE format('REVOKE ALL ON FUNCTION whatsapp_handler._heads_%s(integer, bigint[]) FROM PUBLIC', v_queue);
         EXECUTE format('COMMENT ON FUNCTION whatsapp_handler._heads_%s(integer, bigint[]) IS %L', v_queue,
             format('Internal: locks and returns (msg_id, headers) of up to p_qty visible messages of pgmq queue %s, '
-                   'oldest first, each the head of its x-pgmq-group, none whose message.channel_id is in '
+                   'the longest visible first, each the head of its x-pgmq-group, none whose message.channel_id is in '
                    'p_skip_channels; skips locked ones. The caller claims them in its transaction. Raises nothing.',
                    v_queue));
     END LOOP;
 END
 $do$;
+
+-- The messages behind an outbound head that waits (put back for its pace, for its retry,
+-- for a breaker) wait with it, not past it. Left visible they could not be claimed (only a
+-- head may be), yet every claim walked them, one index probe each, before it reached a head:
+-- behind a paced channel with a deep backlog, once the heads were put back to their turns,
+-- that was the whole queue per claim and the drain fell to about 10 a second
+-- (bench/RESULTS.md, "Paced backlog"). Never later than the head: a head settled early
+-- (dead-lettered, erased) leaves them waiting at most until its own time. Not behind a head
+-- in flight: its settle would leave them waiting out the claim's visibility timeout.
+CREATE OR REPLACE FUNCTION whatsapp_handler._hold_followers(p_heads bigint[])
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, whatsapp_handler, pg_temp
+SET plan_cache_mode = force_generic_plan
+AS $$
+DECLARE
+    v_count integer;
+BEGIN
+    UPDATE pgmq.q_outbound f
+    SET vt = h.vt
+    FROM pgmq.q_outbound h
+    WHERE h.msg_id = ANY (p_heads)
+      AND f.headers ->> 'x-pgmq-group' = h.headers ->> 'x-pgmq-group' AND f.msg_id > h.msg_id AND f.vt < h.vt;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count;
+END
+$$;
+REVOKE ALL ON FUNCTION whatsapp_handler._hold_followers(bigint[]) FROM PUBLIC;
+COMMENT ON FUNCTION whatsapp_handler._hold_followers(bigint[]) IS
+    'Internal: moves the visibility of the outbound messages queued behind each of these heads (same x-pgmq-group, later msg_id) up to the head''s own, where it is earlier; returns how many it moved. Raises nothing.';
 
 -- A claim takes the heads and hides them for the reader's visibility timeout, in one
 -- statement (set-based: no call per message). The worker's state of an outbound message
@@ -158,6 +195,9 @@ BEGIN
     -- spent, paired and put_back run whole although nothing reads them (data-modifying WITH).
     WHERE d.fate = 'take' AND q.msg_id = d.msg_id
     RETURNING q.msg_id, (q.headers ->> 'attempts')::integer, d.fly, q.message;
+    -- The heads put back: those of v_ids the statement above left unread (its claims read at v_now).
+    PERFORM _hold_followers(ARRAY(SELECT q.msg_id FROM pgmq.q_outbound q
+                                  WHERE q.msg_id = ANY (v_ids) AND q.last_read_at IS DISTINCT FROM v_now));
 END
 $$;
 
@@ -183,7 +223,7 @@ $$;
 REVOKE ALL ON FUNCTION whatsapp_handler._claim_outbound(integer, integer, bigint[]),
     whatsapp_handler._claim_outbox(integer, integer) FROM PUBLIC;
 COMMENT ON FUNCTION whatsapp_handler._claim_outbound(integer, integer, bigint[]) IS
-    'Internal: claims, of the heads _heads_outbound(p_qty, p_skip_channels) returns (none of a channel whose bucket is empty), those with a token of their channel''s and their (channel, person) bucket (delivery/pacing; an OTP code needs only the channel''s), for p_vt_seconds: counts the read and the attempt (header attempts) and marks them in flight. The others are put back untried to when their token comes, counted in pacing_channels. Returns (msg_id, attempts, was_in_flight: a previous claim was never settled, message). Raises WH011/WH020/WH075 for a bad pacing setting.';
+    'Internal: claims, of the heads _heads_outbound(p_qty, p_skip_channels) returns (none of a channel whose bucket is empty), those with a token of their channel''s and their (channel, person) bucket (delivery/pacing; an OTP code needs only the channel''s), for p_vt_seconds: counts the read and the attempt (header attempts) and marks them in flight. The others are put back untried to when their token comes, counted in pacing_channels, and the messages behind them with them (_hold_followers). Returns (msg_id, attempts, was_in_flight: a previous claim was never settled, message). Raises WH011/WH020/WH075 for a bad pacing setting.';
 COMMENT ON FUNCTION whatsapp_handler._claim_outbox(integer, integer) IS
     'Internal: claims the heads _heads_outbox(p_qty) returns for p_vt_seconds and counts the read. Returns (msg_id, read_ct, enqueued_at, message). Raises nothing.';
 

@@ -1,9 +1,11 @@
 -- Deploy whatsapp_handler:queue/outbound to pg
 -- Reworked after v1.0.0: a batch is locked and deleted by one statement each
--- (_lock_outbound, _delete_outbound take arrays). This is the whole change as it is now,
--- CREATE OR REPLACE over the released functions (deploy/queue/outbound@v1.0.0.sql runs
--- first).
--- requires: queue/rights queue/pgmq core/roles
+-- (_lock_outbound, _delete_outbound take arrays), and a message put back for a retry or
+-- released holds the messages behind it (_hold_followers, queue/heads), as a waiting head
+-- holds a message queued behind it. This is the whole
+-- change as it is now, CREATE OR REPLACE over the released functions
+-- (deploy/queue/outbound@v1.0.0.sql runs first).
+-- requires: queue/rights queue/pgmq core/roles queue/heads
 -- Messages to send. The worker reaches them only through the worker_* functions
 -- (delivery/worker), which run as the owner: no table right here, so that a worker's login
 -- can neither read the queued OTP codes nor rewrite or delete what waits.
@@ -26,15 +28,22 @@ DECLARE
     v_msg_id bigint;
 BEGIN
     INSERT INTO pgmq.q_outbound (vt, message, headers)
-    -- No group (NULL) leaves the headers empty: such a message waits behind no other.
-    VALUES (clock_timestamp(), p_message, jsonb_strip_nulls(jsonb_build_object('x-pgmq-group', p_group)))
+    -- No group (NULL) leaves the headers empty: such a message waits behind no other. Behind a
+    -- head that waits (put back to its pacing turn, retried, released), the message waits with
+    -- it, as _hold_followers holds those queued before (queue/heads): visible, it could not be
+    -- claimed, yet every claim would walk it. Not behind a head in flight, which may be settled
+    -- any moment. One probe of the group index.
+    VALUES (greatest(clock_timestamp(),
+                     (SELECT CASE WHEN coalesce((h.headers ->> 'in_flight')::boolean, false) THEN NULL ELSE h.vt END
+                      FROM pgmq.q_outbound h WHERE h.headers ->> 'x-pgmq-group' = p_group ORDER BY h.msg_id LIMIT 1)),
+            p_message, jsonb_strip_nulls(jsonb_build_object('x-pgmq-group', p_group)))
     RETURNING msg_id INTO v_msg_id;
     RETURN v_msg_id;
 END
 $$;
 REVOKE ALL ON FUNCTION whatsapp_handler._enqueue_outbound(jsonb, text) FROM PUBLIC;
 COMMENT ON FUNCTION whatsapp_handler._enqueue_outbound(jsonb, text) IS
-    'Internal: queues one message to send, with header x-pgmq-group p_group (the worker sends one group''s messages in order; NULL: no header), visible at once; returns its msg_id. Raises nothing.';
+    'Internal: queues one message to send, with header x-pgmq-group p_group (the worker sends one group''s messages in order; NULL: no header), visible at once, or when the group''s head becomes visible again if that head waits and is not in flight; returns its msg_id. Raises nothing.';
 
 -- The settling of a claim (delivery/worker): the worker's state of a message is in its
 -- headers (attempts, in_flight, last_error); its body stays as queued.
@@ -85,7 +94,11 @@ BEGIN
     SET vt = clock_timestamp() + make_interval(secs => p_delay_seconds),
         headers = headers || jsonb_build_object('in_flight', false, 'last_error', p_error)
     WHERE msg_id = p_msg_id;
-    RETURN FOUND;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    PERFORM _hold_followers(ARRAY[p_msg_id]);
+    RETURN true;
 END
 $$;
 
@@ -101,7 +114,11 @@ BEGIN
         headers = headers || jsonb_build_object('in_flight', false,
                                                 'attempts', greatest(coalesce((headers ->> 'attempts')::integer, 1) - 1, 0))
     WHERE msg_id = p_msg_id;
-    RETURN FOUND;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    PERFORM _hold_followers(ARRAY[p_msg_id]);
+    RETURN true;
 END
 $$;
 REVOKE ALL ON FUNCTION whatsapp_handler._lock_outbound(bigint[]), whatsapp_handler._delete_outbound(bigint[]),
@@ -112,8 +129,8 @@ COMMENT ON FUNCTION whatsapp_handler._lock_outbound(bigint[]) IS
 COMMENT ON FUNCTION whatsapp_handler._delete_outbound(bigint[]) IS
     'Internal: deletes these outbound messages without archiving them; returns how many were still queued. Raises nothing.';
 COMMENT ON FUNCTION whatsapp_handler._retry_outbound(bigint, double precision, jsonb) IS
-    'Internal: makes an outbound message visible again after p_delay_seconds, no longer in flight, with header last_error p_error; returns false when it is gone. Raises nothing.';
+    'Internal: makes an outbound message visible again after p_delay_seconds, no longer in flight, with header last_error p_error, and the messages behind it with it (_hold_followers); returns false when it is gone. Raises nothing.';
 COMMENT ON FUNCTION whatsapp_handler._release_outbound(bigint, double precision) IS
-    'Internal: makes a claimed outbound message visible again after p_delay_seconds (NULL or negative: at once), no longer in flight, and takes back the attempt its claim counted; returns false when it is gone. Raises nothing.';
+    'Internal: makes a claimed outbound message visible again after p_delay_seconds (NULL or negative: at once), no longer in flight, with the messages behind it (_hold_followers), and takes back the attempt its claim counted; returns false when it is gone. Raises nothing.';
 
 COMMIT;

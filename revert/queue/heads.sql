@@ -3,6 +3,8 @@
 BEGIN;
 SET LOCAL ROLE whatsapp_handler_owner;
 
+DROP FUNCTION whatsapp_handler._hold_followers(bigint[]);
+
 -- One template, one function per queue: pgmq's tables differ by name only, and a static
 -- statement is planned once per session where dynamic SQL would be planned on every claim.
 DO $do$
