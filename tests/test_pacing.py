@@ -129,9 +129,10 @@ def test_the_messages_behind_a_head_put_back_wait_with_it(db, connect_as, channe
     assert visible == 4
 
 
-def test_a_claim_reads_the_visible_through_the_vt_index(db, channel):
-    """What keeps a claim off the waiting rows: its walk is bounded by the vt index (a volatile
-    clock_timestamp() there made it a filter over every row), seen in the nested plan auto_explain prints."""
+def test_the_claim_and_the_next_visible_read_only_their_side_of_the_vt_index(db, channel):
+    """What keeps a claim off the waiting rows, and worker_next_visible off the visible ones: the vt
+    index bounded by a time taken once (a volatile clock_timestamp() there is a filter over every
+    row), seen in the nested plans auto_explain prints."""
     queue(db, channel, 1, n=3)
     notices: list[str] = []
     db.add_notice_handler(lambda diag: notices.append(diag.message_primary or ""))
@@ -142,6 +143,9 @@ def test_a_claim_reads_the_visible_through_the_vt_index(db, channel):
     assert len(claim(db)) == 1
     [heads] = [n for n in notices if "FOR UPDATE OF q SKIP LOCKED" in n and "q_outbound_vt_idx" in n]
     assert "Index Cond: (vt <= " in heads, heads
+    db.execute("SELECT whatsapp_handler.worker_next_visible()")
+    [after] = [n for n in notices if "min(vt)" in n and "q_outbound_vt_idx" in n]
+    assert "(vt > $" in after.split("Index Cond:")[1].splitlines()[0], after
 
 
 def test_a_persons_pace_holds_and_its_held_messages_are_no_attempts(db, connect_as, channel):
