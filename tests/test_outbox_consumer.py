@@ -79,6 +79,29 @@ def test_an_event_read_too_often_moves_to_the_dead_letter_queue(db, consumer, ch
     assert dead["headers"]["x-pgmq-group"] == f"user:{uid}"
 
 
+def test_only_events_read_before_are_looked_at_for_poison(db, consumer, channel_id):
+    """The poison check can read the partial index of events read before rather than the whole outbox (a
+    scan per read that grew with the backlog; the test's outbox is too small to be worth the index unless
+    sequential scans are off), and an event never read is never poison: outbox.max_reads
+    0 hands it out."""
+    register(db, channel_id, "+447700900301")
+    db.execute("UPDATE whatsapp_handler.settings SET value = '0' WHERE key = 'outbox.max_reads'")
+    notices: list[str] = []
+    db.add_notice_handler(lambda diag: notices.append(diag.message_primary or ""))
+    for statement in ("LOAD 'auto_explain'", "SET auto_explain.log_min_duration = 0",
+                      "SET auto_explain.log_nested_statements = on", "SET auto_explain.log_level = notice",
+                      "SET enable_seqscan = off"):  # fmt: skip
+        db.execute(statement)
+    [event] = read(db)
+    assert event["message"]["type"] == "user.registered" and event["read_ct"] == 1
+    [poison_check] = [n for n in notices if "DELETE FROM pgmq.q_outbox q" in n]
+    assert "Index Scan on q_outbox_reread_idx" in poison_check or "Index Scan using q_outbox_reread_idx" in poison_check
+    assert "Seq Scan" not in poison_check, poison_check
+    db.execute("UPDATE pgmq.q_outbox SET vt = now() WHERE msg_id = %s", (event["msg_id"],))
+    assert [e["message"]["type"] for e in read(db)] == ["user.preferences_updated"]  # read once: over 0
+    assert db.execute("SELECT count(*) AS n FROM pgmq.q_outbox_dlq").fetchone()["n"] == 1
+
+
 @pytest.mark.parametrize(("qty", "vt"), [(0, 30), (1001, 30), (10, 0), (10, 50000)])
 def test_bad_read_arguments_are_refused(consumer, qty, vt):
     with raises_sqlstate("WH014"):

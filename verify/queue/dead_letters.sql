@@ -16,5 +16,7 @@ SELECT whatsapp_handler._assert_function('whatsapp_handler._dead_letter_outbox(i
 SELECT whatsapp_handler._assert_function('whatsapp_handler._replay_outbox_letters(bigint[])', '{}');
 SELECT whatsapp_handler._assert_function('whatsapp_handler._outbound_letters_due(integer, bigint[], interval, interval)', '{}');
 SELECT whatsapp_handler._assert_function('whatsapp_handler._park_outbound_letter(bigint)', '{}');
+SELECT 1 / (count(*) = 1)::int FROM pg_catalog.pg_indexes
+WHERE schemaname = 'pgmq' AND tablename = 'q_outbox' AND indexname = 'q_outbox_reread_idx';
 
 ROLLBACK;
