@@ -159,7 +159,8 @@ ERRORS: tuple[ErrorCode, ...] = (
             "number in range"
         ),
         503,
-        "the scheduled jobs (docs/jobs.md), request_otp and verify_otp (an `otp.limit.*` or OTP policy setting)",
+        "the scheduled jobs (docs/jobs.md), request_otp and verify_otp (an `otp.limit.*` or OTP policy setting), "
+        "outbox_read (`outbox.max_reads`)",
         "jobs",
     ),
     ErrorCode(

@@ -79,13 +79,11 @@ def test_an_event_read_too_often_moves_to_the_dead_letter_queue(db, consumer, ch
     assert dead["headers"]["x-pgmq-group"] == f"user:{uid}"
 
 
-def test_only_events_read_before_are_looked_at_for_poison(db, consumer, channel_id):
+def test_only_events_read_before_are_looked_at_for_poison(db, channel_id):
     """The poison check can read the partial index of events read before rather than the whole outbox (a
     scan per read that grew with the backlog; the test's outbox is too small to be worth the index unless
-    sequential scans are off), and an event never read is never poison: outbox.max_reads
-    0 hands it out."""
+    sequential scans are off)."""
     register(db, channel_id, "+447700900301")
-    db.execute("UPDATE whatsapp_handler.settings SET value = '0' WHERE key = 'outbox.max_reads'")
     notices: list[str] = []
     db.add_notice_handler(lambda diag: notices.append(diag.message_primary or ""))
     for statement in ("LOAD 'auto_explain'", "SET auto_explain.log_min_duration = 0",
@@ -97,9 +95,18 @@ def test_only_events_read_before_are_looked_at_for_poison(db, consumer, channel_
     [poison_check] = [n for n in notices if "DELETE FROM pgmq.q_outbox q" in n]
     assert "Index Scan on q_outbox_reread_idx" in poison_check or "Index Scan using q_outbox_reread_idx" in poison_check
     assert "Seq Scan" not in poison_check, poison_check
-    db.execute("UPDATE pgmq.q_outbox SET vt = now() WHERE msg_id = %s", (event["msg_id"],))
-    assert [e["message"]["type"] for e in read(db)] == ["user.preferences_updated"]  # read once: over 0
-    assert db.execute("SELECT count(*) AS n FROM pgmq.q_outbox_dlq").fetchone()["n"] == 1
+
+
+@pytest.mark.parametrize("value", ["0", "1001", "2.5", '"5"', "null"])
+def test_a_bad_max_reads_stops_the_read_with_its_fix(db, consumer, channel_id, value):
+    """Before, a value not a whole number stopped every read with a cast error, and 0 moved every
+    waiting event aside, read or not."""
+    register(db, channel_id, "+447700900301")
+    db.execute("UPDATE whatsapp_handler.settings SET value = %s::jsonb WHERE key = 'outbox.max_reads'", (value,))
+    with raises_sqlstate("WH020") as refused:
+        read(consumer)
+    assert "outbox.max_reads" in refused.value.diag.message_hint
+    assert db.execute("SELECT count(*) AS n FROM pgmq.q_outbox_dlq").fetchone()["n"] == 0
 
 
 @pytest.mark.parametrize(("qty", "vt"), [(0, 30), (1001, 30), (10, 0), (10, 50000)])
