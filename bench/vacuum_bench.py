@@ -53,7 +53,7 @@ from pathlib import Path
 import psycopg
 
 from app.settings import PROJECT_DIR
-from kit.durable import add_login, durable_cluster, load_known_users, revision_tree, set_channel_pace
+from kit.durable import add_login, durable_cluster, fill_outbound, load_known_users, revision_tree, set_channel_pace
 
 # The tables watched: the queues and their archives, and the project's tables that a message updates
 # or deletes (the rest only grow). A partitioned table is summed over its partitions.
@@ -74,30 +74,6 @@ VACUUMING = (
     "SELECT coalesce(i.inhparent, p.relid)::regclass::text FROM pg_stat_progress_vacuum p "
     "LEFT JOIN pg_inherits i ON i.inhrelid = p.relid WHERE p.datname = current_database()"
 )
-# The backlog: message i to the (i mod n)-th known user's conversation, in that order, each with its
-# outbound row, as send_messages would have queued them (kit/durable.py's fill_outbound, in turns).
-BACKLOG = """
-WITH c AS (
-    SELECT id, user_id, channel_id, row_number() OVER (ORDER BY id) - 1 AS k
-    FROM whatsapp_handler.conversations
-), g AS (
-    SELECT c.id, c.user_id, c.channel_id, nextval('whatsapp_handler.messages_id_seq') AS mid
-    FROM generate_series(0, %(n)s - 1) i JOIN c ON c.k = i %% (SELECT count(*) FROM c) ORDER BY i
-), m AS (
-    INSERT INTO whatsapp_handler.messages (id, created_at, channel_id, user_id, conversation_id, direction,
-                                           message_type, body, status)
-    OVERRIDING SYSTEM VALUE
-    SELECT mid, now(), channel_id, user_id, id, 'outbound', 'text', 'Your order has shipped.', 'queued' FROM g
-    RETURNING id, created_at, channel_id, user_id
-)
-INSERT INTO pgmq.q_outbound (vt, message, headers)
-SELECT clock_timestamp(),
-       jsonb_build_object('kind', 'text', 'message_id', m.id, 'message_created_at', m.created_at,
-                          'channel_id', m.channel_id, 'user_id', m.user_id, 'to', u.phone,
-                          'body', 'Your order has shipped.', 'reply_key', 'bench'),
-       jsonb_build_object('x-pgmq-group', 'user:' || m.user_id)
-FROM m JOIN whatsapp_handler.users u ON u.id = m.user_id ORDER BY m.id
-"""
 # Every table's own autovacuum storage parameters back to the server's (the defaults phase).
 RESET = """
 SELECT format('ALTER TABLE %s RESET (%s)', c.oid::regclass,
@@ -261,7 +237,7 @@ def run_phase(name: str, args: argparse.Namespace) -> dict:
             conn.execute("SELECT whatsapp_handler.add_analyst('bench_analyst', '{1}')")
             if args.backlog:
                 began = time.monotonic()
-                conn.execute(BACKLOG, {"n": args.backlog})
+                fill_outbound(conn, args.backlog)
                 print(f"  backlog of {args.backlog} queued in {time.monotonic() - began:.0f} s", file=sys.stderr,
                       flush=True)  # fmt: skip
             conn.execute("VACUUM ANALYZE")

@@ -127,17 +127,21 @@ def pgbench(pg: LocalCluster, duration: int, script: str = "ingest_meta.pgbench"
     return float(re.search(r"tps = ([\d.]+)", out).group(1))
 
 
-# One text reply queued per user (so that no claim waits behind a user's earlier message),
-# each with its outbound row, as the conversation would have queued it.
+# Text replies queued as the conversation would have queued them, each with its outbound row:
+# message i to the (i mod n)-th conversation (ordered by id), so that up to one per user no
+# claim waits behind a user's earlier message, and beyond that each user's line grows in turns.
 _FILL = """
 WITH c AS (
-    SELECT id, user_id, channel_id, nextval('whatsapp_handler.messages_id_seq') AS mid
-    FROM whatsapp_handler.conversations ORDER BY id LIMIT %(n)s
+    SELECT id, user_id, channel_id, row_number() OVER (ORDER BY id) - 1 AS k
+    FROM whatsapp_handler.conversations
+), g AS (
+    SELECT c.id, c.user_id, c.channel_id, nextval('whatsapp_handler.messages_id_seq') AS mid
+    FROM generate_series(0, %(n)s - 1) i JOIN c ON c.k = i %% (SELECT count(*) FROM c) ORDER BY i
 ), m AS (
     INSERT INTO whatsapp_handler.messages (id, created_at, channel_id, user_id, conversation_id, direction,
                                            message_type, body, status)
     OVERRIDING SYSTEM VALUE
-    SELECT mid, now(), channel_id, user_id, id, 'outbound', 'text', 'Your order has shipped.', 'queued' FROM c
+    SELECT mid, now(), channel_id, user_id, id, 'outbound', 'text', 'Your order has shipped.', 'queued' FROM g
     RETURNING id, created_at, channel_id, user_id
 )
 INSERT INTO pgmq.q_outbound (vt, message, headers)
@@ -151,7 +155,8 @@ FROM m JOIN whatsapp_handler.users u ON u.id = m.user_id ORDER BY m.id
 
 
 def fill_outbound(conn: psycopg.Connection, messages: int) -> None:
-    """Queues one reply to each of the first `messages` known users (load_known_users)."""
+    """Queues `messages` replies over the known users (load_known_users) in turns: one to each of the
+    first `messages` users while there are enough, then a second to each, and so on."""
     conn.execute(_FILL, {"n": messages})
     conn.execute("VACUUM ANALYZE pgmq.q_outbound")
 

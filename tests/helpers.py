@@ -21,6 +21,19 @@ def outbound_messages(conn: psycopg.Connection) -> list[dict]:
     return [r["message"] for r in conn.execute("SELECT message FROM pgmq.q_outbound ORDER BY msg_id").fetchall()]
 
 
+def nested_plans(conn: psycopg.Connection) -> list[str]:
+    """The plans of every statement conn runs from now on, those inside functions included, as
+    auto_explain prints them (sent to the client as NOTICEs), appended to the list returned. Sequential
+    scans are off, so that a test's small table still shows whether an index can serve the statement."""
+    plans: list[str] = []
+    conn.add_notice_handler(lambda diag: plans.append(diag.message_primary or ""))
+    for statement in ("LOAD 'auto_explain'", "SET auto_explain.log_min_duration = 0",
+                      "SET auto_explain.log_nested_statements = on", "SET auto_explain.log_level = notice",
+                      "SET enable_seqscan = off"):  # fmt: skip
+        conn.execute(statement)
+    return plans
+
+
 @contextmanager
 def raises_sqlstate(code: str):
     """Expect a database error with this SQLSTATE and a hint (project errors always carry one)."""

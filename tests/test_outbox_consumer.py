@@ -11,7 +11,7 @@ import pytest
 
 from app.settings import PROJECT_DIR
 from tests.conftest import LOGIN_PASSWORD
-from tests.helpers import raises_sqlstate
+from tests.helpers import nested_plans, raises_sqlstate
 
 
 @pytest.fixture
@@ -84,12 +84,7 @@ def test_only_events_read_before_are_looked_at_for_poison(db, channel_id):
     scan per read that grew with the backlog; the test's outbox is too small to be worth the index unless
     sequential scans are off)."""
     register(db, channel_id, "+447700900301")
-    notices: list[str] = []
-    db.add_notice_handler(lambda diag: notices.append(diag.message_primary or ""))
-    for statement in ("LOAD 'auto_explain'", "SET auto_explain.log_min_duration = 0",
-                      "SET auto_explain.log_nested_statements = on", "SET auto_explain.log_level = notice",
-                      "SET enable_seqscan = off"):  # fmt: skip
-        db.execute(statement)
+    notices = nested_plans(db)
     [event] = read(db)
     assert event["message"]["type"] == "user.registered" and event["read_ct"] == 1
     [poison_check] = [n for n in notices if "DELETE FROM pgmq.q_outbox q" in n]

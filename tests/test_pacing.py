@@ -13,7 +13,7 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from kit import payloads as p
-from tests.helpers import raises_sqlstate
+from tests.helpers import nested_plans, raises_sqlstate
 
 
 @pytest.fixture
@@ -134,12 +134,7 @@ def test_the_claim_and_the_next_visible_read_only_their_side_of_the_vt_index(db,
     index bounded by a time taken once (a volatile clock_timestamp() there is a filter over every
     row), seen in the nested plans auto_explain prints."""
     queue(db, channel, 1, n=3)
-    notices: list[str] = []
-    db.add_notice_handler(lambda diag: notices.append(diag.message_primary or ""))
-    for statement in ("LOAD 'auto_explain'", "SET auto_explain.log_min_duration = 0",
-                      "SET auto_explain.log_nested_statements = on", "SET auto_explain.log_level = notice",
-                      "SET enable_seqscan = off"):  # fmt: skip
-        db.execute(statement)
+    notices = nested_plans(db)
     assert len(claim(db)) == 1
     [heads] = [n for n in notices if "FOR UPDATE OF q SKIP LOCKED" in n and "q_outbound_vt_idx" in n]
     assert "Index Cond: (vt <= " in heads, heads
